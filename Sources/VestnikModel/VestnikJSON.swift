@@ -1,0 +1,103 @@
+import Foundation
+
+/// The one JSON dialect of Vestnik: snake_case keys, ISO 8601 dates with milliseconds.
+///
+/// Used for the client API, the realtime stream and the event log payloads, so an event is
+/// encoded once and the same bytes are stored and sent.
+public enum VestnikJSON {
+    public static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .custom { keys in
+            SnakeCaseKey(snakeCase(keys.last!.stringValue))  // safe: the coding path is never empty
+        }
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatDate(date))
+        }
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .custom { keys in
+            SnakeCaseKey(camelCase(keys.last!.stringValue))  // safe: the coding path is never empty
+        }
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let raw = try container.decode(String.self)
+            guard let date = parseDate(raw) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 date")
+            }
+            return date
+        }
+        return decoder
+    }
+
+    /// Encodes with the Vestnik dialect.
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        try makeEncoder().encode(value)
+    }
+
+    /// Decodes with the Vestnik dialect.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        try makeDecoder().decode(type, from: data)
+    }
+
+    public static func formatDate(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
+    }
+
+    public static func parseDate(_ raw: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(raw) { return date }
+        return try? Date.ISO8601FormatStyle().parse(raw)
+    }
+
+    /// `chatID` → `chat_id`, `userIDs` → `user_ids`, `replyTo` → `reply_to`.
+    ///
+    /// Acronyms are written in capitals in Swift names (`ID`, `URL`); they are one word on the wire.
+    public static func snakeCase(_ name: String) -> String {
+        let normalized = name
+            .replacingOccurrences(of: "IDs", with: "Ids")
+            .replacingOccurrences(of: "ID", with: "Id")
+            .replacingOccurrences(of: "URL", with: "Url")
+        var result = ""
+        result.reserveCapacity(normalized.count + 4)
+        for char in normalized {
+            if char.isUppercase {
+                if !result.isEmpty { result.append("_") }
+                result += char.lowercased()
+            } else {
+                result.append(char)
+            }
+        }
+        return result
+    }
+
+    /// The inverse of ``snakeCase(_:)``: `chat_id` → `chatID`, `user_ids` → `userIDs`.
+    public static func camelCase(_ key: String) -> String {
+        let parts = key.split(separator: "_", omittingEmptySubsequences: false)
+        guard let first = parts.first else { return key }
+        var result = String(first)
+        for part in parts.dropFirst() {
+            switch part {
+            case "id": result += "ID"
+            case "ids": result += "IDs"
+            case "url": result += "URL"
+            default: result += part.prefix(1).uppercased() + part.dropFirst()
+            }
+        }
+        return result
+    }
+}
+
+private struct SnakeCaseKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
