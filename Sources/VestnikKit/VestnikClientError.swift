@@ -1,0 +1,89 @@
+import Foundation
+import VestnikAPI
+
+/// Every error a ``VestnikClient`` call can throw (besides `CancellationError` when the calling
+/// task is cancelled).
+///
+/// - Server refusals (4xx/5xx) carry the HTTP ``status`` and the server's stable ``code``
+///   (`chat_not_found`, `forbidden`, `resync_required`, …), a ``message`` safe to show to the user,
+///   and the ``requestID`` to quote in bug reports.
+/// - Failures before a response arrived (connection refused, timeout, TLS) have `status == nil`
+///   and code ``Code/connectionFailed``.
+/// - A 2xx response the SDK could not understand has code ``Code/invalidResponse``.
+public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
+    /// Codes the SDK itself produces (the server's codes are plain strings in ``code``).
+    public enum Code {
+        /// No HTTP response: the server is unreachable, the connection broke or timed out.
+        public static let connectionFailed = "connection_failed"
+        /// The server answered with a body the SDK could not decode (or one over the size cap).
+        public static let invalidResponse = "invalid_response"
+        /// The caller passed arguments the SDK rejects before contacting the server.
+        public static let invalidArgument = "invalid_argument"
+        /// The call needs a token but the client has none.
+        public static let notAuthenticated = "unauthenticated"
+        /// `GET /events` or the stream: `since` is older than the server's log keeps.
+        public static let resyncRequired = "resync_required"
+        /// The session behind the token was revoked.
+        public static let sessionRevoked = "session_revoked"
+    }
+
+    /// The HTTP status, or `nil` when no response was received (transport failure).
+    public var status: Int?
+    /// Stable machine-readable snake_case code; compare against it, never against ``message``.
+    public var code: String
+    /// Human-readable explanation, safe to show.
+    public var message: String
+    /// The server's request id when it sent one.
+    public var requestID: String?
+    /// How long the server asked the client to wait before retrying (`Retry-After`), if it did.
+    public var retryAfter: Duration?
+    /// The lower-level error for transport and decoding failures.
+    public var underlying: (any Error)?
+
+    /// Creates an error; mostly useful for tests and wrappers.
+    public init(
+        status: Int?, code: String, message: String, requestID: String? = nil, retryAfter: Duration? = nil,
+        underlying: (any Error)? = nil
+    ) {
+        self.status = status
+        self.code = code
+        self.message = message
+        self.requestID = requestID
+        self.retryAfter = retryAfter
+        self.underlying = underlying
+    }
+
+    /// `true` when the token is no longer (or never was) accepted: log in again.
+    public var isAuthenticationFailure: Bool {
+        status == 401 || code == Code.notAuthenticated || code == Code.sessionRevoked
+    }
+
+    /// `true` when the client must refetch its state and restart from the server head.
+    public var isResyncRequired: Bool { code == Code.resyncRequired }
+
+    /// `true` for failures where repeating the same request may succeed: transport failures,
+    /// 5xx, 408 and 429. Only repeat requests that are idempotent.
+    public var isTransient: Bool {
+        guard let status else { return code == Code.connectionFailed }
+        return status >= 500 || status == 429 || status == 408
+    }
+
+    public var description: String {
+        var text = "\(message) (\(code)"
+        if let status { text += ", HTTP \(status)" }
+        if let requestID { text += ", request \(requestID)" }
+        return text + ")"
+    }
+
+    static func invalidArgument(_ message: String) -> Self {
+        Self(status: nil, code: Code.invalidArgument, message: message)
+    }
+
+    static func connectionFailed(_ error: any Error) -> Self {
+        Self(status: nil, code: Code.connectionFailed, message: "cannot reach the server: \(error)", underlying: error)
+    }
+}
+
+extension VestnikClientError: LocalizedError {
+    public var errorDescription: String? { description }
+}
