@@ -101,3 +101,17 @@ private struct SnakeCaseKey: CodingKey {
         self.intValue = intValue
     }
 }
+
+extension Date {
+    /// Now, truncated to whole milliseconds: the precision of the wire format and of storage, so a
+    /// value reads back exactly as it was written.
+    public static func millisecondNow() -> Date {
+        Date(millisecondsSince1970: Date().millisecondsSince1970)
+    }
+
+    public var millisecondsSince1970: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+
+    public init(millisecondsSince1970 ms: Int64) {
+        self.init(timeIntervalSince1970: Double(ms) / 1000)
+    }
+}

@@ -1,12 +1,177 @@
 import ArgumentParser
+import Foundation
+import Logging
+import VestnikCore
+import VestnikModel
+import VestnikServer
 
-/// `vestnik serve` — placeholder until the server lands (owned by the server author).
-struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the messenger server.")
-    func run() async throws {}
+/// Options shared by `serve` and `admin`: where the data lives.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Data directory (env VESTNIK_DATA_DIR, default ./vestnik-data).")
+    var dataDirectory: String?
+
+    func configuration() throws -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        try configuration.apply(environment: ProcessInfo.processInfo.environment)
+        if let dataDirectory { configuration.dataDirectory = dataDirectory }
+        return configuration
+    }
 }
 
-/// `vestnik admin …` — placeholder until the server lands (owned by the server author).
+/// `vestnik serve`
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the messenger server.")
+
+    @OptionGroup var data: DataOptions
+    @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (env VESTNIK_PORT, default 8080).") var port: Int?
+    @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
+
+    func run() async throws {
+        var configuration = try data.configuration()
+        if let host { configuration.host = host }
+        if let port {
+            guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+            configuration.port = port
+        }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw ValidationError("unknown log level \(logLevel)") }
+            configuration.logLevel = level
+        }
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let server = try await buildApplication(configuration: configuration)
+        try await server.run()
+    }
+}
+
+/// `vestnik admin …`
 struct AdminCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "admin", abstract: "Administer accounts.")
+    static let configuration = CommandConfiguration(
+        commandName: "admin", abstract: "Administer the server through its data directory (works whether it runs or not).",
+        subcommands: [AdminUserCommand.self])
+}
+
+struct AdminUserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user", abstract: "Manage user accounts.",
+        subcommands: [Add.self, List.self, Block.self, Unblock.self, ResetPassword.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a user and print its one-time password.")
+        @OptionGroup var data: DataOptions
+        @Option(help: "Login (a–z, 0–9, . _ -).") var login: String
+        @Option(help: "Display name.") var name: String
+        @Option var email: String?
+        @Option var department: String?
+        @Option var position: String?
+        @Flag(help: "Make the user a server administrator.") var admin = false
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input instead of generating one.")
+        var passwordStdin = false
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let password = passwordStdin ? try readPasswordFromStdin() : nil
+            let console = try await AdminConsole(configuration: data.configuration())
+            let (user, secret) = try await reportingErrors {
+                try await console.addUser(
+                    NewAccount(login: login, displayName: name, email: email, department: department, position: position, isAdmin: admin),
+                    password: password)
+            }
+            if json {
+                printJSONLine(AdminUserOutput(user: user, password: password == nil ? secret : nil))
+            } else {
+                print("created \(user.login) (\(user.id))")
+                if password == nil { print("one-time password: \(secret)") }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List users.")
+        @OptionGroup var data: DataOptions
+        @Flag(help: "One JSON object per line.") var json = false
+
+        func run() async throws {
+            let console = try await AdminConsole(configuration: data.configuration())
+            for user in try await reportingErrors({ try await console.listUsers() }) {
+                if json {
+                    printJSONLine(user)
+                } else {
+                    let flags = [user.isAdmin ? "admin" : nil, user.isBlocked ? "blocked" : nil].compactMap { $0 }
+                    print("\(user.login)\t\(user.displayName)\t\(user.id)\(flags.isEmpty ? "" : "\t" + flags.joined(separator: ","))")
+                }
+            }
+        }
+    }
+
+    struct Block: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Block a user and end all their sessions.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Login or id.") var user: String
+
+        func run() async throws {
+            let console = try await AdminConsole(configuration: data.configuration())
+            let updated = try await reportingErrors { try await console.setBlocked(true, loginOrID: user) }
+            print("blocked \(updated.login)")
+        }
+    }
+
+    struct Unblock: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unblock a user.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Login or id.") var user: String
+
+        func run() async throws {
+            let console = try await AdminConsole(configuration: data.configuration())
+            let updated = try await reportingErrors { try await console.setBlocked(false, loginOrID: user) }
+            print("unblocked \(updated.login)")
+        }
+    }
+
+    struct ResetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-password", abstract: "Set a new password (printed once) and end all sessions.")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Login or id.") var user: String
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input instead of generating one.")
+        var passwordStdin = false
+
+        func run() async throws {
+            let password = passwordStdin ? try readPasswordFromStdin() : nil
+            let console = try await AdminConsole(configuration: data.configuration())
+            let (updated, secret) = try await reportingErrors { try await console.resetPassword(loginOrID: user, password: password) }
+            print("password reset for \(updated.login)")
+            if password == nil { print("one-time password: \(secret)") }
+        }
+    }
+}
+
+struct AdminUserOutput: Encodable {
+    var user: User
+    var password: String?
+}
+
+/// Reads one line from standard input (for `--password-stdin`), without the newline.
+func readPasswordFromStdin() throws -> String {
+    guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+        throw ValidationError("no password on standard input")
+    }
+    return line
+}
+
+/// Prints domain errors as `error: message (code)` and exits 1.
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as VestnikError {
+        FileHandle.standardError.write(Data("error: \(error.message) (\(error.code.rawValue))\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// One JSON object on one line, in the Vestnik dialect.
+func printJSONLine<T: Encodable>(_ value: T) {
+    if let data = try? VestnikJSON.encode(value) {
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
 }

@@ -1,0 +1,228 @@
+import Foundation
+import Logging
+import Synchronization
+import VestnikModel
+
+/// In-process fan-out of committed events to live subscribers, strictly in log order.
+///
+/// Writers publish after commit, but two transactions may finish publishing in the opposite
+/// order of their positions, and other processes (the admin CLI, later other nodes) write to the
+/// log without publishing here at all. So the hub never trusts the order of `publish` calls: it
+/// delivers position `n` only after `n-1`, and when it sees a gap it reads the missing range from
+/// the store (which is complete, because a position is only visible after every earlier one
+/// committed). ``catchUp()`` does the same on a timer to pick up foreign writes.
+package actor EventHub {
+    /// What a subscriber receives.
+    package enum Delivery: Sendable {
+        case durable(seq: EventSeq, event: ServerEvent, payload: Data)
+        case ephemeral(event: ServerEvent, payload: Data)
+    }
+
+    /// A live subscription. The stream ends when the subscriber is closed; ``closeReason`` then
+    /// says why (nil when the subscriber itself cancelled).
+    package final class Subscription: Sendable {
+        package let id: Int
+        package let userID: UserID
+        package let sessionID: SessionID?
+        package let stream: AsyncStream<Delivery>
+        /// Every durable event after this position will be delivered on `stream`; everything up to
+        /// it is in the store.
+        package let deliveredFrom: EventSeq
+        fileprivate let continuation: AsyncStream<Delivery>.Continuation
+        private let reason = Mutex<String?>(nil)
+
+        fileprivate init(id: Int, userID: UserID, sessionID: SessionID?, deliveredFrom: EventSeq, bufferLimit: Int) {
+            self.id = id
+            self.userID = userID
+            self.sessionID = sessionID
+            self.deliveredFrom = deliveredFrom
+            let (stream, continuation) = AsyncStream<Delivery>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
+            self.stream = stream
+            self.continuation = continuation
+        }
+
+        /// Why the hub ended the stream (`slow_consumer`, `shutdown`), if it did.
+        package var closeReason: String? { reason.withLock { $0 } }
+
+        fileprivate func close(reason newReason: String) {
+            reason.withLock { if $0 == nil { $0 = newReason } }
+            continuation.finish()
+        }
+
+        /// Offers a delivery; false when the buffer is full and the subscriber was closed.
+        fileprivate func offer(_ delivery: Delivery) -> Bool {
+            switch continuation.yield(delivery) {
+            case .enqueued: return true
+            case .dropped:
+                close(reason: "slow_consumer")
+                return false
+            case .terminated: return false
+            @unknown default: return false
+            }
+        }
+    }
+
+    /// A presence transition caused by a subscribe or unsubscribe.
+    package enum PresenceTransition: Sendable {
+        case none, cameOnline, wentOffline(lastSeen: Date)
+    }
+
+    private let store: any Store
+    private let logger: Logger
+    private let bufferLimit: Int
+    private var subscribers: [UserID: [Int: Subscription]] = [:]
+    private var nextSubscriberID = 0
+    private var deliveredUpTo: EventSeq
+    private var pending: [Int64: CommittedEvent] = [:]
+    private var draining = false
+    private var lastSeen: [UserID: Date] = [:]
+    private var stopped = false
+
+    /// - Parameters:
+    ///   - startingAfter: the store head at start-up; earlier events are history, not live.
+    ///   - bufferLimit: deliveries a subscriber may have queued before it counts as too slow.
+    package init(store: any Store, startingAfter: EventSeq, bufferLimit: Int = 8192, logger: Logger) {
+        self.store = store
+        self.deliveredUpTo = startingAfter
+        self.bufferLimit = bufferLimit
+        self.logger = logger
+    }
+
+    /// The newest position delivered to subscribers.
+    package var position: EventSeq { deliveredUpTo }
+
+    /// Registers a live subscriber for `user`. Events after ``Subscription/deliveredFrom`` arrive
+    /// on its stream; the caller reads anything older from the store.
+    package func subscribe(user: UserID, session: SessionID?) -> (Subscription, PresenceTransition) {
+        nextSubscriberID += 1
+        let subscription = Subscription(
+            id: nextSubscriberID, userID: user, sessionID: session, deliveredFrom: deliveredUpTo, bufferLimit: bufferLimit)
+        if stopped {
+            subscription.close(reason: "shutdown")
+            return (subscription, .none)
+        }
+        let wasOnline = !(subscribers[user]?.isEmpty ?? true)
+        subscribers[user, default: [:]][subscription.id] = subscription
+        return (subscription, wasOnline ? .none : .cameOnline)
+    }
+
+    /// Removes a subscriber (idempotent).
+    package func unsubscribe(_ subscription: Subscription) -> PresenceTransition {
+        subscription.continuation.finish()
+        guard subscribers[subscription.userID]?.removeValue(forKey: subscription.id) != nil else { return .none }
+        if subscribers[subscription.userID]?.isEmpty ?? true {
+            subscribers[subscription.userID] = nil
+            let now = Date.millisecondNow()
+            lastSeen[subscription.userID] = now
+            return .wentOffline(lastSeen: now)
+        }
+        return .none
+    }
+
+    /// Live presence of a user on this node.
+    package func presence(of user: UserID) -> Presence {
+        Presence(userID: user, online: !(subscribers[user]?.isEmpty ?? true), lastSeenAt: lastSeen[user])
+    }
+
+    /// Closes every subscriber of one session (the session was revoked).
+    package func closeSession(_ session: SessionID, of user: UserID, reason: String) {
+        for subscription in subscribers[user]?.values ?? [:].values where subscription.sessionID == session {
+            subscription.close(reason: reason)
+        }
+    }
+
+    /// Ends every subscription; later subscribers are closed at once.
+    package func shutdown() {
+        stopped = true
+        for subscription in subscribers.values.flatMap(\.values) {
+            subscription.close(reason: "shutdown")
+        }
+    }
+
+    /// Sends an ephemeral event to whichever of `recipients` are connected here.
+    package func publishEphemeral(_ event: ServerEvent, to recipients: [UserID]) {
+        guard let payload = try? VestnikJSON.encode(event) else { return }
+        let delivery = Delivery.ephemeral(event: event, payload: payload)
+        for user in recipients {
+            for subscription in subscribers[user]?.values ?? [:].values {
+                _ = subscription.offer(delivery)
+            }
+        }
+    }
+
+    /// Hands committed events to the hub; they are delivered in position order.
+    package func publish(_ events: [CommittedEvent]) async {
+        for event in events where event.seq > deliveredUpTo {
+            pending[event.seq.value] = event
+        }
+        await drain()
+    }
+
+    /// Picks up events committed elsewhere (another process or node) up to the store's head.
+    package func catchUp() async {
+        do {
+            let head = try await store.headSeq()
+            guard head > deliveredUpTo else { return }
+            // A placeholder marks the head as wanted; drain fills everything below it.
+            try await fill(through: head)
+            await drain()
+        } catch {
+            logger.warning("event hub catch-up failed", metadata: ["vestnik.error": "\(error)"])
+        }
+    }
+
+    private func drain() async {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while true {
+            while let next = pending.removeValue(forKey: deliveredUpTo.value + 1) {
+                deliver(next)
+                deliveredUpTo = next.seq
+            }
+            guard let lowestPending = pending.keys.min() else { return }
+            // A gap: an earlier position committed but was not published here (yet).
+            do {
+                try await fill(through: EventSeq(lowestPending - 1))
+            } catch {
+                logger.warning("event hub gap fill failed", metadata: ["vestnik.error": "\(error)"])
+                return
+            }
+            if pending[deliveredUpTo.value + 1] == nil, let lowest = pending.keys.min(), lowest > deliveredUpTo.value + 1 {
+                // The store has nothing for the gap: the positions were never committed (pruned
+                // or skipped). Deliver what we have rather than stall forever.
+                logger.warning(
+                    "event hub skipping missing positions",
+                    metadata: ["vestnik.from": "\(deliveredUpTo.value + 1)", "vestnik.to": "\(lowest - 1)"])
+                deliveredUpTo = EventSeq(lowest - 1)
+            }
+        }
+    }
+
+    private func fill(through target: EventSeq) async throws {
+        var cursor = deliveredUpTo
+        while cursor < target {
+            let batch = try await store.committedEvents(after: cursor, through: target, limit: 1000)
+            guard let last = batch.last else { break }
+            for event in batch where event.seq > deliveredUpTo && pending[event.seq.value] == nil {
+                pending[event.seq.value] = event
+            }
+            cursor = last.seq
+            // Deliver as we go so a large foreign burst does not pile up in memory.
+            while let next = pending.removeValue(forKey: deliveredUpTo.value + 1) {
+                deliver(next)
+                deliveredUpTo = next.seq
+            }
+        }
+    }
+
+    private func deliver(_ event: CommittedEvent) {
+        let delivery = Delivery.durable(seq: event.seq, event: event.event, payload: event.payload)
+        for user in event.recipients {
+            guard let forUser = subscribers[user] else { continue }
+            for subscription in forUser.values {
+                _ = subscription.offer(delivery)
+            }
+        }
+    }
+}

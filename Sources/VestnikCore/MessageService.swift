@@ -1,0 +1,344 @@
+import Foundation
+import Logging
+import VestnikModel
+
+/// What a client asks to send.
+package struct OutgoingMessage: Sendable {
+    package var text: String?
+    package var clientMessageID: String?
+    package var replyTo: MessageID?
+    package var forwardOf: MessageID?
+    package var mentions: [Mention]
+
+    package init(text: String?, clientMessageID: String? = nil, replyTo: MessageID? = nil, forwardOf: MessageID? = nil, mentions: [Mention] = []) {
+        self.text = text
+        self.clientMessageID = clientMessageID
+        self.replyTo = replyTo
+        self.forwardOf = forwardOf
+        self.mentions = mentions
+    }
+}
+
+/// A page of history around an anchor.
+package struct HistoryPage: Sendable {
+    package var messages: [Message]
+    package var hasMoreBefore: Bool
+    package var hasMoreAfter: Bool
+}
+
+/// Where a history page starts.
+package enum HistoryAnchor: Sendable {
+    case latest
+    case before(MessageID)
+    case after(MessageID)
+    case around(MessageID)
+}
+
+/// Messages: send, edit, delete, reactions, pins, reading and history.
+package struct MessageService: Sendable {
+    private let context: CoreContext
+
+    package init(context: CoreContext) { self.context = context }
+
+    /// Sends a message. With a `clientMessageID` already used by this sender, returns the
+    /// original message and `created == false`; nothing new is stored.
+    package func send(_ outgoing: OutgoingMessage, to chatID: ChatID, as caller: AuthenticatedSession) async throws -> (Message, created: Bool) {
+        let me = caller.userID
+        if let clientID = outgoing.clientMessageID {
+            guard !clientID.isEmpty, clientID.utf8.count <= context.limits.maxClientMessageIDLength else {
+                throw VestnikError.invalid("client_message_id must be 1–\(context.limits.maxClientMessageIDLength) bytes.")
+            }
+        }
+        var text = ""
+        if outgoing.forwardOf == nil {
+            text = try validateText(outgoing.text ?? "")
+        }
+        let limits = context.limits
+        let finalText = text
+        do {
+            return try await context.write { tx, log in
+                if let clientID = outgoing.clientMessageID, let existing = try await tx.message(sender: me, clientMessageID: clientID) {
+                    return (try await Self.withState(existing, in: tx), false)
+                }
+                var (chat, member) = try await ChatService.membership(chatID, of: me, in: tx)
+                guard chat.kind != .channel || member.role == .admin else {
+                    throw VestnikError(.channelReadOnly, "Only admins post in a channel.")
+                }
+                if let replyTo = outgoing.replyTo {
+                    guard let original = try await tx.message(replyTo), original.chatID == chatID else {
+                        throw VestnikError.invalid("reply_to must be a message in the same chat.")
+                    }
+                }
+                var messageText = finalText
+                var origin: ForwardOrigin?
+                if let forwardOf = outgoing.forwardOf {
+                    guard let original = try await tx.message(forwardOf), try await tx.member(me, of: original.chatID) != nil else {
+                        throw VestnikError.messageNotFound
+                    }
+                    guard !original.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be forwarded.") }
+                    messageText = original.text
+                    origin = original.forwardedFrom
+                        ?? ForwardOrigin(messageID: original.id, chatID: original.chatID, senderID: original.senderID, sentAt: original.createdAt)
+                }
+                let memberIDs = try await tx.memberIDs(of: chatID)
+                let mentions = try await Self.resolveMentions(
+                    in: messageText, explicit: outgoing.mentions, members: memberIDs, tx: tx, limit: limits.maxMembersPerRequest)
+                let now = Date.millisecondNow()
+                chat.lastMessageSeq += 1
+                chat.lastActivityAt = now
+                try await tx.updateChat(chat)
+                let message = Message(
+                    id: .random(), chatID: chatID, chatSeq: chat.lastMessageSeq, senderID: me, text: messageText,
+                    replyTo: outgoing.replyTo, forwardedFrom: origin, mentions: mentions, createdAt: now,
+                    clientMessageID: outgoing.clientMessageID)
+                try await tx.insertMessage(message)
+                // Your own message is read by you.
+                if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: me, in: chatID) }
+                try await log.append(.messageCreated(message), to: memberIDs, in: tx)
+                return (message, true)
+            }
+        } catch StoreError.duplicate(what: "client_message_id") {
+            // Two concurrent retries raced; the first one won. Return its message.
+            guard let clientID = outgoing.clientMessageID,
+                let existing = try await context.read({ try await $0.message(sender: me, clientMessageID: clientID) })
+            else { throw VestnikError(.conflict, "The message could not be sent; retry.") }
+            return (existing, false)
+        }
+    }
+
+    /// Replaces the text of the caller's own message; every version is kept.
+    package func edit(_ messageID: MessageID, text rawText: String, as caller: AuthenticatedSession) async throws -> Message {
+        let text = try validateText(rawText)
+        return try await context.write { tx, log in
+            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            guard message.senderID == caller.userID else {
+                throw VestnikError(.notMessageAuthor, "Only the author can edit a message.")
+            }
+            guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
+            guard message.text != text else { return message }
+            try await tx.recordEdit(of: messageID, text: text, version: message.editCount + 1, at: Date.millisecondNow())
+            guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
+            let full = try await Self.withState(updated, in: tx)
+            try await log.append(.messageEdited(full), to: try await tx.memberIDs(of: message.chatID), in: tx)
+            return full
+        }
+    }
+
+    /// Deletes a message for everyone, leaving a tombstone. The author or a chat admin may.
+    package func delete(_ messageID: MessageID, as caller: AuthenticatedSession) async throws -> Message {
+        try await context.write { tx, log in
+            let (message, chat, member) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            let isChatAdmin = member.role == .admin && (chat.kind == .group || chat.kind == .channel)
+            guard message.senderID == caller.userID || isChatAdmin else {
+                throw VestnikError(.notMessageAuthor, "Only the author or a chat admin can delete a message.")
+            }
+            guard !message.isDeleted else { return message }
+            try await tx.markDeleted(messageID, at: Date.millisecondNow())
+            guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
+            let full = try await Self.withState(updated, in: tx)
+            try await log.append(.messageDeleted(full), to: try await tx.memberIDs(of: message.chatID), in: tx)
+            return full
+        }
+    }
+
+    /// Adds or removes the caller's reaction; returns the message's reactions after the change.
+    package func react(_ emoji: String, on messageID: MessageID, add: Bool, as caller: AuthenticatedSession) async throws -> [ReactionSummary] {
+        let emoji = emoji.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !emoji.isEmpty, emoji.utf8.count <= context.limits.maxEmojiBytes, emoji.count <= 4,
+            !emoji.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.isWhitespace })
+        else { throw VestnikError.invalid("A reaction is one emoji.") }
+        return try await context.write { tx, log in
+            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot get reactions.") }
+            let changed =
+                add
+                ? try await tx.addReaction(emoji, by: caller.userID, to: messageID, at: Date.millisecondNow())
+                : try await tx.removeReaction(emoji, by: caller.userID, from: messageID)
+            let reactions = try await tx.reactions(of: messageID)
+            if changed {
+                try await log.append(
+                    .reactionsChanged(chatID: message.chatID, messageID: messageID, reactions: reactions),
+                    to: try await tx.memberIDs(of: message.chatID), in: tx)
+            }
+            return reactions
+        }
+    }
+
+    /// Pins or unpins a message: chat admins in groups and channels, either member in personal
+    /// and notes chats.
+    package func setPinned(_ pinned: Bool, message messageID: MessageID, as caller: AuthenticatedSession) async throws {
+        try await context.write { tx, log in
+            let (message, chat, member) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            if chat.kind == .group || chat.kind == .channel, member.role != .admin {
+                throw VestnikError(.notChatAdmin, "Only chat admins can pin messages.")
+            }
+            guard !message.isDeleted || !pinned else { throw VestnikError(.messageDeleted, "A deleted message cannot be pinned.") }
+            guard message.pinned != pinned else { return }
+            try await tx.setPinned(pinned, message: messageID, at: Date.millisecondNow())
+            let event: ServerEvent =
+                pinned
+                ? .messagePinned(chatID: chat.id, messageID: messageID, by: caller.userID)
+                : .messageUnpinned(chatID: chat.id, messageID: messageID, by: caller.userID)
+            try await log.append(event, to: try await tx.memberIDs(of: chat.id), in: tx)
+        }
+    }
+
+    /// Moves the caller's read position forward to `messageID` (never backwards).
+    /// - Returns: the read position and the unread count after it.
+    package func markRead(upTo messageID: MessageID, in chatID: ChatID, as caller: AuthenticatedSession) async throws -> (Int64, Int) {
+        try await context.write { tx, log in
+            let (message, chat, member) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            guard chat.id == chatID else { throw VestnikError.messageNotFound }
+            var readSeq = member.readSeq
+            if message.chatSeq > member.readSeq {
+                readSeq = message.chatSeq
+                try await tx.setReadSeq(readSeq, of: caller.userID, in: chat.id)
+                // In a channel, receipts go only to the reader's own devices: thousands of readers
+                // would otherwise flood every member.
+                let recipients = chat.kind == .channel ? [caller.userID] : try await tx.memberIDs(of: chat.id)
+                try await log.append(.receiptUpdated(chatID: chat.id, userID: caller.userID, readSeq: readSeq), to: recipients, in: tx)
+            }
+            let unread = try await tx.unreadCount(in: chat.id, for: caller.userID, after: readSeq)
+            return (readSeq, unread)
+        }
+    }
+
+    /// Members (other than the author) who have read the message.
+    package func readBy(_ messageID: MessageID, as caller: AuthenticatedSession) async throws -> [UserID] {
+        try await context.read { reader in
+            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: reader)
+            return try await reader.readers(of: message.chatID, atLeast: message.chatSeq).filter { $0 != message.senderID }
+        }
+    }
+
+    /// One message.
+    package func message(_ messageID: MessageID, as caller: AuthenticatedSession) async throws -> Message {
+        try await context.read { reader in
+            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: reader)
+            return try await Self.withState(message, in: reader)
+        }
+    }
+
+    /// Every version of a message's text, the original first.
+    package func editHistory(_ messageID: MessageID, as caller: AuthenticatedSession) async throws -> [MessageEdit] {
+        try await context.read { reader in
+            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: reader)
+            guard !message.isDeleted else { return [] }
+            return try await reader.edits(of: messageID)
+        }
+    }
+
+    /// Pinned messages of a chat, oldest first.
+    package func pins(in chatID: ChatID, as caller: AuthenticatedSession) async throws -> [Message] {
+        try await context.read { reader in
+            _ = try await ChatService.membership(chatID, of: caller.userID, in: reader)
+            return try await reader.pinnedMessages(in: chatID)
+        }
+    }
+
+    /// A page of history, oldest first, around an anchor.
+    package func history(in chatID: ChatID, anchor: HistoryAnchor, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> HistoryPage {
+        let limit = max(1, min(rawLimit, context.limits.maxPageSize))
+        return try await context.read { reader in
+            let (chat, _) = try await ChatService.membership(chatID, of: caller.userID, in: reader)
+            func anchorSeq(_ id: MessageID) async throws -> Int64 {
+                guard let message = try await reader.message(id), message.chatID == chatID else {
+                    throw VestnikError.messageNotFound
+                }
+                return message.chatSeq
+            }
+            switch anchor {
+            case .latest:
+                let page = try await reader.messages(in: chatID, .latest, limit: limit + 1)
+                return HistoryPage(messages: Array(page.suffix(limit)), hasMoreBefore: page.count > limit, hasMoreAfter: false)
+            case .before(let id):
+                let seq = try await anchorSeq(id)
+                let page = try await reader.messages(in: chatID, .before(seq), limit: limit + 1)
+                return HistoryPage(messages: Array(page.suffix(limit)), hasMoreBefore: page.count > limit, hasMoreAfter: seq <= chat.lastMessageSeq)
+            case .after(let id):
+                let seq = try await anchorSeq(id)
+                let page = try await reader.messages(in: chatID, .after(seq), limit: limit + 1)
+                return HistoryPage(messages: Array(page.prefix(limit)), hasMoreBefore: true, hasMoreAfter: page.count > limit)
+            case .around(let id):
+                let seq = try await anchorSeq(id)
+                let half = max(1, limit / 2)
+                let before = try await reader.messages(in: chatID, .before(seq), limit: half + 1)
+                let after = try await reader.messages(in: chatID, .after(seq - 1), limit: limit - half + 1)
+                return HistoryPage(
+                    messages: Array(before.suffix(half)) + Array(after.prefix(limit - half)),
+                    hasMoreBefore: before.count > half, hasMoreAfter: after.count > limit - half)
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    private func validateText(_ raw: String) throws -> String {
+        // Keep the text exactly as typed (leading spaces can be meaningful, e.g. code), but an
+        // all-whitespace message is empty.
+        guard !raw.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw VestnikError.invalid("A message needs text.")
+        }
+        guard raw.utf8.count <= context.limits.maxMessageBytes else {
+            throw VestnikError(.payloadTooLarge, "A message is at most \(context.limits.maxMessageBytes / 1024) KiB of text.")
+        }
+        guard !raw.unicodeScalars.contains(where: { $0.value == 0 }) else {
+            throw VestnikError.invalid("A message must not contain NUL characters.")
+        }
+        return raw
+    }
+
+    /// The message with its chat and the caller's membership, or `message_not_found` when the
+    /// caller is not in its chat.
+    static func visibleMessage(_ id: MessageID, for user: UserID, in reader: any StoreReader) async throws -> (Message, Chat, ChatMember) {
+        guard let message = try await reader.message(id), let member = try await reader.member(user, of: message.chatID),
+            let chat = try await reader.chat(message.chatID)
+        else { throw VestnikError.messageNotFound }
+        return (message, chat, member)
+    }
+
+    static func withState(_ message: Message, in reader: any StoreReader) async throws -> Message {
+        // `StoreReader.message` already carries reactions and the pin flag; kept as a seam for
+        // per-viewer state.
+        message
+    }
+
+    /// `@login` words naming members, `@all`, plus explicitly named members.
+    static func resolveMentions(in text: String, explicit: [Mention], members: [UserID], tx: any StoreReader, limit: Int) async throws -> [Mention] {
+        var result: [Mention] = []
+        let memberSet = Set(members)
+        func add(_ mention: Mention) {
+            if !result.contains(mention), result.count < limit { result.append(mention) }
+        }
+        for mention in explicit {
+            switch mention {
+            case .all: add(.all)
+            case .user(let id) where memberSet.contains(id): add(.user(id))
+            case .user: continue
+            }
+        }
+        var seen = Set<String>()
+        let loginCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+        let scalars = Array(text)
+        var index = 0
+        while index < scalars.count {
+            if scalars[index] == "@", index == 0 || !(scalars[index - 1].isLetter || scalars[index - 1].isNumber) {
+                var end = index + 1
+                while end < scalars.count, loginCharacters.contains(Character(scalars[end].lowercased())) { end += 1 }
+                var word = String(scalars[(index + 1)..<end]).lowercased()
+                while word.hasSuffix(".") || word.hasSuffix("-") { word.removeLast() }
+                if word == "all" {
+                    add(.all)
+                } else if word.count >= 2, seen.count < 50, seen.insert(word).inserted,
+                    let user = try await tx.user(login: word), memberSet.contains(user.user.id)
+                {
+                    add(.user(user.user.id))
+                }
+                index = end
+            } else {
+                index += 1
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,22 @@
+import Foundation
+import Logging
+import VestnikModel
+
+/// Every domain service, built over one ``CoreContext``. Transports take this bundle.
+package struct Services: Sendable {
+    package let context: CoreContext
+    package let accounts: AccountService
+    package let sessions: SessionService
+    package let chats: ChatService
+    package let messages: MessageService
+    package let sync: SyncService
+
+    package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
+        self.context = context
+        accounts = AccountService(context: context, hasher: hasher)
+        sessions = SessionService(context: context, hasher: hasher, accountLimiter: accountLimiter, addressLimiter: addressLimiter)
+        chats = ChatService(context: context)
+        messages = MessageService(context: context)
+        sync = SyncService(context: context)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import VestnikModel
+
+/// A request's verified identity.
+package struct AuthenticatedSession: Sendable, Hashable {
+    package var userID: UserID
+    package var sessionID: SessionID
+    package var principal: Principal { .user(userID, session: sessionID) }
+}
+
+/// Login, token verification, and a user's own sessions.
+package struct SessionService: Sendable {
+    private let context: CoreContext
+    private let hasher: PasswordHasher
+    private let accountLimiter: RateLimiter
+    private let addressLimiter: RateLimiter
+
+    /// - Parameters:
+    ///   - accountLimiter: failed logins per account.
+    ///   - addressLimiter: login attempts per client address.
+    package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
+        self.context = context
+        self.hasher = hasher
+        self.accountLimiter = accountLimiter
+        self.addressLimiter = addressLimiter
+    }
+
+    /// Verifies a login and password and opens a session bound to `deviceName`.
+    ///
+    /// Unknown logins, wrong passwords and blocked accounts cost the same scrypt time; only a
+    /// correct password for a blocked account learns that it is blocked.
+    package func login(login rawLogin: String, password: String, deviceName rawDevice: String, address: String) async throws -> (token: String, session: Session, user: User) {
+        let login = rawLogin.trimmingCharacters(in: .whitespaces).lowercased()
+        guard !login.isEmpty, login.count <= 64, !password.isEmpty, password.utf8.count <= 1024 else {
+            throw VestnikError(.invalidCredentials, "Wrong login or password.")
+        }
+        let deviceName = try Validation.text(
+            rawDevice.isEmpty ? "Unnamed device" : rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
+        let accountKey = "account:" + login
+        let addressKey = "address:" + address
+        if let wait = addressLimiter.retryAfter(addressKey) ?? accountLimiter.retryAfter(accountKey) {
+            throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
+        }
+        addressLimiter.record(addressKey)
+
+        let record = try await context.read { try await $0.user(login: login) }
+        guard let record, let stored = record.passwordHash else {
+            hasher.burnVerification(password)
+            accountLimiter.record(accountKey)
+            throw VestnikError(.invalidCredentials, "Wrong login or password.")
+        }
+        guard hasher.verify(password, against: stored) else {
+            accountLimiter.record(accountKey)
+            context.logger.info("login failed", metadata: ["vestnik.user.id": "\(record.user.id)"])
+            throw VestnikError(.invalidCredentials, "Wrong login or password.")
+        }
+        guard !record.user.isBlocked else {
+            throw VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
+        }
+        accountLimiter.reset(accountKey)
+
+        let token = SessionToken.generate()
+        let now = Date.millisecondNow()
+        let session = Session(
+            id: .random(), userID: record.user.id, deviceName: deviceName, createdAt: now, lastSeenAt: now,
+            expiresAt: now.addingTimeInterval(context.limits.sessionLifetime))
+        try await context.store.write { tx in
+            try await tx.insertSession(SessionRecord(session: session, tokenHash: SessionToken.hash(token)))
+        }
+        context.logger.info("login", metadata: ["vestnik.user.id": "\(record.user.id)", "vestnik.session.id": "\(session.id)"])
+        return (token, session, record.user)
+    }
+
+    /// Resolves a bearer token to its live session, or throws `unauthenticated`.
+    package func authenticate(token: String) async throws -> AuthenticatedSession {
+        guard !token.isEmpty, token.utf8.count <= SessionToken.maxLength else { throw Self.unauthenticated }
+        let hash = SessionToken.hash(token)
+        let found = try await context.read { reader -> (SessionRecord, Bool)? in
+            guard let record = try await reader.session(tokenHash: hash) else { return nil }
+            let blocked = try await reader.user(record.session.userID)?.user.isBlocked ?? true
+            return (record, blocked)
+        }
+        guard let (record, blocked) = found, ConstantTime.equal(record.tokenHash, hash), !blocked else { throw Self.unauthenticated }
+        let now = Date.millisecondNow()
+        guard record.session.expiresAt > now else { throw VestnikError(.unauthenticated, "The session has expired. Log in again.") }
+        if now.timeIntervalSince(record.session.lastSeenAt) > 60 {
+            // Best effort: a failed touch must not fail the request it rides on.
+            do {
+                try await context.store.write { tx in try await tx.touchSession(record.session.id, at: now) }
+            } catch {
+                context.logger.warning("session touch failed", metadata: ["vestnik.error": "\(error)"])
+            }
+        }
+        return AuthenticatedSession(userID: record.session.userID, sessionID: record.session.id)
+    }
+
+    /// The caller's sessions, newest first.
+    package func sessions(as caller: AuthenticatedSession) async throws -> [Session] {
+        try await context.read { try await $0.sessions(of: caller.userID) }
+    }
+
+    /// Ends one of the caller's sessions (any device). Other users' sessions are `session_not_found`.
+    package func revoke(_ id: SessionID, as caller: AuthenticatedSession) async throws {
+        let deleted = try await context.write { tx, log -> Bool in
+            guard try await tx.deleteSession(id, of: caller.userID) else { return false }
+            try await log.append(.sessionRevoked(sessionID: id), to: [caller.userID], in: tx)
+            return true
+        }
+        guard deleted else { throw VestnikError(.sessionNotFound, "Session not found.") }
+        await context.hub.closeSession(id, of: caller.userID, reason: "session_revoked")
+    }
+
+    /// Ends the caller's current session.
+    package func logout(_ caller: AuthenticatedSession) async throws {
+        try await revoke(caller.sessionID, as: caller)
+    }
+
+    /// Deletes sessions past their expiry (housekeeping).
+    package func deleteExpired() async throws -> Int {
+        try await context.store.write { tx in try await tx.deleteExpiredSessions(before: Date.millisecondNow()) }
+    }
+
+    static let unauthenticated = VestnikError(.unauthenticated, "A valid session token is required.")
+}

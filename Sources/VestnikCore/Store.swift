@@ -1,0 +1,181 @@
+import Foundation
+import VestnikModel
+
+/// The persistence port. Adapters (SQLite, later PostgreSQL) implement it; Core never sees SQL.
+///
+/// All changes go through ``write(_:)``: one atomic transaction, in which events are appended to
+/// the ordered log together with the change they describe. Log positions are assigned so that
+/// commit order equals position order (the adapter serializes the position counter inside the
+/// transaction), which is what lets a reader trust "everything after N".
+package protocol Store: Sendable {
+    /// Runs `body` in a read snapshot.
+    func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
+    /// Runs `body` in one atomic, durable write transaction; rolls back if it throws.
+    func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T
+    /// Durable events with positions in `(after, through]`, in order, with their recipients.
+    /// Used by the fan-out to fill gaps and to pick up writes made by other processes.
+    func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent]
+    /// The newest committed position.
+    func headSeq() async throws -> EventSeq
+}
+
+/// A user account as stored: the directory entry plus its secrets.
+package struct UserRecord: Sendable, Hashable {
+    package var user: User
+    /// A self-describing password hash (`scrypt$…`), or nil when the account cannot log in.
+    package var passwordHash: String?
+
+    package init(user: User, passwordHash: String?) {
+        self.user = user
+        self.passwordHash = passwordHash
+    }
+}
+
+/// A session as stored: never the token, only its SHA-256.
+package struct SessionRecord: Sendable, Hashable {
+    package var session: Session
+    package var tokenHash: [UInt8]
+
+    package init(session: Session, tokenHash: [UInt8]) {
+        self.session = session
+        self.tokenHash = tokenHash
+    }
+}
+
+/// A member's view of one chat, as the chat list needs it.
+package struct ChatListRow: Sendable, Hashable {
+    package var chat: Chat
+    package var member: ChatMember
+    package var peerID: UserID?
+    package var lastMessage: Message?
+    package var unreadCount: Int
+
+    package init(chat: Chat, member: ChatMember, peerID: UserID?, lastMessage: Message?, unreadCount: Int) {
+        self.chat = chat
+        self.member = member
+        self.peerID = peerID
+        self.lastMessage = lastMessage
+        self.unreadCount = unreadCount
+    }
+}
+
+/// Which side of an anchor a history page is taken from.
+package enum HistoryDirection: Sendable {
+    /// The newest messages.
+    case latest
+    /// Messages with `chatSeq < anchor`, newest of them.
+    case before(Int64)
+    /// Messages with `chatSeq > anchor`, oldest of them.
+    case after(Int64)
+}
+
+/// A durable event after commit: its position, who may see it, and its encoded form.
+///
+/// `payload` is the event in ``VestnikJSON``, encoded once when written; the same bytes are
+/// stored and sent to every recipient.
+package struct CommittedEvent: Sendable {
+    package var seq: EventSeq
+    package var event: ServerEvent
+    package var recipients: [UserID]
+    package var payload: Data
+
+    package init(seq: EventSeq, event: ServerEvent, recipients: [UserID], payload: Data) {
+        self.seq = seq
+        self.event = event
+        self.recipients = recipients
+        self.payload = payload
+    }
+}
+
+/// A durable event as one user reads it back from the log.
+package struct LoggedEvent: Sendable {
+    package var seq: EventSeq
+    package var payload: Data
+    package init(seq: EventSeq, payload: Data) {
+        self.seq = seq
+        self.payload = payload
+    }
+}
+
+/// Queries, available inside reads and writes.
+package protocol StoreReader: Sendable {
+    func user(_ id: UserID) async throws -> UserRecord?
+    func user(login: String) async throws -> UserRecord?
+    func users(_ ids: [UserID]) async throws -> [User]
+    /// Users whose name, login, email, department or position contains `query`
+    /// (already lowercased by the caller), by display name.
+    func searchUsers(_ query: String, limit: Int) async throws -> [User]
+    func allUsers(limit: Int, offset: Int) async throws -> [User]
+
+    func session(tokenHash: [UInt8]) async throws -> SessionRecord?
+    func sessions(of user: UserID) async throws -> [Session]
+
+    func chat(_ id: ChatID) async throws -> Chat?
+    func personalChat(between a: UserID, and b: UserID) async throws -> ChatID?
+    func notesChat(of user: UserID) async throws -> ChatID?
+    func member(_ user: UserID, of chat: ChatID) async throws -> ChatMember?
+    func members(of chat: ChatID) async throws -> [ChatMember]
+    func memberIDs(of chat: ChatID) async throws -> [UserID]
+    func chatList(of user: UserID) async throws -> [ChatListRow]
+    /// Distinct users sharing at least one chat with `user` (who see their presence), at most `limit`.
+    func contacts(of user: UserID, limit: Int) async throws -> [UserID]
+
+    func message(_ id: MessageID) async throws -> Message?
+    func message(sender: UserID, clientMessageID: String) async throws -> Message?
+    func message(chat: ChatID, chatSeq: Int64) async throws -> Message?
+    /// Up to `limit` messages on one side of an anchor, returned oldest first.
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message]
+    func pinnedMessages(in chat: ChatID) async throws -> [Message]
+    func edits(of message: MessageID) async throws -> [MessageEdit]
+    func reactions(of message: MessageID) async throws -> [ReactionSummary]
+    /// Messages in `chat` after `readSeq` not sent by `user` and not deleted.
+    func unreadCount(in chat: ChatID, for user: UserID, after readSeq: Int64) async throws -> Int
+    /// Members whose read position is at least `chatSeq`.
+    func readers(of chat: ChatID, atLeast chatSeq: Int64) async throws -> [UserID]
+
+    /// Events for `user` after `since`, in order, at most `limit`.
+    func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent]
+    /// The oldest position still kept; a `since` below `oldest - 1` cannot be served.
+    func oldestRetainedSeq() async throws -> EventSeq
+    /// The newest committed position as this transaction sees it.
+    func headSeq() async throws -> EventSeq
+}
+
+/// Changes; only inside ``Store/write(_:)``.
+package protocol StoreWriter: StoreReader {
+    func insertUser(_ record: UserRecord, searchText: String) async throws
+    func updateUser(_ user: User, searchText: String) async throws
+    func setPasswordHash(_ hash: String, for user: UserID) async throws
+
+    func insertSession(_ record: SessionRecord) async throws
+    func touchSession(_ id: SessionID, at: Date) async throws
+    /// Deletes the session if it belongs to `user`; false when there was none.
+    func deleteSession(_ id: SessionID, of user: UserID) async throws -> Bool
+    /// Deletes every session of `user`, returning their ids.
+    func deleteSessions(of user: UserID) async throws -> [SessionID]
+    func deleteExpiredSessions(before: Date) async throws -> Int
+
+    /// Inserts a chat; for personal and notes chats `uniqueKey` makes the pair (or owner) unique.
+    func insertChat(_ chat: Chat, uniqueKey: String?) async throws
+    func updateChat(_ chat: Chat) async throws
+    func insertMember(_ member: ChatMember, into chat: ChatID) async throws
+    func deleteMember(_ user: UserID, from chat: ChatID) async throws
+    func setRole(_ role: MemberRole, of user: UserID, in chat: ChatID) async throws
+    func setReadSeq(_ seq: Int64, of user: UserID, in chat: ChatID) async throws
+
+    /// Inserts a message (its `chatSeq` already taken from the chat) and its version 0 text.
+    func insertMessage(_ message: Message) async throws
+    /// Replaces the text, bumps the edit count and records the new version.
+    func recordEdit(of message: MessageID, text: String, version: Int, at: Date) async throws
+    func markDeleted(_ message: MessageID, at: Date) async throws
+    /// Adds a reaction; false if it was already there.
+    func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool
+    /// Removes a reaction; false if it was not there.
+    func removeReaction(_ emoji: String, by user: UserID, from message: MessageID) async throws -> Bool
+    func setPinned(_ pinned: Bool, message: MessageID, at: Date) async throws
+
+    /// Appends a durable event for `recipients` and returns its position.
+    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq
+    /// Deletes events older than `before`; returns how many.
+    func pruneEvents(before: Date) async throws -> Int
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Logging
+import VestnikModel
+
+/// Catch-up from the ordered log, live subscriptions, and presence.
+package struct SyncService: Sendable {
+    private let context: CoreContext
+
+    package init(context: CoreContext) { self.context = context }
+
+    /// Events for the caller after `since`, oldest first, at most `limit`.
+    ///
+    /// Throws `resync_required` when `since` is older than the log keeps (or newer than the log
+    /// has, which means the client's state came from somewhere else).
+    package func catchUp(since: EventSeq, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> (events: [LoggedEvent], next: EventSeq, hasMore: Bool) {
+        let limit = max(1, min(rawLimit, 1000))
+        return try await context.read { reader in
+            try await Self.requireServable(since, reader: reader)
+            let events = try await reader.events(for: caller.userID, after: since, limit: limit + 1)
+            let page = Array(events.prefix(limit))
+            return (page, page.last?.seq ?? since, events.count > limit)
+        }
+    }
+
+    /// Reads one page of the caller's events in `(since, through]` for a stream's catch-up.
+    package func catchUpPage(after since: EventSeq, through: EventSeq, limit: Int, as user: UserID) async throws -> [LoggedEvent] {
+        try await context.read { reader in
+            try await reader.events(for: user, after: since, limit: limit).filter { $0.seq <= through }
+        }
+    }
+
+    /// Whether a stream may resume from `since`.
+    package func checkResumable(_ since: EventSeq) async throws {
+        try await context.read { reader in try await Self.requireServable(since, reader: reader) }
+    }
+
+    /// The newest position delivered live on this node.
+    package func livePosition() async -> EventSeq { await context.hub.position }
+
+    /// Opens a live subscription for a session and announces the user online if this is their
+    /// first connection.
+    package func connect(_ caller: AuthenticatedSession) async -> EventHub.Subscription {
+        let (subscription, transition) = await context.hub.subscribe(user: caller.userID, session: caller.sessionID)
+        await announce(transition, of: caller.userID)
+        return subscription
+    }
+
+    /// Closes a subscription and announces the user offline if it was their last connection.
+    package func disconnect(_ subscription: EventHub.Subscription) async {
+        let transition = await context.hub.unsubscribe(subscription)
+        await announce(transition, of: subscription.userID)
+    }
+
+    /// Deletes log entries older than `age`; clients further behind get `resync_required`.
+    package func prune(olderThan age: TimeInterval) async throws -> Int {
+        try await context.store.write { tx in try await tx.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-age)) }
+    }
+
+    private func announce(_ transition: EventHub.PresenceTransition, of user: UserID) async {
+        let presence: Presence
+        switch transition {
+        case .none: return
+        case .cameOnline: presence = Presence(userID: user, online: true, lastSeenAt: nil)
+        case .wentOffline(let lastSeen): presence = Presence(userID: user, online: false, lastSeenAt: lastSeen)
+        }
+        do {
+            let contacts = try await context.read { try await $0.contacts(of: user, limit: 5000) }
+            await context.hub.publishEphemeral(.presenceChanged(presence), to: contacts)
+        } catch {
+            context.logger.warning("presence fan-out failed", metadata: ["vestnik.error": "\(error)"])
+        }
+    }
+
+    private static func requireServable(_ since: EventSeq, reader: any StoreReader) async throws {
+        guard since.value >= 0 else { throw VestnikError.invalid("since must not be negative.") }
+        let oldest = try await reader.oldestRetainedSeq()
+        let head = try await reader.headSeq()
+        if since > head {
+            throw VestnikError(.resyncRequired, "The position \(since) is ahead of this server's log; refetch your chats and reconnect without since.")
+        }
+        if since.value < oldest.value - 1 {
+            throw VestnikError(.resyncRequired, "Events since \(since) are no longer kept; refetch your chats and reconnect without since.")
+        }
+    }
+}

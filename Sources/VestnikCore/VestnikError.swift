@@ -1,0 +1,80 @@
+import VestnikModel
+
+/// The one error vocabulary of the domain.
+///
+/// `code` is stable and machine-readable, `message` is safe to show to the caller, `cause` is
+/// for the log only. The HTTP layer maps `code.category` to a status once, in one place.
+package struct VestnikError: Error, Sendable, CustomStringConvertible {
+    /// A stable snake_case error code with the category that decides its transport status.
+    package struct Code: Hashable, Sendable, CustomStringConvertible {
+        package let rawValue: String
+        package let category: Category
+        package init(_ rawValue: String, _ category: Category) {
+            self.rawValue = rawValue
+            self.category = category
+        }
+        package var description: String { rawValue }
+
+        package static let invalidRequest = Code("invalid_request", .badRequest)
+        package static let invalidJSON = Code("invalid_json", .badRequest)
+        package static let payloadTooLarge = Code("payload_too_large", .tooLarge)
+        package static let unauthenticated = Code("unauthenticated", .unauthenticated)
+        package static let invalidCredentials = Code("invalid_credentials", .unauthenticated)
+        package static let accountBlocked = Code("account_blocked", .forbidden)
+        package static let forbidden = Code("forbidden", .forbidden)
+        package static let notChatAdmin = Code("not_chat_admin", .forbidden)
+        package static let channelReadOnly = Code("channel_read_only", .forbidden)
+        package static let notMessageAuthor = Code("not_message_author", .forbidden)
+        package static let notFound = Code("not_found", .notFound)
+        package static let userNotFound = Code("user_not_found", .notFound)
+        package static let chatNotFound = Code("chat_not_found", .notFound)
+        package static let messageNotFound = Code("message_not_found", .notFound)
+        package static let sessionNotFound = Code("session_not_found", .notFound)
+        package static let loginTaken = Code("login_taken", .conflict)
+        package static let conflict = Code("conflict", .conflict)
+        package static let messageDeleted = Code("message_deleted", .conflict)
+        package static let lastAdmin = Code("last_admin", .conflict)
+        package static let rateLimited = Code("rate_limited", .rateLimited)
+        package static let resyncRequired = Code("resync_required", .gone)
+        package static let methodNotAllowed = Code("method_not_allowed", .methodNotAllowed)
+        package static let unavailable = Code("unavailable", .unavailable)
+        package static let internalError = Code("internal_error", .internalError)
+    }
+
+    /// How a transport should classify the error.
+    package enum Category: Sendable {
+        case badRequest, unauthenticated, forbidden, notFound, methodNotAllowed, conflict, gone, tooLarge,
+            rateLimited, unavailable, internalError
+    }
+
+    package var code: Code
+    package var message: String
+    /// Logged, never shown to a client.
+    package var cause: (any Error)?
+    /// Seconds the caller should wait (for `rate_limited`).
+    package var retryAfter: Int?
+
+    package init(_ code: Code, _ message: String, cause: (any Error)? = nil, retryAfter: Int? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+        self.retryAfter = retryAfter
+    }
+
+    package var description: String {
+        "\(code.rawValue): \(message)" + (cause.map { " (cause: \($0))" } ?? "")
+    }
+
+    package static func invalid(_ message: String) -> VestnikError { VestnikError(.invalidRequest, message) }
+    package static let chatNotFound = VestnikError(.chatNotFound, "Chat not found.")
+    package static let messageNotFound = VestnikError(.messageNotFound, "Message not found.")
+    package static let userNotFound = VestnikError(.userNotFound, "User not found.")
+}
+
+/// Errors a store adapter may throw. Core translates them; nothing above Core sees them.
+package enum StoreError: Error, Sendable {
+    /// A uniqueness constraint failed (`what` names the constraint, e.g. `login`).
+    case duplicate(what: String)
+    /// The backend failed; the detail is for the log.
+    case backend(String)
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import VestnikAPI
+import VestnikCore
+
+/// The context of every request: a request id, the client address, and (after the auth
+/// middleware) the verified session.
+public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    /// Set by ``AuthenticationMiddleware`` when a valid bearer token came with the request.
+    package var session: AuthenticatedSession?
+    /// The peer address (for rate limiting); "unknown" for Unix sockets.
+    package let clientAddress: String
+    package let requestID: String
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        session = nil
+        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        requestID = source.logger[metadataKey: "hb.request.id"]?.description ?? RequestID.make()
+    }
+
+    public var maxUploadSize: Int { APILimits.maxRequestBodyBytes }
+    public var responseEncoder: JSONEncoder { VestnikJSON.makeEncoder() }
+    public var requestDecoder: JSONDecoder { VestnikJSON.makeDecoder() }
+}
+
+/// The context behind authentication: the session is guaranteed.
+public struct AuthenticatedRequestContext: ChildRequestContext {
+    public typealias ParentContext = VestnikRequestContext
+    public var coreContext: CoreRequestContextStorage
+    package let session: AuthenticatedSession
+    package let requestID: String
+
+    public init(context: VestnikRequestContext) throws {
+        guard let session = context.session else {
+            throw VestnikError(.unauthenticated, "A valid session token is required.")
+        }
+        coreContext = context.coreContext
+        self.session = session
+        requestID = context.requestID
+    }
+
+    public var maxUploadSize: Int { APILimits.maxRequestBodyBytes }
+    public var responseEncoder: JSONEncoder { VestnikJSON.makeEncoder() }
+    public var requestDecoder: JSONDecoder { VestnikJSON.makeDecoder() }
+}
+
+enum RequestID {
+    static func make() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return String(rng.next(), radix: 16)
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import VestnikAPI
+import VestnikCore
+
+/// `GET /api/v1/stream`: the realtime WebSocket.
+///
+/// Order of work on connect: subscribe to the live hub first (so nothing committed from now on
+/// can be missed), then replay the log from `since` up to the position the subscription starts
+/// at, then forward live deliveries, skipping anything at or below the last position sent. Every
+/// durable event is therefore sent exactly once and in order, whatever races with the catch-up.
+struct StreamGateway {
+    let services: Services
+    let metrics: ServerMetrics
+    let allowedOrigins: [String]
+
+    /// Close codes in the private 4000 range, mirroring the HTTP statuses.
+    enum CloseCode {
+        static let unauthenticated = WebSocketErrorCode(codeNumber: 4401)
+        static let invalid = WebSocketErrorCode(codeNumber: 4400)
+        static let resyncRequired = WebSocketErrorCode(codeNumber: 4410)
+        static let slowConsumer = WebSocketErrorCode(codeNumber: 4408)
+        static let sessionRevoked = WebSocketErrorCode(codeNumber: 4403)
+    }
+
+    func addRoutes(to router: Router<VestnikRequestContext>) {
+        router.ws("/api/v1/stream", shouldUpgrade: shouldUpgrade, onUpgrade: handle)
+    }
+
+    /// Refuses cross-site upgrades (browsers send `Origin`; only the server's own origin or a
+    /// configured one may open a stream) and malformed `since`.
+    @Sendable func shouldUpgrade(_ request: Request, context: VestnikRequestContext) async throws -> RouterShouldUpgrade {
+        if let origin = request.headers[.origin] {
+            let host = request.head.authority ?? ""
+            let sameOrigin = origin == "http://\(host)" || origin == "https://\(host)"
+            guard sameOrigin || allowedOrigins.contains(origin) else {
+                throw VestnikError(.forbidden, "This origin may not open a stream.")
+            }
+        }
+        _ = try request.queryInt("since", in: 0...Int64.max)
+        return .upgrade([:])
+    }
+
+    @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
+        let logger = context.logger
+        var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
+
+        // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
+        let session: AuthenticatedSession
+        do {
+            if let token = bearerToken(context.request.headers) {
+                session = try await services.sessions.authenticate(token: token)
+            } else {
+                // A client that never authenticates is dropped after 10 s.
+                let first = try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(10))
+                        try? await outbound.close(CloseCode.unauthenticated, reason: "auth timeout")
+                    }
+                    let first = try await iterator.next()
+                    group.cancelAll()
+                    return first
+                }
+                guard case .text(let text) = first,
+                    let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)),
+                    frame.type == .auth, let token = frame.token
+                else {
+                    throw VestnikError(.unauthenticated, "The first frame must be {\"type\":\"auth\",\"token\":…}.")
+                }
+                session = try await services.sessions.authenticate(token: token)
+            }
+        } catch {
+            let mapped = ErrorMiddleware.map(error)
+            try? await send(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)), outbound)
+            try? await outbound.close(CloseCode.unauthenticated, reason: mapped.code.rawValue)
+            return
+        }
+
+        let since = (try? context.request.queryInt("since", in: 0...Int64.max)).flatMap { $0 }.map(EventSeq.init)
+        metrics.streamConnections.increment()
+        metrics.streamConnectionsTotal.increment()
+        let subscription = await services.sync.connect(session)
+        defer { metrics.streamConnections.decrement() }
+
+        do {
+            // 2. Catch up from the log.
+            var lastSent = subscription.deliveredFrom
+            if let since {
+                do {
+                    try await services.sync.checkResumable(since)
+                } catch let error as VestnikError where error.code == .resyncRequired {
+                    try await send(StreamFrames.control(ServerFrame(type: .resyncRequired, code: error.code.rawValue, message: error.message)), outbound)
+                    try await outbound.close(CloseCode.resyncRequired, reason: "resync_required")
+                    await services.sync.disconnect(subscription)
+                    return
+                }
+                var cursor = since
+                while cursor < subscription.deliveredFrom {
+                    let page = try await services.sync.catchUpPage(
+                        after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
+                    guard let last = page.last else { break }
+                    for event in page {
+                        try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: event.seq, payload: event.payload))))
+                    }
+                    cursor = last.seq
+                }
+                lastSent = max(since, subscription.deliveredFrom)
+            }
+            try await send(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)), outbound)
+
+            // 3. Live: forward deliveries while reading the client's frames.
+            let ownSession = session.sessionID
+            let finalLastSent = lastSent
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    var lastSent = finalLastSent
+                    for await delivery in subscription.stream {
+                        switch delivery {
+                        case .durable(let seq, let event, let payload):
+                            guard seq > lastSent else { continue }
+                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: seq, payload: payload))))
+                            lastSent = seq
+                            if case .sessionRevoked(let revoked) = event, revoked == ownSession {
+                                try await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
+                                try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+                                return
+                            }
+                        case .ephemeral(_, let payload):
+                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.ephemeral(payload: payload))))
+                        }
+                    }
+                    switch subscription.closeReason {
+                    case "slow_consumer":
+                        metrics.slowConsumerDisconnects.increment()
+                        try await send(
+                            StreamFrames.control(ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since.")),
+                            outbound)
+                        try await outbound.close(CloseCode.slowConsumer, reason: "slow_consumer")
+                    case "session_revoked":
+                        try await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
+                        try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+                    default:
+                        try await outbound.close(.goingAway, reason: "server shutting down")
+                    }
+                }
+                // The client's frames are read here; when the forwarder closes the socket this
+                // loop ends too, and when the client goes away the forwarder is cancelled.
+                while let message = try await iterator.next() {
+                    guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
+                        continue
+                    }
+                    if frame.type == .typing, let chatID = frame.chatID {
+                        // A typing frame for a chat the user cannot post in is simply dropped.
+                        try? await services.chats.typing(in: chatID, as: session)
+                    }
+                }
+                group.cancelAll()
+            }
+        } catch {
+            logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
+        }
+        await services.sync.disconnect(subscription)
+    }
+
+    private func send(_ buffer: ByteBuffer, _ outbound: WebSocketOutboundWriter) async throws {
+        try await outbound.write(.custom(.init(fin: true, opcode: .text, data: buffer)))
+    }
+}
+

@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import ServiceLifecycle
+import Synchronization
+import VestnikAPI
+import VestnikCore
+import VestnikHTTP
+
+/// The version string reported by `/healthz`.
+package let vestnikVersion = "0.1.0"
+
+/// A built server: the runnable application and the services behind it (tests use both).
+package struct VestnikServerApp: Sendable {
+    package let application: any ApplicationProtocol
+    package let background: [any Service]
+    package let fanOut: any Service
+    package let services: Services
+    package let metrics: ServerMetrics
+    package let logger: Logger
+
+    /// Runs until SIGTERM/SIGINT (or cancellation), then shuts down gracefully.
+    ///
+    /// Services stop in reverse order, so the fan-out (last) stops first and ends every open
+    /// stream; then the HTTP server drains; then housekeeping stops.
+    package func run(handleSignals: Bool = true) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: background + [application, fanOut],
+                gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+/// The composition root: opens the store, builds the services, the routers and the background
+/// services, in that order.
+///
+/// - Parameter onListening: called with the bound port once the server accepts connections
+///   (tests start on port 0).
+package func buildApplication(
+    configuration: ServerConfiguration, logger: Logger? = nil, onListening: (@Sendable (Int) async -> Void)? = nil
+) async throws -> VestnikServerApp {
+    var configuredLogger = logger ?? Logger(label: "vestnik")
+    configuredLogger.logLevel = configuration.logLevel
+    let logger = configuredLogger
+    let store = try Backend.openStore(configuration)
+    let services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger)
+    let metrics = ServerMetrics()
+
+    var options = HTTPOptions()
+    options.allowedOrigins = configuration.allowedOrigins
+    options.openAPIDocument = OpenAPIDocument.data
+    options.version = vestnikVersion
+    let router = buildRouter(services: services, metrics: metrics, options: options)
+    let webSocketRouter = buildWebSocketRouter(services: services, metrics: metrics, options: options)
+
+    let application = Application(
+        router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: webSocketRouter,
+            configuration: .init(maxFrameSize: APILimits.maxStreamFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Vestnik"),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            logger.notice("listening", metadata: ["vestnik.address": "\(configuration.host):\(port)"])
+            await onListening?(port)
+        },
+        logger: logger
+    )
+    return VestnikServerApp(
+        application: application,
+        background: [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)],
+        fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval),
+        services: services, metrics: metrics, logger: logger)
+}

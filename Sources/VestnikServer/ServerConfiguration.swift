@@ -1,0 +1,59 @@
+import Foundation
+import Logging
+
+/// Everything `vestnik serve` can be told, from flags or `VESTNIK_*` environment variables.
+package struct ServerConfiguration: Sendable {
+    package var host = "127.0.0.1"
+    package var port = 8080
+    /// Where the SQLite database (and later files) live.
+    package var dataDirectory = "./vestnik-data"
+    package var logLevel: Logger.Level = .info
+    /// How long the event log keeps entries; clients further behind must resync.
+    package var eventRetention: TimeInterval = 30 * 24 * 3600
+    /// How often the fan-out looks for events written by other processes.
+    package var foreignWritePollInterval: Duration = .milliseconds(500)
+    /// Deliveries a stream may have queued before it is disconnected as too slow.
+    package var streamBufferLimit = 8192
+    /// Login rate limits.
+    package var loginFailuresPerAccount = 5
+    package var loginAttemptsPerAddress = 30
+    package var loginWindow: TimeInterval = 300
+    /// Cheap password hashing, for tests only.
+    package var fastPasswordHashing = false
+    package var allowedOrigins: [String] = []
+
+    package init() {}
+
+    /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_LOG_LEVEL`,
+    /// `VESTNIK_ALLOWED_ORIGINS` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`.
+    package mutating func apply(environment: [String: String]) throws {
+        if let host = environment["VESTNIK_HOST"] { self.host = host }
+        if let raw = environment["VESTNIK_PORT"] {
+            guard let port = Int(raw), (0...65535).contains(port) else { throw ConfigurationError("VESTNIK_PORT must be 0…65535") }
+            self.port = port
+        }
+        if let dir = environment["VESTNIK_DATA_DIR"] { dataDirectory = dir }
+        if let raw = environment["VESTNIK_LOG_LEVEL"] {
+            guard let level = Logger.Level(rawValue: raw.lowercased()) else {
+                throw ConfigurationError("VESTNIK_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = level
+        }
+        if let raw = environment["VESTNIK_ALLOWED_ORIGINS"] {
+            allowedOrigins = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let raw = environment["VESTNIK_EVENT_RETENTION_DAYS"] {
+            guard let days = Double(raw), days > 0 else { throw ConfigurationError("VESTNIK_EVENT_RETENTION_DAYS must be positive") }
+            eventRetention = days * 24 * 3600
+        }
+    }
+
+    /// The SQLite database file inside the data directory.
+    package var databasePath: String { (dataDirectory as NSString).appendingPathComponent("vestnik.sqlite") }
+}
+
+/// A configuration value that cannot be used.
+package struct ConfigurationError: Error, CustomStringConvertible {
+    package let description: String
+    package init(_ description: String) { self.description = description }
+}

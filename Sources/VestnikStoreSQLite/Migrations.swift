@@ -1,0 +1,102 @@
+/// Schema migrations, append-only. The PostgreSQL adapter uses the same numbering.
+enum SQLiteMigrations {
+    static let all: [String] = [
+        // 1: accounts, sessions, chats, messages, the event log.
+        """
+        CREATE TABLE users (
+            id TEXT PRIMARY KEY,
+            login TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL,
+            email TEXT,
+            department TEXT,
+            position TEXT,
+            is_admin INTEGER NOT NULL DEFAULT 0,
+            is_blocked INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            password_hash TEXT,
+            search_text TEXT NOT NULL
+        );
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            token_hash BLOB NOT NULL UNIQUE,
+            device_name TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX sessions_by_user ON sessions(user_id);
+        CREATE TABLE chats (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            description TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            member_count INTEGER NOT NULL,
+            last_message_seq INTEGER NOT NULL,
+            last_activity_at INTEGER NOT NULL,
+            unique_key TEXT UNIQUE
+        );
+        CREATE TABLE chat_members (
+            chat_id TEXT NOT NULL REFERENCES chats(id),
+            user_id TEXT NOT NULL REFERENCES users(id),
+            role TEXT NOT NULL,
+            joined_at INTEGER NOT NULL,
+            read_seq INTEGER NOT NULL,
+            PRIMARY KEY (chat_id, user_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX chat_members_by_user ON chat_members(user_id, chat_id);
+        CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            chat_id TEXT NOT NULL REFERENCES chats(id),
+            chat_seq INTEGER NOT NULL,
+            sender_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            reply_to TEXT,
+            forward_json TEXT,
+            mentions_json TEXT,
+            created_at INTEGER NOT NULL,
+            edited_at INTEGER,
+            edit_count INTEGER NOT NULL DEFAULT 0,
+            deleted_at INTEGER,
+            pinned_at INTEGER,
+            client_message_id TEXT,
+            UNIQUE (chat_id, chat_seq)
+        );
+        CREATE UNIQUE INDEX messages_by_client_message_id ON messages(sender_id, client_message_id) WHERE client_message_id IS NOT NULL;
+        CREATE INDEX messages_pinned ON messages(chat_id, pinned_at) WHERE pinned_at IS NOT NULL;
+        CREATE TABLE message_versions (
+            message_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (message_id, version)
+        ) WITHOUT ROWID;
+        CREATE TABLE reactions (
+            message_id TEXT NOT NULL,
+            emoji TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (message_id, emoji, user_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY,
+            created_at INTEGER NOT NULL,
+            payload BLOB NOT NULL
+        );
+        CREATE TABLE event_recipients (
+            user_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (user_id, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_recipients_by_seq ON event_recipients(seq);
+        CREATE TABLE log_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            head_seq INTEGER NOT NULL,
+            oldest_seq INTEGER NOT NULL
+        );
+        INSERT INTO log_state (id, head_seq, oldest_seq) VALUES (1, 0, 1);
+        """
+    ]
+}

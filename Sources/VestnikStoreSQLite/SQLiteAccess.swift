@@ -1,0 +1,514 @@
+import Foundation
+import VestnikCore
+import VestnikModel
+
+/// The store's queries and changes over one checked-out connection, inside a transaction the
+/// caller opened.
+struct SQLiteAccess: StoreWriter {
+    let box: ConnectionBox
+    private var db: SQLiteConnection { box.connection }
+
+    // MARK: Users
+
+    private static let userColumns =
+        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash"
+
+    private func userRecord(_ row: SQLRow) -> UserRecord? {
+        guard let id = UserID(row.text(0)) else { return nil }
+        let user = User(
+            id: id, login: row.text(1), displayName: row.text(2), email: row.optionalText(3), department: row.optionalText(4),
+            position: row.optionalText(5), isAdmin: row.int(6) != 0, isBlocked: row.int(7) != 0,
+            createdAt: Date(millisecondsSince1970: row.int(8)))
+        return UserRecord(user: user, passwordHash: row.optionalText(9))
+    }
+
+    func user(_ id: UserID) async throws -> UserRecord? {
+        try db.query("SELECT \(Self.userColumns) FROM users WHERE id = ?", [.text(id.description)]).first.flatMap(userRecord)
+    }
+
+    func user(login: String) async throws -> UserRecord? {
+        try db.query("SELECT \(Self.userColumns) FROM users WHERE login = ?", [.text(login)]).first.flatMap(userRecord)
+    }
+
+    func users(_ ids: [UserID]) async throws -> [User] {
+        var result: [User] = []
+        for id in ids {
+            if let record = try await user(id) { result.append(record.user) }
+        }
+        return result
+    }
+
+    func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        try db.query(
+            "SELECT \(Self.userColumns) FROM users WHERE instr(search_text, ?) > 0 ORDER BY display_name, login LIMIT ?",
+            [.text(query), .integer(Int64(limit))]
+        ).compactMap { userRecord($0)?.user }
+    }
+
+    func allUsers(limit: Int, offset: Int) async throws -> [User] {
+        try db.query(
+            "SELECT \(Self.userColumns) FROM users ORDER BY login LIMIT ? OFFSET ?", [.integer(Int64(limit)), .integer(Int64(offset))]
+        ).compactMap { userRecord($0)?.user }
+    }
+
+    func insertUser(_ record: UserRecord, searchText: String) async throws {
+        let u = record.user
+        try db.query(
+            "INSERT INTO users (\(Self.userColumns), search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(u.id.description), .text(u.login), .text(u.displayName), optional(u.email), optional(u.department),
+                optional(u.position), .integer(u.isAdmin ? 1 : 0), .integer(u.isBlocked ? 1 : 0), .integer(u.createdAt.millisecondsSince1970),
+                optional(record.passwordHash), .text(searchText),
+            ])
+    }
+
+    func updateUser(_ u: User, searchText: String) async throws {
+        try db.query(
+            """
+            UPDATE users SET display_name = ?, email = ?, department = ?, position = ?, is_admin = ?, is_blocked = ?,
+            search_text = ? WHERE id = ?
+            """,
+            [
+                .text(u.displayName), optional(u.email), optional(u.department), optional(u.position), .integer(u.isAdmin ? 1 : 0),
+                .integer(u.isBlocked ? 1 : 0), .text(searchText), .text(u.id.description),
+            ])
+    }
+
+    func setPasswordHash(_ hash: String, for user: UserID) async throws {
+        try db.query("UPDATE users SET password_hash = ? WHERE id = ?", [.text(hash), .text(user.description)])
+    }
+
+    // MARK: Sessions
+
+    private func sessionRecord(_ row: SQLRow) -> SessionRecord? {
+        guard let id = SessionID(row.text(0)), let userID = UserID(row.text(1)) else { return nil }
+        let session = Session(
+            id: id, userID: userID, deviceName: row.text(3), createdAt: Date(millisecondsSince1970: row.int(4)),
+            lastSeenAt: Date(millisecondsSince1970: row.int(5)), expiresAt: Date(millisecondsSince1970: row.int(6)))
+        return SessionRecord(session: session, tokenHash: row.blob(2))
+    }
+
+    private static let sessionColumns = "id, user_id, token_hash, device_name, created_at, last_seen_at, expires_at"
+
+    func session(tokenHash: [UInt8]) async throws -> SessionRecord? {
+        try db.query("SELECT \(Self.sessionColumns) FROM sessions WHERE token_hash = ?", [.blob(tokenHash)]).first.flatMap(sessionRecord)
+    }
+
+    func sessions(of user: UserID) async throws -> [Session] {
+        try db.query(
+            "SELECT \(Self.sessionColumns) FROM sessions WHERE user_id = ? ORDER BY created_at DESC", [.text(user.description)]
+        ).compactMap { sessionRecord($0)?.session }
+    }
+
+    func insertSession(_ record: SessionRecord) async throws {
+        let s = record.session
+        try db.query(
+            "INSERT INTO sessions (\(Self.sessionColumns)) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(s.id.description), .text(s.userID.description), .blob(record.tokenHash), .text(s.deviceName),
+                .integer(s.createdAt.millisecondsSince1970), .integer(s.lastSeenAt.millisecondsSince1970),
+                .integer(s.expiresAt.millisecondsSince1970),
+            ])
+    }
+
+    func touchSession(_ id: SessionID, at: Date) async throws {
+        try db.query("UPDATE sessions SET last_seen_at = ? WHERE id = ?", [.integer(at.millisecondsSince1970), .text(id.description)])
+    }
+
+    func deleteSession(_ id: SessionID, of user: UserID) async throws -> Bool {
+        try db.query("DELETE FROM sessions WHERE id = ? AND user_id = ?", [.text(id.description), .text(user.description)])
+        return db.changes > 0
+    }
+
+    func deleteSessions(of user: UserID) async throws -> [SessionID] {
+        let ids = try db.query("SELECT id FROM sessions WHERE user_id = ?", [.text(user.description)]).compactMap { SessionID($0.text(0)) }
+        try db.query("DELETE FROM sessions WHERE user_id = ?", [.text(user.description)])
+        return ids
+    }
+
+    func deleteExpiredSessions(before: Date) async throws -> Int {
+        try db.query("DELETE FROM sessions WHERE expires_at < ?", [.integer(before.millisecondsSince1970)])
+        return db.changes
+    }
+
+    // MARK: Chats
+
+    private static let chatColumns =
+        "c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq, c.last_activity_at"
+
+    private func chat(_ row: SQLRow, offset: Int = 0) -> Chat? {
+        guard let id = ChatID(row.text(offset)), let kind = ChatKind(rawValue: row.text(offset + 1)),
+            let createdBy = UserID(row.text(offset + 4))
+        else { return nil }
+        return Chat(
+            id: id, kind: kind, title: row.text(offset + 2), description: row.text(offset + 3), createdBy: createdBy,
+            createdAt: Date(millisecondsSince1970: row.int(offset + 5)), memberCount: Int(row.int(offset + 6)),
+            lastMessageSeq: row.int(offset + 7), lastActivityAt: Date(millisecondsSince1970: row.int(offset + 8)))
+    }
+
+    func chat(_ id: ChatID) async throws -> Chat? {
+        try db.query("SELECT \(Self.chatColumns) FROM chats c WHERE c.id = ?", [.text(id.description)]).first.flatMap { chat($0) }
+    }
+
+    func personalChat(between a: UserID, and b: UserID) async throws -> ChatID? {
+        let pair = [a.description, b.description].sorted()
+        return try db.query("SELECT id FROM chats WHERE unique_key = ?", [.text("personal:\(pair[0]):\(pair[1])")]).first
+            .flatMap { ChatID($0.text(0)) }
+    }
+
+    func notesChat(of user: UserID) async throws -> ChatID? {
+        try db.query("SELECT id FROM chats WHERE unique_key = ?", [.text("notes:\(user)")]).first.flatMap { ChatID($0.text(0)) }
+    }
+
+    private func member(_ row: SQLRow, offset: Int = 0) -> ChatMember? {
+        guard let userID = UserID(row.text(offset)), let role = MemberRole(rawValue: row.text(offset + 1)) else { return nil }
+        return ChatMember(userID: userID, role: role, joinedAt: Date(millisecondsSince1970: row.int(offset + 2)), readSeq: row.int(offset + 3))
+    }
+
+    func member(_ user: UserID, of chat: ChatID) async throws -> ChatMember? {
+        try db.query(
+            "SELECT user_id, role, joined_at, read_seq FROM chat_members WHERE chat_id = ? AND user_id = ?",
+            [.text(chat.description), .text(user.description)]
+        ).first.flatMap { member($0) }
+    }
+
+    func members(of chat: ChatID) async throws -> [ChatMember] {
+        try db.query(
+            "SELECT user_id, role, joined_at, read_seq FROM chat_members WHERE chat_id = ? ORDER BY joined_at, user_id",
+            [.text(chat.description)]
+        ).compactMap { member($0) }
+    }
+
+    func memberIDs(of chat: ChatID) async throws -> [UserID] {
+        try db.query("SELECT user_id FROM chat_members WHERE chat_id = ?", [.text(chat.description)]).compactMap { UserID($0.text(0)) }
+    }
+
+    func chatList(of user: UserID) async throws -> [ChatListRow] {
+        let rows = try db.query(
+            """
+            SELECT \(Self.chatColumns), m.user_id, m.role, m.joined_at, m.read_seq,
+              CASE WHEN c.kind = 'personal' THEN
+                (SELECT p.user_id FROM chat_members p WHERE p.chat_id = c.id AND p.user_id != m.user_id LIMIT 1)
+              END
+            FROM chat_members m JOIN chats c ON c.id = m.chat_id
+            WHERE m.user_id = ?
+            ORDER BY c.last_activity_at DESC, c.id
+            """, [.text(user.description)])
+        var result: [ChatListRow] = []
+        for row in rows {
+            guard let chat = chat(row), let member = member(row, offset: 9) else { continue }
+            let last = chat.lastMessageSeq > 0 ? try await message(chat: chat.id, chatSeq: chat.lastMessageSeq) : nil
+            let unread = try await unreadCount(in: chat.id, for: user, after: member.readSeq)
+            result.append(
+                ChatListRow(chat: chat, member: member, peerID: row.optionalText(13).flatMap(UserID.init), lastMessage: last, unreadCount: unread))
+        }
+        return result
+    }
+
+    func contacts(of user: UserID, limit: Int) async throws -> [UserID] {
+        try db.query(
+            """
+            SELECT DISTINCT o.user_id FROM chat_members m
+            JOIN chats c ON c.id = m.chat_id AND c.kind IN ('personal', 'group')
+            JOIN chat_members o ON o.chat_id = m.chat_id AND o.user_id != m.user_id
+            WHERE m.user_id = ? LIMIT ?
+            """, [.text(user.description), .integer(Int64(limit))]
+        ).compactMap { UserID($0.text(0)) }
+    }
+
+    func insertChat(_ chat: Chat, uniqueKey: String?) async throws {
+        try db.query(
+            """
+            INSERT INTO chats (id, kind, title, description, created_by, created_at, member_count, last_message_seq,
+              last_activity_at, unique_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(chat.id.description), .text(chat.kind.rawValue), .text(chat.title), .text(chat.description),
+                .text(chat.createdBy.description), .integer(chat.createdAt.millisecondsSince1970), .integer(Int64(chat.memberCount)),
+                .integer(chat.lastMessageSeq), .integer(chat.lastActivityAt.millisecondsSince1970), optional(uniqueKey),
+            ])
+    }
+
+    func updateChat(_ chat: Chat) async throws {
+        try db.query(
+            "UPDATE chats SET title = ?, description = ?, member_count = ?, last_message_seq = ?, last_activity_at = ? WHERE id = ?",
+            [
+                .text(chat.title), .text(chat.description), .integer(Int64(chat.memberCount)), .integer(chat.lastMessageSeq),
+                .integer(chat.lastActivityAt.millisecondsSince1970), .text(chat.id.description),
+            ])
+    }
+
+    func insertMember(_ member: ChatMember, into chat: ChatID) async throws {
+        try db.query(
+            "INSERT INTO chat_members (chat_id, user_id, role, joined_at, read_seq) VALUES (?, ?, ?, ?, ?)",
+            [
+                .text(chat.description), .text(member.userID.description), .text(member.role.rawValue),
+                .integer(member.joinedAt.millisecondsSince1970), .integer(member.readSeq),
+            ])
+    }
+
+    func deleteMember(_ user: UserID, from chat: ChatID) async throws {
+        try db.query("DELETE FROM chat_members WHERE chat_id = ? AND user_id = ?", [.text(chat.description), .text(user.description)])
+    }
+
+    func setRole(_ role: MemberRole, of user: UserID, in chat: ChatID) async throws {
+        try db.query(
+            "UPDATE chat_members SET role = ? WHERE chat_id = ? AND user_id = ?",
+            [.text(role.rawValue), .text(chat.description), .text(user.description)])
+    }
+
+    func setReadSeq(_ seq: Int64, of user: UserID, in chat: ChatID) async throws {
+        try db.query(
+            "UPDATE chat_members SET read_seq = max(read_seq, ?) WHERE chat_id = ? AND user_id = ?",
+            [.integer(seq), .text(chat.description), .text(user.description)])
+    }
+
+    // MARK: Messages
+
+    private static let messageColumns = """
+        id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edited_at, edit_count,
+        deleted_at, pinned_at, client_message_id
+        """
+
+    private func messages(_ rows: [SQLRow]) throws -> [Message] {
+        var result: [Message] = []
+        result.reserveCapacity(rows.count)
+        let decoder = VestnikJSON.makeDecoder()
+        for row in rows {
+            guard let id = MessageID(row.text(0)), let chatID = ChatID(row.text(1)), let sender = UserID(row.text(3)) else { continue }
+            let forward = try row.optionalText(6).map { try decoder.decode(ForwardOrigin.self, from: Data($0.utf8)) }
+            let mentions = try row.optionalText(7).map { try decoder.decode([Mention].self, from: Data($0.utf8)) } ?? []
+            result.append(
+                Message(
+                    id: id, chatID: chatID, chatSeq: row.int(2), senderID: sender, text: row.text(4),
+                    replyTo: row.optionalText(5).flatMap(MessageID.init), forwardedFrom: forward, mentions: mentions,
+                    createdAt: Date(millisecondsSince1970: row.int(8)), editedAt: row.optionalInt(9).map(Date.init(millisecondsSince1970:)),
+                    editCount: Int(row.int(10)), deletedAt: row.optionalInt(11).map(Date.init(millisecondsSince1970:)),
+                    reactions: [], pinned: row.optionalInt(12) != nil, clientMessageID: row.optionalText(13)))
+        }
+        return try attachReactions(result)
+    }
+
+    private func attachReactions(_ messages: [Message]) throws -> [Message] {
+        guard !messages.isEmpty else { return messages }
+        var byMessage: [MessageID: [ReactionSummary]] = [:]
+        // Chunks keep the statement's parameter count bounded.
+        for chunk in stride(from: 0, to: messages.count, by: 200).map({ Array(messages[$0..<min($0 + 200, messages.count)]) }) {
+            let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            let rows = try db.query(
+                "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN (\(placeholders)) ORDER BY message_id, created_at, emoji",
+                chunk.map { .text($0.id.description) })
+            for row in rows {
+                guard let messageID = MessageID(row.text(0)), let user = UserID(row.text(2)) else { continue }
+                let emoji = row.text(1)
+                var list = byMessage[messageID] ?? []
+                if let index = list.firstIndex(where: { $0.emoji == emoji }) {
+                    list[index].count += 1
+                    list[index].users.append(user)
+                } else {
+                    list.append(ReactionSummary(emoji: emoji, count: 1, users: [user]))
+                }
+                byMessage[messageID] = list
+            }
+        }
+        return messages.map { message in
+            var copy = message
+            copy.reactions = byMessage[message.id] ?? []
+            return copy
+        }
+    }
+
+    func message(_ id: MessageID) async throws -> Message? {
+        try messages(db.query("SELECT \(Self.messageColumns) FROM messages WHERE id = ?", [.text(id.description)])).first
+    }
+
+    func message(sender: UserID, clientMessageID: String) async throws -> Message? {
+        try messages(
+            db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE sender_id = ? AND client_message_id = ?",
+                [.text(sender.description), .text(clientMessageID)])
+        ).first
+    }
+
+    func message(chat: ChatID, chatSeq: Int64) async throws -> Message? {
+        try messages(
+            db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND chat_seq = ?", [.text(chat.description), .integer(chatSeq)])
+        ).first
+    }
+
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message] {
+        let rows: [SQLRow]
+        switch direction {
+        case .latest:
+            rows = try db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY chat_seq DESC LIMIT ?",
+                [.text(chat.description), .integer(Int64(limit))]
+            ).reversed()
+        case .before(let seq):
+            rows = try db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND chat_seq < ? ORDER BY chat_seq DESC LIMIT ?",
+                [.text(chat.description), .integer(seq), .integer(Int64(limit))]
+            ).reversed()
+        case .after(let seq):
+            rows = try db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND chat_seq > ? ORDER BY chat_seq ASC LIMIT ?",
+                [.text(chat.description), .integer(seq), .integer(Int64(limit))])
+        }
+        return try messages(rows)
+    }
+
+    func pinnedMessages(in chat: ChatID) async throws -> [Message] {
+        try messages(
+            db.query(
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND pinned_at IS NOT NULL ORDER BY pinned_at, chat_seq",
+                [.text(chat.description)]))
+    }
+
+    func edits(of message: MessageID) async throws -> [MessageEdit] {
+        try db.query(
+            "SELECT version, text, created_at FROM message_versions WHERE message_id = ? ORDER BY version", [.text(message.description)]
+        ).map { MessageEdit(version: Int($0.int(0)), text: $0.text(1), editedAt: Date(millisecondsSince1970: $0.int(2))) }
+    }
+
+    func reactions(of message: MessageID) async throws -> [ReactionSummary] {
+        guard let found = try await self.message(message) else { return [] }
+        return found.reactions
+    }
+
+    func unreadCount(in chat: ChatID, for user: UserID, after readSeq: Int64) async throws -> Int {
+        Int(
+            try db.query(
+                "SELECT count(*) FROM messages WHERE chat_id = ? AND chat_seq > ? AND sender_id != ? AND deleted_at IS NULL",
+                [.text(chat.description), .integer(readSeq), .text(user.description)]
+            ).first?.int(0) ?? 0)
+    }
+
+    func readers(of chat: ChatID, atLeast chatSeq: Int64) async throws -> [UserID] {
+        try db.query(
+            "SELECT user_id FROM chat_members WHERE chat_id = ? AND read_seq >= ? ORDER BY user_id", [.text(chat.description), .integer(chatSeq)]
+        ).compactMap { UserID($0.text(0)) }
+    }
+
+    func insertMessage(_ m: Message) async throws {
+        let encoder = VestnikJSON.makeEncoder()
+        let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
+        try db.query(
+            """
+            INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
+              edit_count, client_message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+            """,
+            [
+                .text(m.id.description), .text(m.chatID.description), .integer(m.chatSeq), .text(m.senderID.description), .text(m.text),
+                optional(m.replyTo?.description), optional(forward), optional(mentions), .integer(m.createdAt.millisecondsSince1970),
+                optional(m.clientMessageID),
+            ])
+        try db.query(
+            "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, 0, ?, ?)",
+            [.text(m.id.description), .text(m.text), .integer(m.createdAt.millisecondsSince1970)])
+    }
+
+    func recordEdit(of message: MessageID, text: String, version: Int, at: Date) async throws {
+        try db.query(
+            "UPDATE messages SET text = ?, edited_at = ?, edit_count = ? WHERE id = ?",
+            [.text(text), .integer(at.millisecondsSince1970), .integer(Int64(version)), .text(message.description)])
+        try db.query(
+            "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, ?, ?, ?)",
+            [.text(message.description), .integer(Int64(version)), .text(text), .integer(at.millisecondsSince1970)])
+    }
+
+    func markDeleted(_ message: MessageID, at: Date) async throws {
+        // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
+        try db.query(
+            "UPDATE messages SET text = '', mentions_json = NULL, deleted_at = ?, pinned_at = NULL WHERE id = ?",
+            [.integer(at.millisecondsSince1970), .text(message.description)])
+        try db.query("DELETE FROM message_versions WHERE message_id = ?", [.text(message.description)])
+    }
+
+    func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
+        try db.query(
+            "INSERT OR IGNORE INTO reactions (message_id, emoji, user_id, created_at) VALUES (?, ?, ?, ?)",
+            [.text(message.description), .text(emoji), .text(user.description), .integer(at.millisecondsSince1970)])
+        return db.changes > 0
+    }
+
+    func removeReaction(_ emoji: String, by user: UserID, from message: MessageID) async throws -> Bool {
+        try db.query(
+            "DELETE FROM reactions WHERE message_id = ? AND emoji = ? AND user_id = ?",
+            [.text(message.description), .text(emoji), .text(user.description)])
+        return db.changes > 0
+    }
+
+    func setPinned(_ pinned: Bool, message: MessageID, at: Date) async throws {
+        try db.query(
+            "UPDATE messages SET pinned_at = ? WHERE id = ?", [pinned ? .integer(at.millisecondsSince1970) : .null, .text(message.description)])
+    }
+
+    // MARK: Event log
+
+    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
+        // The counter row is read and advanced inside this (exclusive) write transaction, so
+        // positions commit in order and without gaps.
+        guard let head = try db.query("UPDATE log_state SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq").first?.int(0) else {
+            throw StoreError.backend("log_state row missing")
+        }
+        try db.query("INSERT INTO events (seq, created_at, payload) VALUES (?, ?, ?)", [.integer(head), .integer(at.millisecondsSince1970), .blob(Array(payload))])
+        for user in recipients {
+            try db.query("INSERT INTO event_recipients (user_id, seq) VALUES (?, ?)", [.text(user.description), .integer(head)])
+        }
+        return EventSeq(head)
+    }
+
+    func pruneEvents(before: Date) async throws -> Int {
+        guard let newestOld = try db.query("SELECT max(seq) FROM events WHERE created_at < ?", [.integer(before.millisecondsSince1970)]).first?
+            .optionalInt(0)
+        else { return 0 }
+        try db.query("DELETE FROM event_recipients WHERE seq <= ?", [.integer(newestOld)])
+        try db.query("DELETE FROM events WHERE seq <= ?", [.integer(newestOld)])
+        let deleted = db.changes
+        try db.query("UPDATE log_state SET oldest_seq = max(oldest_seq, ?) WHERE id = 1", [.integer(newestOld + 1)])
+        return deleted
+    }
+
+    func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
+        try db.query(
+            """
+            SELECT e.seq, e.payload FROM event_recipients r JOIN events e ON e.seq = r.seq
+            WHERE r.user_id = ? AND r.seq > ? ORDER BY r.seq LIMIT ?
+            """, [.text(user.description), .integer(since.value), .integer(Int64(limit))]
+        ).map { LoggedEvent(seq: EventSeq($0.int(0)), payload: Data($0.blob(1))) }
+    }
+
+    func oldestRetainedSeq() async throws -> EventSeq {
+        EventSeq(try db.query("SELECT oldest_seq FROM log_state WHERE id = 1").first?.int(0) ?? 1)
+    }
+
+    func headSeq() async throws -> EventSeq {
+        EventSeq(try db.query("SELECT head_seq FROM log_state WHERE id = 1").first?.int(0) ?? 0)
+    }
+
+    /// Events in `(after, through]` with their recipients, for the fan-out's gap filling.
+    func committedEvents(after: EventSeq, through: EventSeq, limit: Int) throws -> [CommittedEvent] {
+        let rows = try db.query(
+            "SELECT seq, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            [.integer(after.value), .integer(through.value), .integer(Int64(limit))])
+        guard let last = rows.last?.int(0) else { return [] }
+        var recipients: [Int64: [UserID]] = [:]
+        for row in try db.query(
+            "SELECT seq, user_id FROM event_recipients WHERE seq > ? AND seq <= ?", [.integer(after.value), .integer(last)])
+        {
+            if let user = UserID(row.text(1)) { recipients[row.int(0), default: []].append(user) }
+        }
+        let decoder = VestnikJSON.makeDecoder()
+        return rows.compactMap { row in
+            let payload = Data(row.blob(1))
+            guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { return nil }
+            return CommittedEvent(seq: EventSeq(row.int(0)), event: event, recipients: recipients[row.int(0)] ?? [], payload: payload)
+        }
+    }
+
+    private func optional(_ value: String?) -> SQLValue {
+        value.map { .text($0) } ?? .null
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import VestnikCore
+import VestnikModel
+
+/// The embedded store: SQLite in WAL mode, one writer connection and a pool of readers.
+///
+/// Writes are serialized through the single writer (SQLite allows one writer anyway), which is
+/// also what makes log positions commit in order: the position counter is read and advanced
+/// inside the write transaction. Other processes (the admin CLI) may write to the same file; they
+/// take SQLite's file lock, so the same holds across processes. `synchronous=FULL`: a commit that
+/// returned is on disk.
+package final class SQLiteStore: Store {
+    private let writer: ConnectionPool
+    private let readers: ConnectionPool
+    package let path: String
+
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// - Parameter path: a file path, or `:memory:`-like shared names are not supported: tests use
+    ///   a temporary directory.
+    package init(path: String, readerCount: Int = 4) throws {
+        self.path = path
+        let writerConnection = try SQLiteConnection(path: path, readOnly: false)
+        try writerConnection.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        try Self.migrate(writerConnection)
+        writer = ConnectionPool([writerConnection])
+        var readerConnections: [SQLiteConnection] = []
+        for _ in 0..<max(1, readerCount) {
+            let connection = try SQLiteConnection(path: path, readOnly: true)
+            try connection.exec("PRAGMA foreign_keys=ON;")
+            readerConnections.append(connection)
+        }
+        readers = ConnectionPool(readerConnections)
+    }
+
+    /// The schema version after migration.
+    package static let schemaVersion = SQLiteMigrations.all.count
+
+    private static func migrate(_ connection: SQLiteConnection) throws {
+        try connection.exec("BEGIN IMMEDIATE")
+        do {
+            let current = Int(try connection.query("PRAGMA user_version").first?.int(0) ?? 0)
+            guard current <= SQLiteMigrations.all.count else {
+                throw StoreError.backend("the database has schema version \(current), newer than this binary (\(SQLiteMigrations.all.count))")
+            }
+            for (index, migration) in SQLiteMigrations.all.enumerated() where index >= current {
+                try connection.exec(migration)
+                try connection.exec("PRAGMA user_version = \(index + 1)")
+            }
+            try connection.exec("COMMIT")
+        } catch {
+            try? connection.exec("ROLLBACK")
+            throw error
+        }
+    }
+
+    package func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
+        try await readers.with { box in
+            try box.connection.exec("BEGIN")
+            do {
+                let result = try await body(SQLiteAccess(box: box))
+                try box.connection.exec("COMMIT")
+                return result
+            } catch {
+                try? box.connection.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    package func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+        try await writer.with { box in
+            try box.connection.exec("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(SQLiteAccess(box: box))
+                try box.connection.exec("COMMIT")
+                return result
+            } catch {
+                try? box.connection.exec("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
+        try await readers.with { box in
+            try SQLiteAccess(box: box).committedEvents(after: after, through: through, limit: limit)
+        }
+    }
+
+    package func headSeq() async throws -> EventSeq {
+        try await read { try await $0.headSeq() }
+    }
+}
