@@ -259,8 +259,10 @@ struct RealtimeConnector: Sendable {
 
     static func describe(_ error: any Error) -> String {
         if let clientError = error as? VestnikClientError { return clientError.message }
-        if let wsError = error as? WebSocketClientError { return String(describing: wsError) }
-        return String(describing: error)
+        if let wsError = error as? WebSocketClientError {
+            return wsError == .webSocketUpgradeFailed ? "the server refused the stream" : String(describing: wsError)
+        }
+        return describeTransportError(error)
     }
 
     /// One connection: connect, pump frames into the hand-off, report how it ended.

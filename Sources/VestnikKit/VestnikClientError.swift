@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOPosix
 import VestnikAPI
 
 /// Every error a ``VestnikClient`` call can throw (besides `CancellationError` when the calling
@@ -80,10 +83,42 @@ public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
     }
 
     static func connectionFailed(_ error: any Error) -> Self {
-        Self(status: nil, code: Code.connectionFailed, message: "cannot reach the server: \(error)", underlying: error)
+        Self(status: nil, code: Code.connectionFailed, message: describeTransportError(error), underlying: error)
     }
 }
 
 extension VestnikClientError: LocalizedError {
     public var errorDescription: String? { description }
+}
+
+/// A short human-readable text for a transport-level error (instead of NIO's verbose dumps).
+func describeTransportError(_ error: any Error) -> String {
+    func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
+    switch error {
+    case let error as NIOConnectionError:
+        if let failure = error.connectionErrors.first {
+            if let io = failure.error as? IOError {
+                return "cannot connect to \(error.host):\(error.port) (\(errnoText(io.errnoCode)))"
+            }
+            return "cannot connect to \(error.host):\(error.port) (\(failure.error))"
+        }
+        if let dns = error.dnsAError ?? error.dnsAAAAError {
+            return "cannot resolve \(error.host) (\(dns))"
+        }
+        return "cannot connect to \(error.host):\(error.port)"
+    case let error as IOError:
+        return "connection failed (\(errnoText(error.errnoCode)))"
+    case let error as HTTPClientError:
+        switch error {
+        case .connectTimeout: return "connecting to the server timed out"
+        case .deadlineExceeded, .readTimeout: return "the server did not answer in time"
+        case .remoteConnectionClosed: return "the server closed the connection"
+        case .cancelled: return "the request was cancelled"
+        default: return "HTTP failure: \(error)"
+        }
+    case let error as ChannelError:
+        return "connection failed (\(error))"
+    default:
+        return "connection failed (\(error))"
+    }
 }
