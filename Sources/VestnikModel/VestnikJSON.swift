@@ -48,9 +48,12 @@ public enum VestnikJSON {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: true).timeSeparator(.colon).timeZone(separator: .omitted))
     }
 
+    /// Parses an ISO 8601 date, normalised to whole milliseconds so that a value read back
+    /// compares equal to the value written.
     public static func parseDate(_ raw: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(raw) { return date }
-        return try? Date.ISO8601FormatStyle().parse(raw)
+        guard let date = (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(raw)) ?? (try? Date.ISO8601FormatStyle().parse(raw))
+        else { return nil }
+        return Date(millisecondsSince1970: date.millisecondsSince1970)
     }
 
     /// `chatID` → `chat_id`, `userIDs` → `user_ids`, `replyTo` → `reply_to`.

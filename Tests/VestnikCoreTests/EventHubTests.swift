@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import Testing
+import VestnikCore
+import VestnikModel
+
+@Suite struct EventHubTests {
+    @Test("events published out of order are delivered in position order, gaps filled from the store", .timeLimit(.minutes(1)))
+    func orderedDelivery() async throws {
+        let env = try await TestEnvironment()
+        let user = UserID.random()
+        // Write three events directly (as another process would) without publishing them.
+        var committed: [CommittedEvent] = []
+        for i in 0..<3 {
+            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: user, readSeq: Int64(i))
+            let payload = try VestnikJSON.encode(event)
+            let seq = try await env.store.write { try await $0.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow()) }
+            committed.append(CommittedEvent(seq: seq, event: event, recipients: [user], payload: payload))
+        }
+        let hub = EventHub(store: env.store, startingAfter: .zero, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let (subscription, _) = await hub.subscribe(user: user, session: nil)
+        // Only the last is published: the hub must fetch 1 and 2 from the store first.
+        await hub.publish([committed[2]])
+        await hub.publish([committed[0]])  // late duplicate: ignored
+        var received: [Int64] = []
+        for await delivery in subscription.stream {
+            if case .durable(let seq, _, _) = delivery { received.append(seq.value) }
+            if received.count == 3 { break }
+        }
+        #expect(received == [1, 2, 3])
+        #expect(await hub.position == EventSeq(3))
+    }
+
+    @Test("catch-up picks up events written by another process")
+    func foreignWrites() async throws {
+        let env = try await TestEnvironment()
+        let user = UserID.random()
+        let hub = EventHub(store: env.store, startingAfter: .zero, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let (subscription, _) = await hub.subscribe(user: user, session: nil)
+        let event = ServerEvent.sessionRevoked(sessionID: .random())
+        _ = try await env.store.write { try await $0.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [user], at: Date.millisecondNow()) }
+        await hub.catchUp()
+        var iterator = subscription.stream.makeAsyncIterator()
+        guard case .durable(let seq, let received, _) = await iterator.next() else {
+            Issue.record("no delivery")
+            return
+        }
+        #expect(seq == EventSeq(1) && received == event)
+    }
+
+    @Test("a subscriber that does not drain its buffer is closed as a slow consumer")
+    func slowConsumer() async throws {
+        let env = try await TestEnvironment()
+        let user = UserID.random()
+        let hub = EventHub(store: env.store, startingAfter: .zero, bufferLimit: 5, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let (subscription, presence) = await hub.subscribe(user: user, session: nil)
+        guard case .cameOnline = presence else {
+            Issue.record("first subscription should bring the user online")
+            return
+        }
+        for _ in 0..<10 { await hub.publishEphemeral(.typing(chatID: .random(), userID: .random()), to: [user]) }
+        #expect(subscription.closeReason == "slow_consumer")
+        var count = 0
+        for await _ in subscription.stream { count += 1 }
+        #expect(count == 5)
+        #expect(await hub.presence(of: user).online)
+        _ = await hub.unsubscribe(subscription)
+        #expect(await hub.presence(of: user).online == false)
+    }
+
+    @Test("services publish only committed events, to the chat's members")
+    func servicePublishing() async throws {
+        let env = try await TestEnvironment()
+        let alice = try await env.user("alice")
+        let bob = try await env.user("bob")
+        let carol = try await env.user("carol")
+        let chat = try await env.group("G", by: alice, members: [bob])
+        let bobStream = await env.services.sync.connect(bob)
+        let carolStream = await env.services.sync.connect(carol)
+        _ = try await env.send("hello", to: chat, as: alice)
+        _ = await errorCode { _ = try await env.send("", to: chat, as: alice) }
+        var iterator = bobStream.stream.makeAsyncIterator()
+        var sawMessage = false
+        while let delivery = await iterator.next() {
+            if case .durable(_, .messageCreated(let message), _) = delivery {
+                #expect(message.text == "hello")
+                sawMessage = true
+                break
+            }
+        }
+        #expect(sawMessage)
+        await env.services.sync.disconnect(bobStream)
+        await env.services.sync.disconnect(carolStream)
+        var carolDurable = 0
+        for await delivery in carolStream.stream {
+            if case .durable = delivery { carolDurable += 1 }
+        }
+        #expect(carolDurable == 0)
+    }
+}
+
+@Suite struct WireFormatTests {
+    @Test("keys are snake_case with acronyms as one word, and round-trip", arguments: [
+        ("chatID", "chat_id"), ("userIDs", "user_ids"), ("clientMessageID", "client_message_id"), ("replyTo", "reply_to"),
+        ("id", "id"), ("hasMoreBefore", "has_more_before"),
+    ])
+    func snakeCase(_ pair: (String, String)) {
+        #expect(VestnikJSON.snakeCase(pair.0) == pair.1)
+        #expect(VestnikJSON.camelCase(pair.1) == pair.0)
+    }
+
+    @Test("every event kind encodes with its type and decodes back")
+    func eventsRoundTrip() throws {
+        let now = Date.millisecondNow()
+        let chat = Chat(id: .random(), kind: .group, title: "T", description: "", createdBy: .random(), createdAt: now, memberCount: 1, lastMessageSeq: 0, lastActivityAt: now)
+        let message = Message(id: .random(), chatID: chat.id, chatSeq: 1, senderID: .random(), text: "hi", mentions: [.all, .user(.random())], createdAt: now)
+        let events: [ServerEvent] = [
+            .messageCreated(message), .messageEdited(message), .messageDeleted(message),
+            .reactionsChanged(chatID: chat.id, messageID: message.id, reactions: [ReactionSummary(emoji: "👍", count: 1, users: [.random()])]),
+            .messagePinned(chatID: chat.id, messageID: message.id, by: .random()), .messageUnpinned(chatID: chat.id, messageID: message.id, by: .random()),
+            .receiptUpdated(chatID: chat.id, userID: .random(), readSeq: 3), .chatCreated(chat), .chatUpdated(chat),
+            .memberJoined(chat: chat, member: ChatMember(userID: .random(), role: .member, joinedAt: now, readSeq: 0), by: .random()),
+            .memberLeft(chat: chat, userID: .random(), by: .random()),
+            .memberRoleChanged(chatID: chat.id, userID: .random(), role: .admin, by: .random()),
+            .sessionRevoked(sessionID: .random()), .typing(chatID: chat.id, userID: .random()),
+            .presenceChanged(Presence(userID: .random(), online: true, lastSeenAt: nil)),
+        ]
+        for event in events {
+            let data = try VestnikJSON.encode(event)
+            let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            #expect(object?["type"] as? String == event.type)
+            #expect(try VestnikJSON.decode(ServerEvent.self, from: data) == event)
+        }
+    }
+}

@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+import VestnikCore
+import VestnikModel
+
+/// The behaviour every ``Store`` adapter must have. Each check takes a fresh, empty store;
+/// adapters' test targets call every check (see `allChecks`).
+package enum StoreConformance {
+    /// Every check by name, so an adapter's suite can run them as parameterized tests.
+    package static let allChecks: [(String, @Sendable (any Store) async throws -> Void)] = [
+        ("users: insert, look up, duplicate login", usersRoundTrip),
+        ("users: search is case-insensitive, Cyrillic included", userSearch),
+        ("sessions: lookup by token hash, delete only own", sessions),
+        ("chats: unique personal pair, members, chat list order", chatsAndMembers),
+        ("messages: history pages, edits, tombstones", messageHistory),
+        ("messages: client_message_id is unique per sender", clientMessageIDUnique),
+        ("reactions and pins", reactionsAndPins),
+        ("event log: positions contiguous, per-recipient reads", eventLog),
+        ("event log: a failed write leaves no trace", rollback),
+        ("event log: concurrent writers commit in position order", concurrentWriters),
+        ("event log: pruning moves the oldest retained position", pruning),
+    ]
+
+    // MARK: Fixtures
+
+    package static func makeUser(_ login: String, name: String? = nil, department: String? = nil) -> User {
+        User(
+            id: .random(), login: login, displayName: name ?? login.capitalized, department: department,
+            createdAt: Date.millisecondNow())
+    }
+
+    @discardableResult
+    package static func insertUser(_ store: any Store, _ user: User) async throws -> User {
+        try await store.write { tx in
+            try await tx.insertUser(UserRecord(user: user, passwordHash: "x"), searchText: AccountService.searchText(user))
+        }
+        return user
+    }
+
+    package static func makeChat(_ kind: ChatKind, by user: UserID, title: String = "Chat") -> Chat {
+        let now = Date.millisecondNow()
+        return Chat(
+            id: .random(), kind: kind, title: title, description: "", createdBy: user, createdAt: now, memberCount: 0, lastMessageSeq: 0,
+            lastActivityAt: now)
+    }
+
+    package static func insertChat(_ store: any Store, _ chat: Chat, members: [UserID], uniqueKey: String? = nil) async throws {
+        try await store.write { tx in
+            try await tx.insertChat(chat, uniqueKey: uniqueKey)
+            for (index, user) in members.enumerated() {
+                try await tx.insertMember(
+                    ChatMember(userID: user, role: index == 0 ? .admin : .member, joinedAt: chat.createdAt, readSeq: 0), into: chat.id)
+            }
+        }
+    }
+
+    /// Appends a message the way Core does: next chat sequence, chat row updated.
+    @discardableResult
+    package static func appendMessage(_ store: any Store, chat chatID: ChatID, from sender: UserID, text: String, clientID: String? = nil) async throws -> Message {
+        try await store.write { tx in
+            guard var chat = try await tx.chat(chatID) else { throw StoreError.backend("no chat") }
+            chat.lastMessageSeq += 1
+            chat.lastActivityAt = Date.millisecondNow()
+            try await tx.updateChat(chat)
+            let message = Message(
+                id: .random(), chatID: chatID, chatSeq: chat.lastMessageSeq, senderID: sender, text: text, createdAt: Date.millisecondNow(),
+                clientMessageID: clientID)
+            try await tx.insertMessage(message)
+            return message
+        }
+    }
+
+    // MARK: Checks
+
+    @Sendable package static func usersRoundTrip(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice", name: "Alice Smirnova"))
+        let found = try await store.read { try await $0.user(alice.id) }
+        #expect(found?.user == alice)
+        #expect(found?.passwordHash == "x")
+        #expect(try await store.read { try await $0.user(login: "alice") }?.user.id == alice.id)
+        #expect(try await store.read { try await $0.user(login: "nobody") } == nil)
+        await #expect(throws: StoreError.self) {
+            try await insertUser(store, makeUser("alice"))
+        }
+        var updated = alice
+        updated.isBlocked = true
+        let blocked = updated
+        try await store.write { tx in try await tx.updateUser(blocked, searchText: "alice") }
+        #expect(try await store.read { try await $0.user(alice.id) }?.user.isBlocked == true)
+        let bob = try await insertUser(store, makeUser("bob"))
+        #expect(try await store.read { try await $0.users([bob.id, alice.id, .random()]) }.map(\.id) == [bob.id, alice.id])
+        #expect(try await store.read { try await $0.allUsers(limit: 10, offset: 0) }.map(\.login) == ["alice", "bob"])
+        #expect(try await store.read { try await $0.allUsers(limit: 1, offset: 1) }.map(\.login) == ["bob"])
+    }
+
+    @Sendable package static func userSearch(_ store: any Store) async throws {
+        let olga = try await insertUser(store, makeUser("olga", name: "Ольга Петрова", department: "Бухгалтерия"))
+        let ivan = try await insertUser(store, makeUser("ivan", name: "Иван Сидоров", department: "ИТ"))
+        #expect(try await store.read { try await $0.searchUsers("ольга", limit: 10) }.map(\.id) == [olga.id])
+        #expect(try await store.read { try await $0.searchUsers("бухгалтерия", limit: 10) }.map(\.id) == [olga.id])
+        #expect(try await store.read { try await $0.searchUsers("ivan", limit: 10) }.map(\.id) == [ivan.id])
+        #expect(try await store.read { try await $0.searchUsers("ов", limit: 10) }.count == 2)
+        #expect(try await store.read { try await $0.searchUsers("zzz", limit: 10) }.isEmpty)
+        // LIKE wildcards in the query are literal text.
+        #expect(try await store.read { try await $0.searchUsers("%", limit: 10) }.isEmpty)
+    }
+
+    @Sendable package static func sessions(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice"))
+        let bob = try await insertUser(store, makeUser("bob"))
+        let now = Date.millisecondNow()
+        let session = Session(id: .random(), userID: alice.id, deviceName: "laptop", createdAt: now, lastSeenAt: now, expiresAt: now + 3600)
+        let hash = SessionToken.hash("token-1")
+        try await store.write { tx in try await tx.insertSession(SessionRecord(session: session, tokenHash: hash)) }
+        #expect(try await store.read { try await $0.session(tokenHash: hash) }?.session == session)
+        #expect(try await store.read { try await $0.session(tokenHash: SessionToken.hash("token-2")) } == nil)
+        #expect(try await store.write { try await $0.deleteSession(session.id, of: bob.id) } == false)
+        #expect(try await store.read { try await $0.sessions(of: alice.id) }.count == 1)
+        #expect(try await store.write { try await $0.deleteSessions(of: alice.id) } == [session.id])
+        #expect(try await store.read { try await $0.session(tokenHash: hash) } == nil)
+    }
+
+    @Sendable package static func chatsAndMembers(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let bob = try await insertUser(store, makeUser("bob")).id
+        let personal = makeChat(.personal, by: alice)
+        try await insertChat(store, personal, members: [alice, bob], uniqueKey: "personal:pair")
+        await #expect(throws: StoreError.self) {
+            try await insertChat(store, makeChat(.personal, by: bob), members: [], uniqueKey: "personal:pair")
+        }
+        let group = makeChat(.group, by: alice, title: "Team")
+        try await insertChat(store, group, members: [alice, bob])
+        #expect(try await store.read { try await $0.member(bob, of: group.id) }?.role == .member)
+        #expect(try await store.read { try await $0.member(alice, of: group.id) }?.role == .admin)
+        #expect(Set(try await store.read { try await $0.memberIDs(of: group.id) }) == [alice, bob])
+        try await appendMessage(store, chat: group.id, from: alice, text: "hello")
+        try await appendMessage(store, chat: group.id, from: alice, text: "again")
+        let list = try await store.read { try await $0.chatList(of: bob) }
+        #expect(list.map(\.chat.id) == [group.id, personal.id])
+        #expect(list.first?.unreadCount == 2)
+        #expect(list.first?.lastMessage?.text == "again")
+        #expect(list.last?.peerID == alice)
+        try await store.write { tx in try await tx.setReadSeq(1, of: bob, in: group.id) }
+        try await store.write { tx in try await tx.setReadSeq(0, of: bob, in: group.id) }  // never backwards
+        #expect(try await store.read { try await $0.member(bob, of: group.id) }?.readSeq == 1)
+        #expect(try await store.read { try await $0.unreadCount(in: group.id, for: bob, after: 1) } == 1)
+        #expect(try await store.read { try await $0.readers(of: group.id, atLeast: 1) } == [bob])
+        #expect(try await store.read { try await $0.contacts(of: alice, limit: 10) } == [bob])
+        try await store.write { tx in try await tx.deleteMember(bob, from: group.id) }
+        #expect(try await store.read { try await $0.member(bob, of: group.id) } == nil)
+    }
+
+    @Sendable package static func messageHistory(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let chat = makeChat(.group, by: alice)
+        try await insertChat(store, chat, members: [alice])
+        var sent: [Message] = []
+        for i in 1...10 { sent.append(try await appendMessage(store, chat: chat.id, from: alice, text: "m\(i)")) }
+        #expect(try await store.read { try await $0.messages(in: chat.id, .latest, limit: 3) }.map(\.text) == ["m8", "m9", "m10"])
+        #expect(try await store.read { try await $0.messages(in: chat.id, .before(4), limit: 2) }.map(\.text) == ["m2", "m3"])
+        #expect(try await store.read { try await $0.messages(in: chat.id, .after(8), limit: 5) }.map(\.text) == ["m9", "m10"])
+        let first = sent[0]
+        #expect(try await store.read { try await $0.message(first.id) } == first)
+        try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", version: 1, at: Date.millisecondNow()) }
+        let edited = try await store.read { try await $0.message(first.id) }
+        #expect(edited?.text == "m1 edited")
+        #expect(edited?.editCount == 1)
+        #expect(edited?.editedAt != nil)
+        #expect(try await store.read { try await $0.edits(of: first.id) }.map(\.text) == ["m1", "m1 edited"])
+        try await store.write { tx in try await tx.markDeleted(first.id, at: Date.millisecondNow()) }
+        let tombstone = try await store.read { try await $0.message(first.id) }
+        #expect(tombstone?.isDeleted == true)
+        #expect(tombstone?.text == "")
+        #expect(try await store.read { try await $0.edits(of: first.id) }.isEmpty)
+        #expect(try await store.read { try await $0.message(chat: chat.id, chatSeq: 2) }?.text == "m2")
+    }
+
+    @Sendable package static func clientMessageIDUnique(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let bob = try await insertUser(store, makeUser("bob")).id
+        let chat = makeChat(.group, by: alice)
+        try await insertChat(store, chat, members: [alice, bob])
+        let original = try await appendMessage(store, chat: chat.id, from: alice, text: "once", clientID: "c-1")
+        await #expect(throws: StoreError.self) {
+            try await appendMessage(store, chat: chat.id, from: alice, text: "twice", clientID: "c-1")
+        }
+        // Another sender may use the same key.
+        try await appendMessage(store, chat: chat.id, from: bob, text: "bob's", clientID: "c-1")
+        #expect(try await store.read { try await $0.message(sender: alice, clientMessageID: "c-1") }?.id == original.id)
+        #expect(try await store.read { try await $0.messages(in: chat.id, .latest, limit: 10) }.count == 2)
+    }
+
+    @Sendable package static func reactionsAndPins(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let bob = try await insertUser(store, makeUser("bob")).id
+        let chat = makeChat(.group, by: alice)
+        try await insertChat(store, chat, members: [alice, bob])
+        let message = try await appendMessage(store, chat: chat.id, from: alice, text: "react to me")
+        let now = Date.millisecondNow()
+        #expect(try await store.write { try await $0.addReaction("👍", by: alice, to: message.id, at: now) })
+        #expect(try await store.write { try await $0.addReaction("👍", by: alice, to: message.id, at: now) } == false)
+        #expect(try await store.write { try await $0.addReaction("👍", by: bob, to: message.id, at: now) })
+        #expect(try await store.write { try await $0.addReaction("🔥", by: bob, to: message.id, at: now) })
+        let reactions = try await store.read { try await $0.reactions(of: message.id) }
+        #expect(reactions.first(where: { $0.emoji == "👍" })?.count == 2)
+        #expect(Set(reactions.first(where: { $0.emoji == "👍" })?.users ?? []) == [alice, bob])
+        #expect(reactions.first(where: { $0.emoji == "🔥" })?.count == 1)
+        #expect(try await store.write { try await $0.removeReaction("🔥", by: bob, from: message.id) })
+        #expect(try await store.write { try await $0.removeReaction("🔥", by: bob, from: message.id) } == false)
+        #expect(try await store.read { try await $0.message(message.id) }?.reactions.count == 1)
+        try await store.write { tx in try await tx.setPinned(true, message: message.id, at: now) }
+        #expect(try await store.read { try await $0.pinnedMessages(in: chat.id) }.map(\.id) == [message.id])
+        #expect(try await store.read { try await $0.message(message.id) }?.pinned == true)
+        try await store.write { tx in try await tx.setPinned(false, message: message.id, at: now) }
+        #expect(try await store.read { try await $0.pinnedMessages(in: chat.id) }.isEmpty)
+    }
+
+    @Sendable package static func eventLog(_ store: any Store) async throws {
+        let alice = UserID.random()
+        let bob = UserID.random()
+        #expect(try await store.headSeq() == .zero)
+        var positions: [EventSeq] = []
+        for i in 0..<5 {
+            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: alice, readSeq: Int64(i))
+            let recipients = i.isMultiple(of: 2) ? [alice, bob] : [alice]
+            positions.append(
+                try await store.write { tx in try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: recipients, at: Date.millisecondNow()) })
+        }
+        #expect(positions.map(\.value) == [1, 2, 3, 4, 5])
+        #expect(try await store.headSeq() == EventSeq(5))
+        #expect(try await store.read { try await $0.events(for: alice, after: .zero, limit: 100) }.map(\.seq.value) == [1, 2, 3, 4, 5])
+        #expect(try await store.read { try await $0.events(for: bob, after: .zero, limit: 100) }.map(\.seq.value) == [1, 3, 5])
+        #expect(try await store.read { try await $0.events(for: bob, after: EventSeq(3), limit: 100) }.map(\.seq.value) == [5])
+        #expect(try await store.read { try await $0.events(for: alice, after: EventSeq(1), limit: 2) }.map(\.seq.value) == [2, 3])
+        let committed = try await store.committedEvents(after: EventSeq(1), through: EventSeq(3), limit: 10)
+        #expect(committed.map(\.seq.value) == [2, 3])
+        #expect(Set(committed.last?.recipients ?? []) == [alice, bob])
+        let decoded = try VestnikJSON.decode(ServerEvent.self, from: committed[0].payload)
+        #expect(decoded == committed[0].event)
+    }
+
+    @Sendable package static func rollback(_ store: any Store) async throws {
+        struct Abort: Error {}
+        let alice = UserID.random()
+        await #expect(throws: Abort.self) {
+            try await store.write { tx in
+                let event = ServerEvent.sessionRevoked(sessionID: .random())
+                _ = try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [alice], at: Date.millisecondNow())
+                try await tx.insertUser(UserRecord(user: makeUser("ghost"), passwordHash: nil), searchText: "ghost")
+                throw Abort()
+            }
+        }
+        #expect(try await store.headSeq() == .zero)
+        #expect(try await store.read { try await $0.user(login: "ghost") } == nil)
+        #expect(try await store.read { try await $0.events(for: alice, after: .zero, limit: 10) }.isEmpty)
+    }
+
+    /// Many writers append while a reader repeatedly reads "everything after my cursor": the
+    /// reader must never see a position before an earlier one is visible (no skipped events).
+    @Sendable package static func concurrentWriters(_ store: any Store) async throws {
+        let user = UserID.random()
+        let writers = 8
+        let perWriter = 40
+        let observed = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for _ in 0..<writers {
+                group.addTask {
+                    for i in 0..<perWriter {
+                        let event = ServerEvent.receiptUpdated(chatID: .random(), userID: user, readSeq: Int64(i))
+                        _ = try await store.write { tx in
+                            try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [user], at: Date.millisecondNow())
+                        }
+                    }
+                    return []
+                }
+            }
+            group.addTask {
+                var cursor = EventSeq.zero
+                var seen: [Int64] = []
+                let deadline = ContinuousClock.now + .seconds(60)
+                while seen.count < writers * perWriter, ContinuousClock.now < deadline {
+                    let after = cursor
+                    let page = try await store.read { try await $0.events(for: user, after: after, limit: 50) }
+                    for event in page {
+                        seen.append(event.seq.value)
+                        cursor = event.seq
+                    }
+                    if page.isEmpty { await Task.yield() }
+                }
+                return seen
+            }
+            var all: [[Int64]] = []
+            for try await result in group { all.append(result) }
+            return all.first { !$0.isEmpty } ?? []
+        }
+        #expect(observed == Array(1...Int64(writers * perWriter)))
+    }
+
+    @Sendable package static func pruning(_ store: any Store) async throws {
+        let user = UserID.random()
+        let old = Date.millisecondNow().addingTimeInterval(-7200)
+        for i in 0..<4 {
+            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: user, readSeq: Int64(i))
+            _ = try await store.write { tx in
+                try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [user], at: i < 3 ? old : Date.millisecondNow())
+            }
+        }
+        #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600)) } == 3)
+        #expect(try await store.read { try await $0.oldestRetainedSeq() } == EventSeq(4))
+        #expect(try await store.read { try await $0.events(for: user, after: .zero, limit: 10) }.map(\.seq.value) == [4])
+        #expect(try await store.headSeq() == EventSeq(4))
+    }
+}
