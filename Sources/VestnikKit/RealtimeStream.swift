@@ -29,7 +29,8 @@ public enum RealtimeEvent: Sendable, Hashable {
 /// Tunables of the realtime stream.
 public struct RealtimeConfiguration: Sendable {
     /// First reconnect delay; it doubles on every failed attempt up to ``maxBackoff`` and is reset by
-    /// a successful (re)connect (`ready`). A ±20 % jitter is applied.
+    /// a successful (re)connect (`ready`). A ±20 % jitter is applied (the result never exceeds
+    /// ``maxBackoff``).
     public var initialBackoff: Duration
     /// Longest reconnect delay.
     public var maxBackoff: Duration
@@ -232,12 +233,11 @@ struct RealtimeConnector: Sendable {
         }
     }
 
-    /// `initialBackoff * 2^(attempt-1)`, capped, with ±20 % jitter.
+    /// `initialBackoff * 2^(attempt-1)` with ±20 % jitter, never more than `maxBackoff`.
     func backoff(attempt: Int) -> Duration {
         var delay = configuration.initialBackoff
         for _ in 1..<max(1, attempt) where delay < configuration.maxBackoff { delay *= 2 }
-        delay = min(delay, configuration.maxBackoff)
-        return delay * Double.random(in: 0.8...1.2)
+        return min(delay * Double.random(in: 0.8...1.2), configuration.maxBackoff)
     }
 
     /// After a refused upgrade: is the token the reason? (The upgrade response's status is not

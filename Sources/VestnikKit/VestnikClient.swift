@@ -19,9 +19,9 @@ import VestnikAPI
 ///   its client message id) are retried on transport failures, 5xx, 408 and 429 according to
 ///   ``Configuration/retry``. Other writes are sent once, because repeating them is not safe.
 /// - Response bodies are capped at ``Configuration/maxResponseBodyBytes``.
-/// - HTTP goes through AsyncHTTPClient; by default the process-wide `HTTPClient.shared`, which
-///   needs no shutdown. When you pass your own `HTTPClient` you stay responsible for shutting it down
-///   after the last call.
+/// - HTTP goes through AsyncHTTPClient; by default a process-wide client owned by VestnikKit
+///   (``defaultHTTPClient``), which needs no shutdown. When you pass your own `HTTPClient` you stay
+///   responsible for shutting it down after the last call.
 public final class VestnikClient: Sendable {
     /// Tunables of a client. The defaults suit interactive apps and the CLI.
     public struct Configuration: Sendable {
@@ -93,17 +93,34 @@ public final class VestnikClient: Sendable {
     /// - Parameters:
     ///   - serverURL: The server's base URL; `/api/v1/…` is appended to it.
     ///   - token: A bearer token from an earlier login, or `nil` before logging in.
-    ///   - httpClient: The AsyncHTTPClient to use; `HTTPClient.shared` by default. If you pass your
-    ///     own you must shut it down after you are done with this client.
+    ///   - httpClient: The AsyncHTTPClient to use; ``defaultHTTPClient`` by default. If you pass your
+    ///     own you must shut it down after you are done with this client. Prefer one configured with
+    ///     `connectionPool.retryConnectionEstablishment = false`, or an unreachable server makes every
+    ///     attempt wait for the whole request timeout.
     ///   - configuration: Timeouts, body cap and retry policy.
     public init(
-        serverURL: URL, token: String?, httpClient: HTTPClient = .shared, configuration: Configuration = Configuration()
+        serverURL: URL, token: String?, httpClient: HTTPClient = VestnikClient.defaultHTTPClient,
+        configuration: Configuration = Configuration()
     ) {
         self.serverURL = serverURL
         self.tokenStorage = Mutex(token)
         self.httpClient = httpClient
         self.configuration = configuration
     }
+
+    /// The process-wide AsyncHTTPClient used when none is passed to the initializer. It is never shut
+    /// down (like `HTTPClient.shared`), so do not call `shutdown()` on it.
+    ///
+    /// Unlike `HTTPClient.shared` it fails a request as soon as the connection cannot be established
+    /// (instead of retrying until the request's deadline), so that ``RetryPolicy`` decides about
+    /// retries and an unreachable server is reported within seconds.
+    public static let defaultHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(10)
+        configuration.decompression = .disabled
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 
     /// The bearer token currently used (after ``login(login:password:deviceName:)`` the new one).
     public var token: String? { tokenStorage.withLock { $0 } }

@@ -21,20 +21,40 @@ struct CLIError: Error {
 }
 
 /// Unbuffered writes to stdout/stderr (so `tail` lines appear immediately when piped).
+///
+/// A closed stdout (`vestnik chats | head -1`) ends the process quietly with status 0, like other
+/// Unix tools.
 enum Output {
     static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+        writeAll(Data((text + "\n").utf8), to: STDOUT_FILENO)
     }
 
     static func error(_ text: String) {
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        writeAll(Data((text + "\n").utf8), to: STDERR_FILENO)
     }
 
     /// One JSON object per line, in the Vestnik JSON dialect.
     static func json(_ value: some Encodable) throws {
         var data = try VestnikJSON.encode(value)
         data.append(0x0A)
-        FileHandle.standardOutput.write(data)
+        writeAll(data, to: STDOUT_FILENO)
+    }
+
+    private static func writeAll(_ data: Data, to fd: Int32) {
+        let failed = data.withUnsafeBytes { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return false }
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(fd, base + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return true
+                }
+                offset += n
+            }
+            return false
+        }
+        if failed, fd == STDOUT_FILENO { exit(errno == EPIPE ? 0 : 1) }
     }
 }
 
@@ -45,7 +65,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         try await body()
     } catch let error as VestnikClientError {
         Output.error("error: \(error.message) (\(error.code))")
-        if error.isAuthenticationFailure {
+        if error.isAuthenticationFailure, error.code != "invalid_credentials" {
             Output.error("hint: run `vestnik login` again")
         }
         throw ExitCode.failure
