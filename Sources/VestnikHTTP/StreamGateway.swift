@@ -31,15 +31,12 @@ struct StreamGateway {
         router.ws("/api/v1/stream", shouldUpgrade: shouldUpgrade, onUpgrade: handle)
     }
 
-    /// Refuses cross-site upgrades (browsers send `Origin`; only the server's own origin or a
-    /// configured one may open a stream) and malformed `since`.
+    /// Refuses cross-site upgrades from browsers: a browser always sends its page's `http(s)`
+    /// origin, which must be this server's own or a configured one. Native clients (the SDK sends
+    /// a `ws://` origin) are not browsers and authenticate with their token like any request.
     @Sendable func shouldUpgrade(_ request: Request, context: VestnikRequestContext) async throws -> RouterShouldUpgrade {
-        if let origin = request.headers[.origin] {
-            let host = request.head.authority ?? ""
-            let sameOrigin = origin == "http://\(host)" || origin == "https://\(host)"
-            guard sameOrigin || allowedOrigins.contains(origin) else {
-                throw VestnikError(.forbidden, "This origin may not open a stream.")
-            }
+        if let origin = request.headers[.origin], !Self.isOriginAllowed(origin, host: request.head.authority, allowed: allowedOrigins) {
+            throw VestnikError(.forbidden, "This origin may not open a stream.")
         }
         _ = try request.queryInt("since", in: 0...Int64.max)
         return .upgrade([:])
@@ -164,6 +161,14 @@ struct StreamGateway {
             logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
         }
         await services.sync.disconnect(subscription)
+    }
+
+    static func isOriginAllowed(_ origin: String, host: String?, allowed: [String]) -> Bool {
+        let lowered = origin.lowercased()
+        guard lowered.hasPrefix("http://") || lowered.hasPrefix("https://") || lowered == "null" else { return true }
+        if allowed.contains(origin) { return true }
+        guard let host, !host.isEmpty else { return false }
+        return lowered == "http://\(host.lowercased())" || lowered == "https://\(host.lowercased())"
     }
 
     private func send(_ buffer: ByteBuffer, _ outbound: WebSocketOutboundWriter) async throws {

@@ -1,0 +1,185 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import VestnikAPI
+import VestnikKit
+import VestnikModel
+
+/// Raw HTTP against a live server: status codes, error bodies, and that bad input changes nothing.
+@Suite(.timeLimit(.minutes(2)))
+struct HTTPContractTests {
+    struct RawResponse {
+        var status: Int
+        var body: Data
+        var headers: HTTPHeaders
+        var errorCode: String? { (try? VestnikJSON.decode(ErrorResponse.self, from: body))?.error.code }
+        var requestID: String? { (try? VestnikJSON.decode(ErrorResponse.self, from: body))?.error.requestID }
+    }
+
+    static func raw(_ server: TestServer, _ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> RawResponse {
+        var request = HTTPClientRequest(url: server.url.absoluteString + path)
+        request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 8 << 20)
+        return RawResponse(status: Int(response.status.code), body: Data(buffer: bytes), headers: response.headers)
+    }
+
+    @Test("health, readiness, metrics and the OpenAPI document are served")
+    func operational() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        #expect(try await Self.raw(server, .GET, "/healthz").status == 200)
+        #expect(try await Self.raw(server, .GET, "/readyz").status == 200)
+        let metrics = try await Self.raw(server, .GET, "/metrics")
+        #expect(metrics.status == 200)
+        #expect(String(decoding: metrics.body, as: UTF8.self).contains("vestnik_http_responses_total"))
+        let openAPI = try await Self.raw(server, .GET, "/api/v1/openapi.json")
+        #expect(openAPI.status == 200)
+        let document = try JSONSerialization.jsonObject(with: openAPI.body) as? [String: Any]
+        #expect((document?["openapi"] as? String)?.hasPrefix("3.1") == true)
+    }
+
+    @Test("missing, malformed and revoked tokens are 401 with a stable code")
+    func unauthenticated() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (alice, _) = try await server.client("alice")
+        for token: String? in [nil, "garbage", String(repeating: "a", count: 4000)] {
+            let response = try await Self.raw(server, .GET, "/api/v1/chats", token: token)
+            #expect(response.status == 401)
+            #expect(response.errorCode == "unauthenticated")
+            #expect(response.requestID != nil)
+        }
+        let token = try #require(alice.token)
+        try await alice.logout()
+        #expect(try await Self.raw(server, .GET, "/api/v1/me", token: token).status == 401)
+    }
+
+    @Test("malformed JSON, wrong types, oversized bodies, bad ids and unknown routes get clear 4xx")
+    func badInput() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (alice, _) = try await server.client("alice")
+        let token = try #require(alice.token)
+        let chat = try await alice.openNotesChat().chat
+        let path = "/api/v1/chats/\(chat.id)/messages"
+        let cases: [(Data?, Int, String)] = [
+            (Data("{not json".utf8), 400, "invalid_json"),
+            (Data("{\"text\": 5}".utf8), 400, "invalid_json"),
+            (Data("[]".utf8), 400, "invalid_json"),
+            (nil, 400, "invalid_json"),
+            (Data("{\"text\":\"\(String(repeating: "x", count: 17 * 1024))\"}".utf8), 413, "payload_too_large"),
+            (Data(repeating: 0x20, count: 200 * 1024), 413, "payload_too_large"),
+            (Data("{\"text\":\"hi\",\"reply_to\":\"not-a-uuid\"}".utf8), 400, "invalid_json"),
+        ]
+        for (body, status, code) in cases {
+            let response = try await Self.raw(server, .POST, path, token: token, body: body)
+            #expect(response.status == status, "body \(body.map { String(decoding: $0.prefix(40), as: UTF8.self) } ?? "nil")")
+            #expect(response.errorCode == code)
+        }
+        #expect(try await alice.history(chatID: chat.id).messages.isEmpty)
+        #expect(try await Self.raw(server, .GET, "/api/v1/chats/not-an-id", token: token).errorCode == "invalid_request")
+        #expect(try await Self.raw(server, .GET, "/api/v1/chats/\(UUID())", token: token).errorCode == "chat_not_found")
+        #expect(try await Self.raw(server, .GET, "/api/v1/nope", token: token).status == 404)
+        #expect(try await Self.raw(server, .GET, "/api/v1/chats/\(chat.id)/messages?limit=100000", token: token).status == 400)
+        #expect(try await Self.raw(server, .GET, "/api/v1/events?since=-5", token: token).status == 400)
+        #expect(try await Self.raw(server, .GET, "/api/v1/events?since=999999", token: token).errorCode == "resync_required")
+        let login = try await Self.raw(server, .POST, "/api/v1/auth/login", body: Data("{\"login\":\"alice\"}".utf8))
+        #expect(login.status == 400)
+    }
+
+    @Test("other users' objects are 404 and stay unchanged; forbidden actions are 403")
+    func authorization() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (alice, _) = try await server.client("alice")
+        let (bob, bobUser) = try await server.client("bob")
+        let (mallory, malloryUser) = try await server.client("mallory")
+        let malloryToken = try #require(mallory.token)
+        let chat = try await alice.openPersonalChat(with: bobUser.id).chat
+        let secret = try await alice.sendMessage(chatID: chat.id, text: "secret")
+        let attempts: [(HTTPMethod, String, Data?)] = [
+            (.GET, "/api/v1/chats/\(chat.id)", nil),
+            (.GET, "/api/v1/chats/\(chat.id)/messages", nil),
+            (.POST, "/api/v1/chats/\(chat.id)/messages", Data("{\"text\":\"hi\"}".utf8)),
+            (.GET, "/api/v1/messages/\(secret.id)", nil),
+            (.PATCH, "/api/v1/messages/\(secret.id)", Data("{\"text\":\"pwned\"}".utf8)),
+            (.DELETE, "/api/v1/messages/\(secret.id)", nil),
+            (.PUT, "/api/v1/messages/\(secret.id)/reactions/%F0%9F%91%8D", nil),
+            (.PUT, "/api/v1/messages/\(secret.id)/pin", nil),
+            (.GET, "/api/v1/messages/\(secret.id)/edits", nil),
+            (.POST, "/api/v1/chats/\(chat.id)/members", Data("{\"user_ids\":[\"\(malloryUser.id)\"]}".utf8)),
+            (.POST, "/api/v1/chats/\(chat.id)/read", Data("{\"message_id\":\"\(secret.id)\"}".utf8)),
+            (.DELETE, "/api/v1/sessions/\(UUID())", nil),
+        ]
+        for (method, path, body) in attempts {
+            let response = try await Self.raw(server, method, path, token: malloryToken, body: body)
+            #expect(response.status == 404, "\(method) \(path)")
+        }
+        let untouched = try await alice.message(secret.id)
+        #expect(untouched.text == "secret" && untouched.reactions.isEmpty && !untouched.pinned && !untouched.isDeleted)
+
+        let channel = try await alice.createChannel(title: "News", members: [bobUser.id]).chat
+        let bobToken = try #require(bob.token)
+        let post = try await Self.raw(server, .POST, "/api/v1/chats/\(channel.id)/messages", token: bobToken, body: Data("{\"text\":\"x\"}".utf8))
+        #expect(post.status == 403 && post.errorCode == "channel_read_only")
+        let add = try await Self.raw(
+            server, .POST, "/api/v1/chats/\(channel.id)/members", token: bobToken, body: Data("{\"user_ids\":[\"\(malloryUser.id)\"]}".utf8))
+        #expect(add.status == 403 && add.errorCode == "not_chat_admin")
+        #expect(try await alice.members(chatID: channel.id).members.count == 2)
+    }
+
+    @Test("login failures are rate limited with Retry-After")
+    func loginRateLimit() async throws {
+        let server = try await TestServer.start { $0.loginFailuresPerAccount = 3 }
+        defer { Task { await server.stop() } }
+        _ = try await server.client("alice")
+        var last: RawResponse?
+        for _ in 0..<4 {
+            last = try await Self.raw(
+                server, .POST, "/api/v1/auth/login", body: Data("{\"login\":\"alice\",\"password\":\"wrong-password\",\"device_name\":\"x\"}".utf8))
+        }
+        #expect(last?.status == 429)
+        #expect(last?.errorCode == "rate_limited")
+        #expect(Int(last?.headers.first(name: "Retry-After") ?? "") ?? 0 > 0)
+    }
+
+    @Test("random junk to every endpoint never produces a 5xx")
+    func noServerErrors() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (alice, _) = try await server.client("alice")
+        let token = try #require(alice.token)
+        let chat = try await alice.openNotesChat().chat
+        let message = try await alice.sendMessage(chatID: chat.id, text: "target")
+        let paths = [
+            "/api/v1/auth/login", "/api/v1/chats", "/api/v1/chats/\(chat.id)", "/api/v1/chats/\(chat.id)/messages",
+            "/api/v1/chats/\(chat.id)/members", "/api/v1/chats/\(chat.id)/read", "/api/v1/messages/\(message.id)",
+            "/api/v1/messages/\(message.id)/reactions/x", "/api/v1/chats/\(chat.id)/members/\(UUID())/role", "/api/v1/users?q=%00%ff",
+            "/api/v1/events?since=abc", "/api/v1/chats/\(chat.id)/messages?before=zzz",
+        ]
+        let bodies: [Data?] = [
+            nil, Data("null".utf8), Data("{}".utf8), Data("{\"text\":null,\"kind\":\"weird\"}".utf8), Data([0xff, 0xfe, 0x00]),
+            Data("{\"title\":\"\u{0000}\",\"kind\":\"group\"}".utf8), Data("{\"user_ids\":[1,2]}".utf8), Data("{\"role\":\"owner\"}".utf8),
+            Data("{\"message_id\":\"\(UUID())\"}".utf8), Data("{\"kind\":\"personal\",\"members\":[]}".utf8),
+        ]
+        for path in paths {
+            for method in [HTTPMethod.GET, .POST, .PUT, .PATCH, .DELETE] {
+                for body in bodies {
+                    let response = try await Self.raw(server, method, path, token: token, body: body)
+                    #expect(response.status < 500, "\(method) \(path) → \(response.status)")
+                }
+            }
+        }
+        // DELETE on the message path is a legitimate delete; the tombstone must still be there.
+        #expect(try await alice.message(message.id).id == message.id)
+        #expect(try await Self.raw(server, .GET, "/readyz").status == 200)
+    }
+}
