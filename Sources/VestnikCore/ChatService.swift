@@ -60,13 +60,14 @@ package struct ChatService: Sendable {
                 description ?? "", field: "description", min: 0, max: context.limits.maxDescriptionLength, multiline: true)
             var invited: [UserID] = []
             for id in members where id != me && !invited.contains(id) { invited.append(id) }
-            guard invited.count < context.limits.maxMembersPerRequest else {
+            guard invited.count <= context.limits.maxMembersPerRequest else {
                 throw VestnikError.invalid("At most \(context.limits.maxMembersPerRequest) members can be added at once.")
             }
             let toAdd = invited
             return try await context.write { tx, log in
                 let found = try await tx.users(toAdd)
                 guard found.count == toAdd.count else { throw VestnikError.userNotFound }
+                guard !found.contains(where: \.isBlocked) else { throw VestnikError(.forbidden, "A blocked account cannot be added to a chat.") }
                 let chat = Chat(
                     id: .random(), kind: kind, title: title, description: description, createdBy: me, createdAt: now,
                     memberCount: toAdd.count + 1, lastMessageSeq: 0, lastActivityAt: now)
@@ -131,6 +132,7 @@ package struct ChatService: Sendable {
             try Self.requireManageable(chat, by: member)
             let found = try await tx.users(toAdd)
             guard found.count == toAdd.count else { throw VestnikError.userNotFound }
+            guard !found.contains(where: \.isBlocked) else { throw VestnikError(.forbidden, "A blocked account cannot be added to a chat.") }
             let now = Date.millisecondNow()
             var current = Set(try await tx.memberIDs(of: chatID))
             for user in toAdd where !current.contains(user) {

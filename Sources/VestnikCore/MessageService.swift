@@ -57,10 +57,12 @@ package struct MessageService: Sendable {
         let finalText = text
         do {
             return try await context.write { tx, log in
-                if let clientID = outgoing.clientMessageID, let existing = try await tx.message(sender: me, clientMessageID: clientID) {
+                var (chat, member) = try await ChatService.membership(chatID, of: me, in: tx)
+                if let clientID = outgoing.clientMessageID,
+                    let existing = try await tx.message(in: chatID, sender: me, clientMessageID: clientID)
+                {
                     return (try await Self.withState(existing, in: tx), false)
                 }
-                var (chat, member) = try await ChatService.membership(chatID, of: me, in: tx)
                 guard chat.kind != .channel || member.role == .admin else {
                     throw VestnikError(.channelReadOnly, "Only admins post in a channel.")
                 }
@@ -100,7 +102,7 @@ package struct MessageService: Sendable {
         } catch StoreError.duplicate(what: "client_message_id") {
             // Two concurrent retries raced; the first one won. Return its message.
             guard let clientID = outgoing.clientMessageID,
-                let existing = try await context.read({ try await $0.message(sender: me, clientMessageID: clientID) })
+                let existing = try await context.read({ try await $0.message(in: chatID, sender: me, clientMessageID: clientID) })
             else { throw VestnikError(.conflict, "The message could not be sent; retry.") }
             return (existing, false)
         }
@@ -109,6 +111,7 @@ package struct MessageService: Sendable {
     /// Replaces the text of the caller's own message; every version is kept.
     package func edit(_ messageID: MessageID, text rawText: String, as caller: AuthenticatedSession) async throws -> Message {
         let text = try validateText(rawText)
+        let limits = context.limits
         return try await context.write { tx, log in
             let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
             guard message.senderID == caller.userID else {
@@ -116,7 +119,9 @@ package struct MessageService: Sendable {
             }
             guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
             guard message.text != text else { return message }
-            try await tx.recordEdit(of: messageID, text: text, version: message.editCount + 1, at: Date.millisecondNow())
+            let mentions = try await Self.resolveMentions(
+                in: text, explicit: [], members: try await tx.memberIDs(of: message.chatID), tx: tx, limit: limits.maxMembersPerRequest)
+            try await tx.recordEdit(of: messageID, text: text, mentions: mentions, version: message.editCount + 1, at: Date.millisecondNow())
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             let full = try await Self.withState(updated, in: tx)
             try await log.append(.messageEdited(full), to: try await tx.memberIDs(of: message.chatID), in: tx)
@@ -144,9 +149,7 @@ package struct MessageService: Sendable {
     /// Adds or removes the caller's reaction; returns the message's reactions after the change.
     package func react(_ emoji: String, on messageID: MessageID, add: Bool, as caller: AuthenticatedSession) async throws -> [ReactionSummary] {
         let emoji = emoji.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !emoji.isEmpty, emoji.utf8.count <= context.limits.maxEmojiBytes, emoji.count <= 4,
-            !emoji.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.isWhitespace })
-        else { throw VestnikError.invalid("A reaction is one emoji.") }
+        guard Self.isEmoji(emoji, maxBytes: context.limits.maxEmojiBytes) else { throw VestnikError.invalid("A reaction is one emoji.") }
         return try await context.write { tx, log in
             let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
             guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot get reactions.") }
@@ -260,13 +263,15 @@ package struct MessageService: Sendable {
                 let page = try await reader.messages(in: chatID, .after(seq), limit: limit + 1)
                 return HistoryPage(messages: Array(page.prefix(limit)), hasMoreBefore: true, hasMoreAfter: page.count > limit)
             case .around(let id):
+                // The anchor itself is always included, with up to half the page before it.
                 let seq = try await anchorSeq(id)
-                let half = max(1, limit / 2)
-                let before = try await reader.messages(in: chatID, .before(seq), limit: half + 1)
-                let after = try await reader.messages(in: chatID, .after(seq - 1), limit: limit - half + 1)
+                let beforeCount = (limit - 1) / 2
+                let fromAnchor = limit - beforeCount
+                let before = beforeCount > 0 ? try await reader.messages(in: chatID, .before(seq), limit: beforeCount + 1) : []
+                let after = try await reader.messages(in: chatID, .after(seq - 1), limit: fromAnchor + 1)
                 return HistoryPage(
-                    messages: Array(before.suffix(half)) + Array(after.prefix(limit - half)),
-                    hasMoreBefore: before.count > half, hasMoreAfter: after.count > limit - half)
+                    messages: Array(before.suffix(beforeCount)) + Array(after.prefix(fromAnchor)),
+                    hasMoreBefore: beforeCount > 0 ? before.count > beforeCount : seq > 1, hasMoreAfter: after.count > fromAnchor)
             }
         }
     }
@@ -286,6 +291,23 @@ package struct MessageService: Sendable {
             throw VestnikError.invalid("A message must not contain NUL characters.")
         }
         return raw
+    }
+
+    /// One emoji (possibly a ZWJ sequence, with modifiers, a flag or a keycap), nothing else.
+    package static func isEmoji(_ text: String, maxBytes: Int) -> Bool {
+        guard !text.isEmpty, text.utf8.count <= maxBytes, text.count == 1 else { return false }
+        var hasPictograph = false
+        for scalar in text.unicodeScalars {
+            let properties = scalar.properties
+            if properties.isEmojiPresentation || (properties.isEmoji && scalar.value >= 0x2100) || scalar.value == 0x20E3 || scalar.value == 0xFE0F
+                || (0x1F1E6...0x1F1FF).contains(scalar.value)
+            {
+                hasPictograph = true
+            } else if !(properties.isEmoji || properties.isEmojiModifier || scalar.value == 0x200D || (0xE0020...0xE007F).contains(scalar.value)) {
+                return false
+            }
+        }
+        return hasPictograph
     }
 
     /// The message with its chat and the caller's membership, or `message_not_found` when the

@@ -18,7 +18,8 @@ package struct SessionService: Sendable {
 
     /// - Parameters:
     ///   - accountLimiter: failed logins per account.
-    ///   - addressLimiter: login attempts per client address.
+    ///   - addressLimiter: failed logins per client address (the socket peer; a reverse proxy's
+    ///     forwarded address is not trusted yet).
     package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
         self.context = context
         self.hasher = hasher
@@ -42,16 +43,17 @@ package struct SessionService: Sendable {
         if let wait = addressLimiter.retryAfter(addressKey) ?? accountLimiter.retryAfter(accountKey) {
             throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
         }
-        addressLimiter.record(addressKey)
 
         let record = try await context.read { try await $0.user(login: login) }
         guard let record, let stored = record.passwordHash else {
             hasher.burnVerification(password)
             accountLimiter.record(accountKey)
+            addressLimiter.record(addressKey)
             throw VestnikError(.invalidCredentials, "Wrong login or password.")
         }
         guard hasher.verify(password, against: stored) else {
             accountLimiter.record(accountKey)
+            addressLimiter.record(addressKey)
             context.logger.info("login failed", metadata: ["vestnik.user.id": "\(record.user.id)"])
             throw VestnikError(.invalidCredentials, "Wrong login or password.")
         }

@@ -121,7 +121,8 @@ package protocol StoreReader: Sendable {
     func contacts(of user: UserID, limit: Int) async throws -> [UserID]
 
     func message(_ id: MessageID) async throws -> Message?
-    func message(sender: UserID, clientMessageID: String) async throws -> Message?
+    /// The sender's message in `chat` sent with this idempotency key.
+    func message(in chat: ChatID, sender: UserID, clientMessageID: String) async throws -> Message?
     func message(chat: ChatID, chatSeq: Int64) async throws -> Message?
     /// Up to `limit` messages on one side of an anchor, returned oldest first.
     func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message]
@@ -165,8 +166,9 @@ package protocol StoreWriter: StoreReader {
 
     /// Inserts a message (its `chatSeq` already taken from the chat) and its version 0 text.
     func insertMessage(_ message: Message) async throws
-    /// Replaces the text, bumps the edit count and records the new version.
-    func recordEdit(of message: MessageID, text: String, version: Int, at: Date) async throws
+    /// Replaces the text and mentions, bumps the edit count and records the new version.
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws
+    /// Turns the message into a tombstone: text, mentions, versions, reactions and pin go.
     func markDeleted(_ message: MessageID, at: Date) async throws
     /// Adds a reaction; false if it was already there.
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool

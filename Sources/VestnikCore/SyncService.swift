@@ -34,6 +34,11 @@ package struct SyncService: Sendable {
         try await context.read { reader in try await Self.requireServable(since, reader: reader) }
     }
 
+    /// The newest committed position: where a client that just fetched a snapshot starts.
+    package func headPosition() async throws -> EventSeq {
+        try await context.read { try await $0.headSeq() }
+    }
+
     /// The newest position delivered live on this node.
     package func livePosition() async -> EventSeq { await context.hub.position }
 

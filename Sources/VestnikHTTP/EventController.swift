@@ -14,11 +14,18 @@ struct EventController {
 
     /// GET /api/v1/events?since=…&limit=…
     ///
+    /// Without `since` the answer is empty and `next` is the current head: a client fetches its
+    /// snapshot (chats, history), then polls from there.
+    ///
     /// The payloads are stored already encoded, so the page is assembled from bytes rather than
     /// decoded and re-encoded.
     @Sendable func catchUp(_ request: Request, context: AuthenticatedRequestContext) async throws -> Response {
-        let since = EventSeq(try request.queryInt("since", in: 0...Int64.max) ?? 0)
         let limit = try request.queryInt("limit", in: 1...1000) ?? 500
+        guard let rawSince = try request.queryInt("since", in: 0...Int64.max) else {
+            let head = try await services.sync.headPosition()
+            return try EventPage(events: [], next: head, hasMore: false).response(from: request, context: context)
+        }
+        let since = EventSeq(rawSince)
         let page = try await services.sync.catchUp(since: since, limit: Int(limit), as: context.session)
         var buffer = ByteBuffer()
         buffer.writeString("{\"events\":[")

@@ -31,7 +31,7 @@ extension Request {
     }
 
     func queryString(_ name: String) -> String? {
-        uri.queryParameters[name[...]].map { String($0).removingPercentEncoding ?? String($0) }
+        uri.queryParameters[name[...]].map { String($0) }
     }
 }
 
@@ -54,3 +54,4 @@ extension ReactionsResponse: ResponseEncodable {}
 extension ReadByResponse: ResponseEncodable {}
 extension MessageList: ResponseEncodable {}
 extension HealthResponse: ResponseEncodable {}
+extension EventPage: ResponseEncodable {}

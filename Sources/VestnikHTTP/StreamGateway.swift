@@ -21,7 +21,6 @@ struct StreamGateway {
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
         static let unauthenticated = WebSocketErrorCode(codeNumber: 4401)
-        static let invalid = WebSocketErrorCode(codeNumber: 4400)
         static let resyncRequired = WebSocketErrorCode(codeNumber: 4410)
         static let slowConsumer = WebSocketErrorCode(codeNumber: 4408)
         static let sessionRevoked = WebSocketErrorCode(codeNumber: 4403)
@@ -73,7 +72,8 @@ struct StreamGateway {
         } catch {
             let mapped = ErrorMiddleware.map(error)
             try? await send(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)), outbound)
-            try? await outbound.close(CloseCode.unauthenticated, reason: mapped.code.rawValue)
+            let closeCode = mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : WebSocketErrorCode.unexpectedServerError
+            try? await outbound.close(closeCode, reason: mapped.code.rawValue)
             return
         }
 

@@ -64,7 +64,7 @@ enum SQLiteMigrations {
             client_message_id TEXT,
             UNIQUE (chat_id, chat_seq)
         );
-        CREATE UNIQUE INDEX messages_by_client_message_id ON messages(sender_id, client_message_id) WHERE client_message_id IS NOT NULL;
+        CREATE UNIQUE INDEX messages_by_client_message_id ON messages(chat_id, sender_id, client_message_id) WHERE client_message_id IS NOT NULL;
         CREATE INDEX messages_pinned ON messages(chat_id, pinned_at) WHERE pinned_at IS NOT NULL;
         CREATE TABLE message_versions (
             message_id TEXT NOT NULL,

@@ -322,11 +322,11 @@ struct SQLiteAccess: StoreWriter {
         try messages(db.query("SELECT \(Self.messageColumns) FROM messages WHERE id = ?", [.text(id.description)])).first
     }
 
-    func message(sender: UserID, clientMessageID: String) async throws -> Message? {
+    func message(in chat: ChatID, sender: UserID, clientMessageID: String) async throws -> Message? {
         try messages(
             db.query(
-                "SELECT \(Self.messageColumns) FROM messages WHERE sender_id = ? AND client_message_id = ?",
-                [.text(sender.description), .text(clientMessageID)])
+                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND sender_id = ? AND client_message_id = ?",
+                [.text(chat.description), .text(sender.description), .text(clientMessageID)])
         ).first
     }
 
@@ -409,10 +409,11 @@ struct SQLiteAccess: StoreWriter {
             [.text(m.id.description), .text(m.text), .integer(m.createdAt.millisecondsSince1970)])
     }
 
-    func recordEdit(of message: MessageID, text: String, version: Int, at: Date) async throws {
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws {
+        let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
         try db.query(
-            "UPDATE messages SET text = ?, edited_at = ?, edit_count = ? WHERE id = ?",
-            [.text(text), .integer(at.millisecondsSince1970), .integer(Int64(version)), .text(message.description)])
+            "UPDATE messages SET text = ?, mentions_json = ?, edited_at = ?, edit_count = ? WHERE id = ?",
+            [.text(text), optional(mentionsJSON), .integer(at.millisecondsSince1970), .integer(Int64(version)), .text(message.description)])
         try db.query(
             "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, ?, ?, ?)",
             [.text(message.description), .integer(Int64(version)), .text(text), .integer(at.millisecondsSince1970)])
@@ -424,6 +425,7 @@ struct SQLiteAccess: StoreWriter {
             "UPDATE messages SET text = '', mentions_json = NULL, deleted_at = ?, pinned_at = NULL WHERE id = ?",
             [.integer(at.millisecondsSince1970), .text(message.description)])
         try db.query("DELETE FROM message_versions WHERE message_id = ?", [.text(message.description)])
+        try db.query("DELETE FROM reactions WHERE message_id = ?", [.text(message.description)])
     }
 
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {

@@ -109,6 +109,16 @@ import VestnikModel
         #expect(VestnikJSON.camelCase(pair.1) == pair.0)
     }
 
+    @Test("dates are written with exactly millisecond precision and read back equal")
+    func dates() throws {
+        for ms: Int64 in [0, 1, 999, 1_764_388_882_123, 1_764_388_882_999, 1_764_388_882_000] {
+            let date = Date(millisecondsSince1970: ms)
+            let text = VestnikJSON.formatDate(date)
+            #expect(VestnikJSON.parseDate(text) == date, "\(text)")
+        }
+        #expect(VestnikJSON.formatDate(Date(millisecondsSince1970: 1_764_388_882_007)) == "2025-11-29T04:01:22.007Z")
+    }
+
     @Test("every event kind encodes with its type and decodes back")
     func eventsRoundTrip() throws {
         let now = Date.millisecondNow()

@@ -206,7 +206,20 @@ import VestnikModel
         let after = try await env.services.messages.history(in: chat, anchor: .after(sent[19].id), limit: 10, as: alice)
         #expect(after.messages.map(\.text) == (21...25).map { "m\($0)" } && !after.hasMoreAfter)
         let around = try await env.services.messages.history(in: chat, anchor: .around(sent[12].id), limit: 6, as: alice)
-        #expect(around.messages.map(\.text) == (10...15).map { "m\($0)" })
+        // Limit 6: two before the anchor, the anchor, three after.
+        #expect(around.messages.map(\.text) == (11...16).map { "m\($0)" })
+        let single = try await env.services.messages.history(in: chat, anchor: .around(sent[12].id), limit: 1, as: alice)
+        #expect(single.messages.map(\.text) == ["m13"] && single.hasMoreBefore && single.hasMoreAfter)
         #expect(await errorCode { _ = try await env.services.messages.history(in: chat, anchor: .before(.random()), limit: 5, as: alice) } == "message_not_found")
+    }
+}
+
+@Suite struct EmojiRuleTests {
+    @Test("reactions accept single emoji, including sequences, and reject text", arguments: [
+        ("👍", true), ("❤️", true), ("👍🏽", true), ("👨‍👩‍👧", true), ("🇷🇺", true), ("1️⃣", true), ("❤", true),
+        ("lol", false), ("a", false), ("1", false), ("👍👍", false), ("", false), (" ", false), ("<b>", false),
+    ])
+    func emoji(_ pair: (String, Bool)) {
+        #expect(MessageService.isEmoji(pair.0, maxBytes: 64) == pair.1)
     }
 }

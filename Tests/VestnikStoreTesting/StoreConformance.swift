@@ -161,7 +161,7 @@ package enum StoreConformance {
         #expect(try await store.read { try await $0.messages(in: chat.id, .after(8), limit: 5) }.map(\.text) == ["m9", "m10"])
         let first = sent[0]
         #expect(try await store.read { try await $0.message(first.id) } == first)
-        try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", version: 1, at: Date.millisecondNow()) }
+        try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", mentions: [], version: 1, at: Date.millisecondNow()) }
         let edited = try await store.read { try await $0.message(first.id) }
         #expect(edited?.text == "m1 edited")
         #expect(edited?.editCount == 1)
@@ -186,8 +186,13 @@ package enum StoreConformance {
         }
         // Another sender may use the same key.
         try await appendMessage(store, chat: chat.id, from: bob, text: "bob's", clientID: "c-1")
-        #expect(try await store.read { try await $0.message(sender: alice, clientMessageID: "c-1") }?.id == original.id)
+        #expect(try await store.read { try await $0.message(in: chat.id, sender: alice, clientMessageID: "c-1") }?.id == original.id)
         #expect(try await store.read { try await $0.messages(in: chat.id, .latest, limit: 10) }.count == 2)
+        // The key is scoped to the chat: the same key in another chat is a new message.
+        let other = makeChat(.group, by: alice)
+        try await insertChat(store, other, members: [alice])
+        try await appendMessage(store, chat: other.id, from: alice, text: "elsewhere", clientID: "c-1")
+        #expect(try await store.read { try await $0.message(in: other.id, sender: alice, clientMessageID: "c-1") }?.text == "elsewhere")
     }
 
     @Sendable package static func reactionsAndPins(_ store: any Store) async throws {
