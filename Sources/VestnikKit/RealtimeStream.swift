@@ -22,14 +22,15 @@ public enum RealtimeEvent: Sendable, Hashable {
     /// connected again.
     case resyncRequired
     /// The connection was lost or refused; the stream reconnects after `delay` and resumes from the
-    /// last delivered position. `attempt` counts failed attempts since the last `.ready` (1-based).
+    /// last delivered position. `attempt` counts failed attempts since the last stable connection
+    /// (1-based); `delay` grows with it.
     case reconnecting(attempt: Int, delay: Duration, reason: String)
 }
 
 /// Tunables of the realtime stream.
 public struct RealtimeConfiguration: Sendable {
     /// First reconnect delay; it doubles on every failed attempt up to ``maxBackoff`` and is reset by
-    /// a successful (re)connect (`ready`). A ±20 % jitter is applied (the result never exceeds
+    /// a successful connection (one that reached `ready` and lasted at least a second). A ±20 % jitter is applied (the result never exceeds
     /// ``maxBackoff``).
     public var initialBackoff: Duration
     /// Longest reconnect delay.
@@ -111,6 +112,7 @@ extension VestnikClient {
 /// task is cancelled, the loop is left, or the iterator is released. It throws only
 /// ``VestnikClientError`` for a lost session (or an unusable server URL).
 public struct RealtimeStream: AsyncSequence, Sendable {
+    /// Each element is one ``RealtimeEvent``.
     public typealias Element = RealtimeEvent
 
     let client: VestnikClient
@@ -206,6 +208,7 @@ struct RealtimeConnector: Sendable {
             try Task.checkCancellation()
             let url = try client.streamURL(since: cursor.seq)
             let connection = Connection()
+            let connectedAt = ContinuousClock.now
             let ending = await connect(url: url, cursor: cursor, connection: connection)
             try Task.checkCancellation()
 
@@ -226,7 +229,10 @@ struct RealtimeConnector: Sendable {
                 reason = text
             }
 
-            failures = connection.state.withLock { $0.sawReady } ? 1 : failures + 1
+            // The backoff restarts only after a connection that got to `ready` and lasted a while, so a
+            // server that accepts and immediately drops us is not hammered every 100 ms.
+            let stable = connection.state.withLock { $0.sawReady } && ContinuousClock.now - connectedAt >= .seconds(1)
+            failures = stable ? 1 : failures + 1
             let delay = backoff(attempt: failures)
             try await handoff.send(.reconnecting(attempt: failures, delay: delay, reason: reason))
             try await Task.sleep(for: delay)

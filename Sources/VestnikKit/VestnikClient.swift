@@ -56,8 +56,11 @@ public final class VestnikClient: Sendable {
     public struct RetryPolicy: Sendable {
         /// Total tries including the first; `1` disables retries.
         public var maxAttempts: Int
+        /// Wait before the second attempt.
         public var initialDelay: Duration
+        /// Longest wait between attempts (unless the server's `Retry-After` asks for more).
         public var maxDelay: Duration
+        /// Longest `Retry-After` honoured; a longer one makes the call fail right away.
         public var maxRetryAfter: Duration
 
         /// Creates a policy. The default tries 4 times over roughly 1.5 seconds.

@@ -71,6 +71,7 @@ public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
         return status >= 500 || status == 429 || status == 408
     }
 
+    /// `message (code, HTTP status, request id)`, for logs.
     public var description: String {
         var text = "\(message) (\(code)"
         if let status { text += ", HTTP \(status)" }
@@ -88,6 +89,7 @@ public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
 }
 
 extension VestnikClientError: LocalizedError {
+    /// Same as ``description``.
     public var errorDescription: String? { description }
 }
 
