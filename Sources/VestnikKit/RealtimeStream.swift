@@ -127,6 +127,12 @@ public struct RealtimeStream: AsyncSequence, Sendable {
         public mutating func next() async throws -> RealtimeEvent? {
             try await storage.handoff.next()
         }
+
+        /// The next event, callable from any isolation (e.g. a `@MainActor` view model's
+        /// `for try await` loop); `nil` after the consuming task was cancelled.
+        public mutating func next(isolation actor: isolated (any Actor)? = #isolation) async throws -> RealtimeEvent? {
+            try await storage.handoff.next()
+        }
     }
 
     /// Starts the connection task and returns the iterator that owns it.

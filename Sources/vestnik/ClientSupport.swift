@@ -14,9 +14,12 @@ import Darwin
 struct CLIError: Error {
     var code: String
     var message: String
-    init(_ code: String, _ message: String) {
+    /// Extra lines printed (indented) after the error line, e.g. ambiguous candidates.
+    var details: [String]
+    init(_ code: String, _ message: String, details: [String] = []) {
         self.code = code
         self.message = message
+        self.details = details
     }
 }
 
@@ -71,6 +74,7 @@ func reportingErrors(_ body: () async throws -> Void) async throws {
         throw ExitCode.failure
     } catch let error as CLIError {
         Output.error("error: \(error.message) (\(error.code))")
+        for line in error.details { Output.error("  \(line)") }
         throw ExitCode.failure
     } catch let error as ExitCode {
         throw error
@@ -192,9 +196,9 @@ enum PasswordInput {
         guard tcgetattr(STDIN_FILENO, &original) == 0 else { return try fromStdin() }
         var silent = original
         silent.c_lflag &= ~tcflag_t(ECHO)
-        tcsetattr(STDIN_FILENO, TCSAFLUSH, &silent)
+        tcsetattr(STDIN_FILENO, TCSANOW, &silent)
         defer {
-            tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
+            tcsetattr(STDIN_FILENO, TCSANOW, &original)
             FileHandle.standardError.write(Data("\n".utf8))
         }
         return try fromStdin()
@@ -310,11 +314,12 @@ final class ClientSession {
         case 1: return matches[0].chat.id
         case 0: throw CLIError("chat_not_found", "no chat named \"\(name)\" (see `vestnik chats`)")
         default:
-            var lines = ["\"\(name)\" matches several chats; use an id:"]
+            var candidates: [String] = []
             for item in matches {
-                lines.append("  \(item.chat.id)  \(item.chat.kind.rawValue)  \(await chatTitle(item))")
+                candidates.append("\(item.chat.id)  \(item.chat.kind.rawValue)  \(await chatTitle(item))")
             }
-            throw CLIError("ambiguous_chat", lines.joined(separator: "\n"))
+            throw CLIError(
+                "ambiguous_chat", "\"\(name)\" matches \(matches.count) chats; give one of these ids", details: candidates)
         }
     }
 
