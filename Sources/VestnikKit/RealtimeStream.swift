@@ -17,9 +17,9 @@ public enum RealtimeEvent: Sendable, Hashable {
     /// (re)connect; the value is the stream's position.
     case ready(EventSeq)
     /// The server no longer has the events after the stream's position (or its log went backwards).
-    /// Durable events were lost: refetch chats and history (and anything else derived from events).
-    /// The stream continues by itself from the server's current head; a `.ready` follows once it is
-    /// connected again.
+    /// Durable events were lost: refetch chats and history (and anything else derived from events)
+    /// now, and keep applying the events that follow — the stream continues by itself from the
+    /// server's head (on the same connection or a new one), and a `.ready` follows.
     case resyncRequired
     /// The connection was lost or refused; the stream reconnects after `delay` and resumes from the
     /// last delivered position. `attempt` counts failed attempts since the last stable connection
@@ -74,7 +74,7 @@ extension VestnikClient {
     ///   and reconnects with `since` = that position. Durable events at or below the position are
     ///   dropped, so none is delivered twice.
     /// - On `resync_required` it yields ``RealtimeEvent/resyncRequired`` and continues live from the
-    ///   server's head.
+    ///   server's head (the position the server names in that frame).
     /// - When the server says the session is gone (`session_revoked`, `unauthenticated`, or the
     ///   upgrade is refused and `GET /me` answers 401) the iteration throws ``VestnikClientError``.
     /// - It never ends by itself otherwise. Cancel the consuming task or stop iterating to close it:
@@ -163,7 +163,6 @@ struct RealtimeConnector: Sendable {
 
     /// What one connection ended with.
     enum Ending: Sendable {
-        case resync
         case fatal(VestnikClientError)
         case serverError(code: String, message: String)
         case closed(String)
@@ -227,8 +226,6 @@ struct RealtimeConnector: Sendable {
             case .failed(let error):
                 if let authError = await authenticationFailure(after: error) { throw authError }
                 reason = Self.describe(error)
-            case .resync:
-                reason = "resync required"
             case .serverError(let code, let message):
                 reason = message.isEmpty ? code : "\(message) (\(code))"
             case .closed(let text):
@@ -368,10 +365,12 @@ struct FrameHandler: Sendable {
             try await handoff.send(.ready(position))
 
         case ServerFrame.Kind.resyncRequired.rawValue:
-            connection.state.withLock { $0.ending = .resync }
-            cursor.seq = nil
+            // The server cannot replay from our position. It continues live from `seq` (the
+            // events that follow are all newer), so that becomes our position; if it closes the
+            // socket instead (or sends no `seq`), the next connection resumes from `seq` or, without
+            // one, starts live from the head.
+            cursor.seq = header.seq
             try await handoff.send(.resyncRequired)
-            return .stop
 
         case ServerFrame.Kind.error.rawValue:
             let code = header.code ?? "stream_error"
