@@ -20,8 +20,9 @@ public struct EventPage: Codable, Sendable {
 /// - `ephemeral`: typing/presence; no position.
 /// - `ready`: the catch-up is complete; everything from here on is live. `seq` is the position
 ///   the client is at.
-/// - `resync_required`: `since` is older than the log keeps; refetch chats and history, then
-///   reconnect without `since`. The server closes the socket after it.
+/// - `resync_required`: `since` is older than the log keeps. The stream stays open and continues
+///   live from `seq`: refetch chats and history now, and keep applying the events that follow
+///   (they are all newer than `seq`). Reconnect later with `since` ≥ `seq`.
 /// - `error`: the server is closing the stream for `code` (`slow_consumer`, `session_revoked`,
 ///   `unauthenticated`, …); reconnect with `since` unless the code says the session is gone.
 public struct ServerFrame: Codable, Sendable {

@@ -8,6 +8,8 @@ import VestnikModel
 /// exist, so ids leak nothing.
 package struct ChatService: Sendable {
     private let context: CoreContext
+    /// At most one typing notification per user and chat every 3 seconds; extra ones are dropped.
+    private let typingThrottle = RateLimiter(limit: 1, window: 3, maxKeys: 50_000)
 
     package init(context: CoreContext) { self.context = context }
 
@@ -208,6 +210,7 @@ package struct ChatService: Sendable {
 
     /// Tells the other members that the caller is typing. Ephemeral: never stored.
     package func typing(in chatID: ChatID, as caller: AuthenticatedSession) async throws {
+        guard typingThrottle.acquire("\(caller.userID):\(chatID)") == nil else { return }
         let others = try await context.read { reader -> [UserID] in
             let (chat, member) = try await Self.membership(chatID, of: caller.userID, in: reader)
             guard chat.kind != .channel || member.role == .admin else {

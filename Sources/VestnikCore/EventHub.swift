@@ -49,12 +49,14 @@ package actor EventHub {
             continuation.finish()
         }
 
-        /// Offers a delivery; false when the buffer is full and the subscriber was closed.
+        /// Offers a delivery; false when the buffer is full. A full buffer closes the subscriber
+        /// only for durable events (it must resume from the log); ephemeral ones are just dropped,
+        /// so a flood of typing notifications can never disconnect anyone.
         fileprivate func offer(_ delivery: Delivery) -> Bool {
             switch continuation.yield(delivery) {
             case .enqueued: return true
             case .dropped:
-                close(reason: "slow_consumer")
+                if case .durable = delivery { close(reason: "slow_consumer") }
                 return false
             case .terminated: return false
             @unknown default: return false

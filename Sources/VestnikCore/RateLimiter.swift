@@ -3,8 +3,9 @@ import Synchronization
 
 /// A sliding-window counter per key (an account, an address), kept in memory on this node.
 ///
-/// Used for login attempts: each failure is recorded; while a key has `limit` failures inside
-/// `window`, attempts are refused with the seconds until the oldest one expires.
+/// ``acquire(_:now:)`` checks and counts in one step, so many parallel attempts cannot all slip
+/// through before the first failure is recorded. A successful login gives its attempt back
+/// (``release(_:)``) or clears the key (``reset(_:)``).
 package final class RateLimiter: Sendable {
     private let limit: Int
     private let window: TimeInterval
@@ -17,35 +18,42 @@ package final class RateLimiter: Sendable {
         self.maxKeys = maxKeys
     }
 
-    /// Seconds to wait if `key` is over its limit now, else nil.
-    package func retryAfter(_ key: String, now: Date = Date.millisecondNow()) -> Int? {
+    /// Counts an attempt for `key` unless it is over its limit; returns the seconds to wait when it is.
+    package func acquire(_ key: String, now: Date = Date()) -> Int? {
         state.withLock { table in
-            guard var hits = table[key] else { return nil }
-            hits.removeAll { now.timeIntervalSince($0) >= window }
-            table[key] = hits.isEmpty ? nil : hits
-            guard hits.count >= limit, let oldest = hits.first else { return nil }
-            return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
-        }
-    }
-
-    /// Counts one attempt against `key`.
-    package func record(_ key: String, now: Date = Date.millisecondNow()) {
-        state.withLock { table in
-            if table.count >= maxKeys, table[key] == nil {
-                // Bounded memory under a flood of distinct keys: forget expired entries first.
-                table = table.filter { $0.value.contains { now.timeIntervalSince($0) < window } }
-                if table.count >= maxKeys { table.removeAll(keepingCapacity: true) }
-            }
             var hits = table[key] ?? []
             hits.removeAll { now.timeIntervalSince($0) >= window }
+            if hits.count >= limit, let oldest = hits.first {
+                table[key] = hits
+                return max(1, Int((window - now.timeIntervalSince(oldest)).rounded(.up)))
+            }
+            if table[key] == nil, table.count >= maxKeys { Self.evict(&table, now: now, window: window, keep: maxKeys / 2) }
             hits.append(now)
-            if hits.count > limit { hits.removeFirst(hits.count - limit) }
             table[key] = hits
+            return nil
         }
     }
 
-    /// Forgets `key` (after a successful login).
+    /// Gives back the most recent attempt of `key` (it turned out not to count, e.g. it succeeded).
+    package func release(_ key: String) {
+        state.withLock { table in
+            guard var hits = table[key], !hits.isEmpty else { return }
+            hits.removeLast()
+            table[key] = hits.isEmpty ? nil : hits
+        }
+    }
+
+    /// Forgets `key` entirely.
     package func reset(_ key: String) {
         _ = state.withLock { $0.removeValue(forKey: key) }
+    }
+
+    /// Bounded memory under a flood of distinct keys: drop expired keys, then the keys whose last
+    /// attempt is oldest. Keys with recent failures (an account under attack) are kept.
+    private static func evict(_ table: inout [String: [Date]], now: Date, window: TimeInterval, keep: Int) {
+        table = table.filter { $0.value.contains { now.timeIntervalSince($0) < window } }
+        guard table.count > keep else { return }
+        let newest = table.sorted { ($0.value.last ?? .distantPast) > ($1.value.last ?? .distantPast) }.prefix(keep)
+        table = Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })
     }
 }

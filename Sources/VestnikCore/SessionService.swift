@@ -15,6 +15,7 @@ package struct SessionService: Sendable {
     private let hasher: PasswordHasher
     private let accountLimiter: RateLimiter
     private let addressLimiter: RateLimiter
+    private let hashingPool: BlockingWorkPool
 
     /// - Parameters:
     ///   - accountLimiter: failed logins per account.
@@ -25,6 +26,8 @@ package struct SessionService: Sendable {
         self.hasher = hasher
         self.accountLimiter = accountLimiter
         self.addressLimiter = addressLimiter
+        hashingPool = BlockingWorkPool(
+            label: "vestnik.password-hashing", width: ProcessInfo.processInfo.activeProcessorCount, maxWaiting: 256)
     }
 
     /// Verifies a login and password and opens a session bound to `deviceName`.
@@ -40,27 +43,41 @@ package struct SessionService: Sendable {
             rawDevice.isEmpty ? "Unnamed device" : rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
         let accountKey = "account:" + login
         let addressKey = "address:" + address
-        if let wait = addressLimiter.retryAfter(addressKey) ?? accountLimiter.retryAfter(accountKey) {
+        // Both limits are checked and counted atomically before any work; a success gives the
+        // attempts back. Parallel guesses therefore cannot all pass before the first failure.
+        if let wait = addressLimiter.acquire(addressKey) {
             throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
         }
-
-        let record = try await context.read { try await $0.user(login: login) }
-        guard let record, let stored = record.passwordHash else {
-            hasher.burnVerification(password)
-            accountLimiter.record(accountKey)
-            addressLimiter.record(addressKey)
-            throw VestnikError(.invalidCredentials, "Wrong login or password.")
+        if let wait = accountLimiter.acquire(accountKey) {
+            addressLimiter.release(addressKey)
+            throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
         }
-        guard hasher.verify(password, against: stored) else {
-            accountLimiter.record(accountKey)
-            addressLimiter.record(addressKey)
-            context.logger.info("login failed", metadata: ["vestnik.user.id": "\(record.user.id)"])
+        let hasher = self.hasher
+        let record = try await context.read { try await $0.user(login: login) }
+        let stored = record?.passwordHash
+        let matches: Bool
+        do {
+            matches = try await hashingPool.run {
+                guard let stored else {
+                    hasher.burnVerification(password)
+                    return false
+                }
+                return hasher.verify(password, against: stored)
+            }
+        } catch {
+            accountLimiter.release(accountKey)
+            addressLimiter.release(addressKey)
+            throw VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
+        }
+        guard let record, matches else {
+            if let record { context.logger.info("login failed", metadata: ["vestnik.user.id": "\(record.user.id)"]) }
             throw VestnikError(.invalidCredentials, "Wrong login or password.")
         }
         guard !record.user.isBlocked else {
             throw VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
         }
         accountLimiter.reset(accountKey)
+        addressLimiter.release(addressKey)
 
         let token = SessionToken.generate()
         let now = Date.millisecondNow()

@@ -18,14 +18,22 @@ package struct SyncService: Sendable {
             try await Self.requireServable(since, reader: reader)
             let events = try await reader.events(for: caller.userID, after: since, limit: limit + 1)
             let page = Array(events.prefix(limit))
-            return (page, page.last?.seq ?? since, events.count > limit)
+            let hasMore = events.count > limit
+            // With nothing more for this user, the position moves to the head: a quiet client's
+            // cursor then never falls behind the retention window.
+            let next = hasMore ? (page.last?.seq ?? since) : max(page.last?.seq ?? since, try await reader.headSeq())
+            return (page, next, hasMore)
         }
     }
 
     /// Reads one page of the caller's events in `(since, through]` for a stream's catch-up.
+    ///
+    /// Checks in the same snapshot that `since` is still retained, so a prune between pages turns
+    /// into `resync_required` rather than a silent gap.
     package func catchUpPage(after since: EventSeq, through: EventSeq, limit: Int, as user: UserID) async throws -> [LoggedEvent] {
         try await context.read { reader in
-            try await reader.events(for: user, after: since, limit: limit).filter { $0.seq <= through }
+            try await Self.requireServable(since, reader: reader)
+            return try await reader.events(for: user, after: since, limit: limit).filter { $0.seq <= through }
         }
     }
 

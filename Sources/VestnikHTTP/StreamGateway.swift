@@ -21,7 +21,6 @@ struct StreamGateway {
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
         static let unauthenticated = WebSocketErrorCode(codeNumber: 4401)
-        static let resyncRequired = WebSocketErrorCode(codeNumber: 4410)
         static let slowConsumer = WebSocketErrorCode(codeNumber: 4408)
         static let sessionRevoked = WebSocketErrorCode(codeNumber: 4403)
     }
@@ -47,8 +46,10 @@ struct StreamGateway {
 
         // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
         let session: AuthenticatedSession
+        let token: String
         do {
-            if let token = bearerToken(context.request.headers) {
+            if let headerToken = bearerToken(context.request.headers) {
+                token = headerToken
                 session = try await services.sessions.authenticate(token: token)
             } else {
                 // A client that never authenticates is dropped after 10 s.
@@ -63,10 +64,11 @@ struct StreamGateway {
                 }
                 guard case .text(let text) = first,
                     let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)),
-                    frame.type == .auth, let token = frame.token
+                    frame.type == .auth, let frameToken = frame.token
                 else {
                     throw VestnikError(.unauthenticated, "The first frame must be {\"type\":\"auth\",\"token\":…}.")
                 }
+                token = frameToken
                 session = try await services.sessions.authenticate(token: token)
             }
         } catch {
@@ -84,28 +86,43 @@ struct StreamGateway {
         defer { metrics.streamConnections.decrement() }
 
         do {
+            // A revocation that committed between authentication and subscription was delivered
+            // before this subscription existed; check once more now that nothing can slip by.
+            do {
+                _ = try await services.sessions.authenticate(token: token)
+            } catch {
+                try? await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
+                try? await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+                await services.sync.disconnect(subscription)
+                return
+            }
+
             // 2. Catch up from the log.
             var lastSent = subscription.deliveredFrom
             if let since {
                 do {
                     try await services.sync.checkResumable(since)
-                } catch let error as VestnikError where error.code == .resyncRequired {
-                    try await send(StreamFrames.control(ServerFrame(type: .resyncRequired, code: error.code.rawValue, message: error.message)), outbound)
-                    try await outbound.close(CloseCode.resyncRequired, reason: "resync_required")
-                    await services.sync.disconnect(subscription)
-                    return
-                }
-                var cursor = since
-                while cursor < subscription.deliveredFrom {
-                    let page = try await services.sync.catchUpPage(
-                        after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
-                    guard let last = page.last else { break }
-                    for event in page {
-                        try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: event.seq, payload: event.payload))))
+                    var cursor = since
+                    while cursor < subscription.deliveredFrom {
+                        let page = try await services.sync.catchUpPage(
+                            after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
+                        guard let last = page.last else { break }
+                        for event in page {
+                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: event.seq, payload: event.payload))))
+                        }
+                        cursor = last.seq
                     }
-                    cursor = last.seq
+                    lastSent = max(since, subscription.deliveredFrom)
+                } catch let error as VestnikError where error.code == .resyncRequired {
+                    // The stream stays open and live from `seq`: the client refetches its
+                    // snapshot after this frame, and whatever commits meanwhile still arrives
+                    // here, so nothing falls between the snapshot and the stream.
+                    try await send(
+                        StreamFrames.control(
+                            ServerFrame(type: .resyncRequired, seq: subscription.deliveredFrom, code: error.code.rawValue, message: error.message)),
+                        outbound)
+                    lastSent = subscription.deliveredFrom
                 }
-                lastSent = max(since, subscription.deliveredFrom)
             }
             try await send(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)), outbound)
 

@@ -4,7 +4,7 @@ import Testing
 import VestnikCore
 import VestnikModel
 
-@Suite struct EventHubTests {
+@Suite(.timeLimit(.minutes(1))) struct EventHubTests {
     @Test("events published out of order are delivered in position order, gaps filled from the store", .timeLimit(.minutes(1)))
     func orderedDelivery() async throws {
         let env = try await TestEnvironment()
@@ -48,7 +48,7 @@ import VestnikModel
         #expect(seq == EventSeq(1) && received == event)
     }
 
-    @Test("a subscriber that does not drain its buffer is closed as a slow consumer")
+    @Test("a full buffer drops ephemeral events but closes the subscriber on durable ones", .timeLimit(.minutes(1)))
     func slowConsumer() async throws {
         let env = try await TestEnvironment()
         let user = UserID.random()
@@ -59,6 +59,11 @@ import VestnikModel
             return
         }
         for _ in 0..<10 { await hub.publishEphemeral(.typing(chatID: .random(), userID: .random()), to: [user]) }
+        #expect(subscription.closeReason == nil)
+        let events = (1...3).map { seq in
+            CommittedEvent(seq: EventSeq(Int64(seq)), event: .sessionRevoked(sessionID: .random()), recipients: [user], payload: Data("{}".utf8))
+        }
+        await hub.publish(events)
         #expect(subscription.closeReason == "slow_consumer")
         var count = 0
         for await _ in subscription.stream { count += 1 }
