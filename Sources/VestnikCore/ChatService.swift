@@ -137,13 +137,18 @@ package struct ChatService: Sendable {
             guard !found.contains(where: \.isBlocked) else { throw VestnikError(.forbidden, "A blocked account cannot be added to a chat.") }
             let now = Date.millisecondNow()
             var current = Set(try await tx.memberIDs(of: chatID))
+            var joined: [ChatMember] = []
             for user in toAdd where !current.contains(user) {
+                // New members start with the history marked read: they joined now.
                 let newMember = ChatMember(userID: user, role: .member, joinedAt: now, readSeq: chat.lastMessageSeq)
                 try await tx.insertMember(newMember, into: chatID)
                 current.insert(user)
+                joined.append(newMember)
+            }
+            if !joined.isEmpty {
                 chat.memberCount = current.count
                 try await tx.updateChat(chat)
-                try await log.append(.memberJoined(chat: chat, member: newMember, by: caller.userID), to: Array(current), in: tx)
+                try await log.append(.membersJoined(chat: chat, members: joined, by: caller.userID), to: Array(current), in: tx)
             }
             return try await tx.members(of: chatID)
         }

@@ -25,6 +25,9 @@ package struct CoreContext: Sendable {
         let result: T
         do {
             result = try await store.write { tx in try await body(tx, log) }
+        } catch StoreError.duplicate(let what) {
+            // A uniqueness race the service's own checks did not catch: a conflict, not a crash.
+            throw VestnikError(.conflict, "The request conflicts with a concurrent change; retry.", cause: StoreError.duplicate(what: what))
         } catch let error as StoreError {
             throw VestnikError(.internalError, "The request could not be stored.", cause: error)
         }

@@ -45,7 +45,9 @@ package struct MessageService: Sendable {
     package func send(_ outgoing: OutgoingMessage, to chatID: ChatID, as caller: AuthenticatedSession) async throws -> (Message, created: Bool) {
         let me = caller.userID
         if let clientID = outgoing.clientMessageID {
-            guard !clientID.isEmpty, clientID.utf8.count <= context.limits.maxClientMessageIDLength else {
+            guard !clientID.isEmpty, clientID.utf8.count <= context.limits.maxClientMessageIDLength,
+                !clientID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else {
                 throw VestnikError.invalid("client_message_id must be 1–\(context.limits.maxClientMessageIDLength) bytes.")
             }
         }
@@ -99,7 +101,7 @@ package struct MessageService: Sendable {
                 try await log.append(.messageCreated(message), to: memberIDs, in: tx)
                 return (message, true)
             }
-        } catch StoreError.duplicate(what: "client_message_id") {
+        } catch let error as VestnikError where error.code == .conflict && (error.cause as? StoreError).map(Self.isClientIDDuplicate) == true {
             // Two concurrent retries raced; the first one won. Return its message.
             guard let clientID = outgoing.clientMessageID,
                 let existing = try await context.read({ try await $0.message(in: chatID, sender: me, clientMessageID: clientID) })
@@ -291,6 +293,11 @@ package struct MessageService: Sendable {
             throw VestnikError.invalid("A message must not contain NUL characters.")
         }
         return raw
+    }
+
+    private static func isClientIDDuplicate(_ error: StoreError) -> Bool {
+        if case .duplicate(what: "client_message_id") = error { return true }
+        return false
     }
 
     /// One emoji (possibly a ZWJ sequence, with modifiers, a flag or a keycap), nothing else.

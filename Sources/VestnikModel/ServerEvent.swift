@@ -15,7 +15,8 @@ public enum ServerEvent: Hashable, Sendable {
     case receiptUpdated(chatID: ChatID, userID: UserID, readSeq: Int64)
     case chatCreated(Chat)
     case chatUpdated(Chat)
-    case memberJoined(chat: Chat, member: ChatMember, by: UserID)
+    /// One or more users were added (one event per request, sent once to the final member set).
+    case membersJoined(chat: Chat, members: [ChatMember], by: UserID)
     case memberLeft(chat: Chat, userID: UserID, by: UserID)
     case memberRoleChanged(chatID: ChatID, userID: UserID, role: MemberRole, by: UserID)
     case sessionRevoked(sessionID: SessionID)
@@ -35,7 +36,7 @@ public enum ServerEvent: Hashable, Sendable {
         case .receiptUpdated: "receipt.updated"
         case .chatCreated: "chat.created"
         case .chatUpdated: "chat.updated"
-        case .memberJoined: "member.joined"
+        case .membersJoined: "member.joined"
         case .memberLeft: "member.left"
         case .memberRoleChanged: "member.role_changed"
         case .sessionRevoked: "session.revoked"
@@ -59,7 +60,7 @@ public enum ServerEvent: Hashable, Sendable {
         case .reactionsChanged(let chatID, _, _), .messagePinned(let chatID, _, _), .messageUnpinned(let chatID, _, _),
             .receiptUpdated(let chatID, _, _), .memberRoleChanged(let chatID, _, _, _), .typing(let chatID, _):
             chatID
-        case .chatCreated(let chat), .chatUpdated(let chat), .memberJoined(let chat, _, _), .memberLeft(let chat, _, _): chat.id
+        case .chatCreated(let chat), .chatUpdated(let chat), .membersJoined(let chat, _, _), .memberLeft(let chat, _, _): chat.id
         case .sessionRevoked, .presenceChanged: nil
         }
     }
@@ -67,7 +68,7 @@ public enum ServerEvent: Hashable, Sendable {
 
 extension ServerEvent: Codable {
     private enum CodingKeys: String, CodingKey {
-        case type, message, chatID, messageID, reactions, by, userID, readSeq, chat, member, role, sessionID, presence
+        case type, message, chatID, messageID, reactions, by, userID, readSeq, chat, members, role, sessionID, presence
     }
 
     public init(from decoder: any Decoder) throws {
@@ -96,8 +97,8 @@ extension ServerEvent: Codable {
         case "chat.created": self = .chatCreated(try c.decode(Chat.self, forKey: .chat))
         case "chat.updated": self = .chatUpdated(try c.decode(Chat.self, forKey: .chat))
         case "member.joined":
-            self = .memberJoined(
-                chat: try c.decode(Chat.self, forKey: .chat), member: try c.decode(ChatMember.self, forKey: .member),
+            self = .membersJoined(
+                chat: try c.decode(Chat.self, forKey: .chat), members: try c.decode([ChatMember].self, forKey: .members),
                 by: try c.decode(UserID.self, forKey: .by))
         case "member.left":
             self = .memberLeft(
@@ -136,9 +137,9 @@ extension ServerEvent: Codable {
             try c.encode(readSeq, forKey: .readSeq)
         case .chatCreated(let chat), .chatUpdated(let chat):
             try c.encode(chat, forKey: .chat)
-        case .memberJoined(let chat, let member, let by):
+        case .membersJoined(let chat, let members, let by):
             try c.encode(chat, forKey: .chat)
-            try c.encode(member, forKey: .member)
+            try c.encode(members, forKey: .members)
             try c.encode(by, forKey: .by)
         case .memberLeft(let chat, let userID, let by):
             try c.encode(chat, forKey: .chat)

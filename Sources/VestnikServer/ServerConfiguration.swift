@@ -16,7 +16,8 @@ package struct ServerConfiguration: Sendable {
     package var streamBufferLimit = 8192
     /// Login rate limits.
     package var loginFailuresPerAccount = 5
-    package var loginAttemptsPerAddress = 30
+    /// Failed logins per client address; generous because many users may share one address (NAT).
+    package var loginAttemptsPerAddress = 100
     package var loginWindow: TimeInterval = 300
     /// Cheap password hashing, for tests only.
     package var fastPasswordHashing = false

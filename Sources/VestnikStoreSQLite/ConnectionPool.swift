@@ -3,8 +3,9 @@ import Foundation
 /// A connection checked out of a pool.
 ///
 /// `@unchecked Sendable` is safe because the pool hands a box to exactly one task at a time
-/// (checkout and checkin are serialized by the pool actor) and the connection underneath is opened
-/// in SQLite's serialized mode.
+/// (checkout and checkin are serialized by the pool actor), so the connection and its Swift-side
+/// statement cache are never touched by two tasks at once. (SQLite's serialized mode only protects
+/// the C side.)
 final class ConnectionBox: @unchecked Sendable {
     let connection: SQLiteConnection
     init(_ connection: SQLiteConnection) { self.connection = connection }

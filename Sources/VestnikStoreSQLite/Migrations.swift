@@ -85,6 +85,7 @@ enum SQLiteMigrations {
             created_at INTEGER NOT NULL,
             payload BLOB NOT NULL
         );
+        CREATE INDEX events_by_created_at ON events(created_at);
         CREATE TABLE event_recipients (
             user_id TEXT NOT NULL,
             seq INTEGER NOT NULL,

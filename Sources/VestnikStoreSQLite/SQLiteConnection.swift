@@ -98,7 +98,10 @@ package final class SQLiteConnection {
             case .null: rc = sqlite3_bind_null(statement, position)
             case .integer(let v): rc = sqlite3_bind_int64(statement, position, v)
             case .real(let v): rc = sqlite3_bind_double(statement, position, v)
-            case .text(let v): rc = sqlite3_bind_text(statement, position, v, -1, SQLITE_TRANSIENT)
+            case .text(let v):
+                // Explicit byte length: text with an interior NUL is stored whole, not truncated.
+                // (The bridged C string holds every UTF-8 byte, interior NULs included.)
+                rc = sqlite3_bind_text(statement, position, v, Int32(v.utf8.count), SQLITE_TRANSIENT)
             case .blob(let v):
                 rc = v.withUnsafeBytes { sqlite3_bind_blob(statement, position, $0.baseAddress, Int32($0.count), SQLITE_TRANSIENT) }
             }
@@ -117,7 +120,12 @@ package final class SQLiteConnection {
                 case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(statement, column)))
                 case SQLITE_FLOAT: values.append(.real(sqlite3_column_double(statement, column)))
                 case SQLITE_TEXT:
-                    values.append(.text(sqlite3_column_text(statement, column).map { String(cString: $0) } ?? ""))
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    if count > 0, let pointer = sqlite3_column_text(statement, column) {
+                        values.append(.text(String(decoding: UnsafeRawBufferPointer(start: pointer, count: count), as: UTF8.self)))
+                    } else {
+                        values.append(.text(""))
+                    }
                 case SQLITE_BLOB:
                     let count = Int(sqlite3_column_bytes(statement, column))
                     if count > 0, let pointer = sqlite3_column_blob(statement, column) {

@@ -81,11 +81,13 @@ struct TailCommand: AsyncParsableCommand {
             var line = "\(await inChat(chat.id)) chat updated: title \"\(chat.title)\""
             if !chat.description.isEmpty { line += ", description \"\(chat.description)\"" }
             return line
-        case .memberJoined(let chat, let member, let by):
+        case .membersJoined(let chat, let members, let by):
             session.remember(chat)
-            let who = await session.displayName(member.userID)
-            if member.userID == by { return "\(await inChat(chat.id)) \(who) joined" }
-            return "\(await inChat(chat.id)) \(who) was added by \(await session.displayName(by))"
+            var names: [String] = []
+            for member in members { names.append(await session.displayName(member.userID)) }
+            let who = names.joined(separator: ", ")
+            if members.map(\.userID) == [by] { return "\(await inChat(chat.id)) \(who) joined" }
+            return "\(await inChat(chat.id)) \(who) added by \(await session.displayName(by))"
         case .memberLeft(let chat, let userID, let by):
             session.remember(chat)
             let who = await session.displayName(userID)

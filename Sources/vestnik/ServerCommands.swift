@@ -11,6 +11,8 @@ struct DataOptions: ParsableArguments {
     var dataDirectory: String?
 
     func configuration() throws -> ServerConfiguration {
+        // Everything the server writes (database, WAL, logs of SQLite) is for its owner only.
+        umask(0o077)
         var configuration = ServerConfiguration()
         try configuration.apply(environment: ProcessInfo.processInfo.environment)
         if let dataDirectory { configuration.dataDirectory = dataDirectory }

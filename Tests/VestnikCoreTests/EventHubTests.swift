@@ -134,7 +134,7 @@ import VestnikModel
             .reactionsChanged(chatID: chat.id, messageID: message.id, reactions: [ReactionSummary(emoji: "👍", count: 1, users: [.random()])]),
             .messagePinned(chatID: chat.id, messageID: message.id, by: .random()), .messageUnpinned(chatID: chat.id, messageID: message.id, by: .random()),
             .receiptUpdated(chatID: chat.id, userID: .random(), readSeq: 3), .chatCreated(chat), .chatUpdated(chat),
-            .memberJoined(chat: chat, member: ChatMember(userID: .random(), role: .member, joinedAt: now, readSeq: 0), by: .random()),
+            .membersJoined(chat: chat, members: [ChatMember(userID: .random(), role: .member, joinedAt: now, readSeq: 0)], by: .random()),
             .memberLeft(chat: chat, userID: .random(), by: .random()),
             .memberRoleChanged(chatID: chat.id, userID: .random(), role: .admin, by: .random()),
             .sessionRevoked(sessionID: .random()), .typing(chatID: chat.id, userID: .random()),

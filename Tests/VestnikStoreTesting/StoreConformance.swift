@@ -19,6 +19,7 @@ package enum StoreConformance {
         ("event log: a failed write leaves no trace", rollback),
         ("event log: concurrent writers commit in position order", concurrentWriters),
         ("event log: pruning moves the oldest retained position", pruning),
+        ("text round-trips byte for byte", textFidelity),
     ]
 
     // MARK: Fixtures
@@ -313,5 +314,18 @@ package enum StoreConformance {
         #expect(try await store.read { try await $0.oldestRetainedSeq() } == EventSeq(4))
         #expect(try await store.read { try await $0.events(for: user, after: .zero, limit: 10) }.map(\.seq.value) == [4])
         #expect(try await store.headSeq() == EventSeq(4))
+    }
+}
+
+extension StoreConformance {
+    /// Text round-trips byte for byte, interior NUL and non-BMP characters included.
+    @Sendable package static func textFidelity(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let chat = makeChat(.group, by: alice)
+        try await insertChat(store, chat, members: [alice])
+        let text = "a\u{0}b — Привет 👨‍👩‍👧 \u{1F600}"
+        let message = try await appendMessage(store, chat: chat.id, from: alice, text: text, clientID: "k\u{0}1")
+        #expect(try await store.read { try await $0.message(message.id) }?.text == text)
+        #expect(try await store.read { try await $0.message(in: chat.id, sender: alice, clientMessageID: "k\u{0}2") } == nil)
     }
 }
