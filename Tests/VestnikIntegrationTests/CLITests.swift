@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// The `vestnik` command line against a running `vestnik serve`, both as child processes: the
+/// two-terminal scenario (`vestnik tail` in one, `vestnik send` in another).
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct CLITests {
+    @Test("login, create a group, send, tail, history, read — all through the CLI")
+    func twoTerminals() async throws {
+        let binary = try VestnikBinary.locate()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-cli-\(UUID().uuidString)").path
+        let data = root + "/data"
+        for login in ["alice", "bob"] {
+            let added = try binary.run(
+                ["admin", "user", "add", "--login", login, "--name", login.capitalized + " Test", "--password-stdin", "--data-dir", data],
+                stdin: "cli-password-\(login)\n")
+            #expect(added.status == 0, "\(added.error)")
+        }
+        let listed = try binary.run(["admin", "user", "list", "--json", "--data-dir", data])
+        #expect(listed.output.split(separator: "\n").count == 2)
+
+        let server = try await binary.startServer(dataDirectory: data)
+        defer { server.kill9() }
+        let alice = ["VESTNIK_CONFIG_DIR": root + "/alice"]
+        let bob = ["VESTNIK_CONFIG_DIR": root + "/bob"]
+        for (login, env) in [("alice", alice), ("bob", bob)] {
+            let result = try binary.run(
+                ["login", "--server", server.url.absoluteString, "--login", login, "--password-stdin"], stdin: "cli-password-\(login)\n",
+                environment: env)
+            #expect(result.status == 0, "\(result.error)")
+        }
+        let credentials = root + "/alice/credentials.json"
+        let permissions = try FileManager.default.attributesOfItem(atPath: credentials)[.posixPermissions] as? Int
+        #expect(permissions == 0o600)
+        #expect(try binary.run(["whoami"], environment: alice).output.contains("alice"))
+
+        let created = try binary.run(["chat", "create", "--group", "Team", "--members", "bob"], environment: alice)
+        #expect(created.status == 0, "\(created.error)")
+
+        // Terminal 1: bob tails as JSON lines.
+        let tailOutput = root + "/bob-tail.jsonl"
+        FileManager.default.createFile(atPath: tailOutput, contents: nil)
+        let tail = Process()
+        tail.executableURL = binary.url
+        tail.arguments = ["tail", "--json"]
+        tail.environment = ProcessInfo.processInfo.environment.merging(bob) { $1 }
+        tail.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: tailOutput))
+        tail.standardError = FileHandle.nullDevice
+        try tail.run()
+        defer { tail.terminate() }
+        try await Task.sleep(for: .milliseconds(700))
+
+        // Terminal 2: alice sends.
+        let sent = try binary.run(["send", "Team", "hello from the command line"], environment: alice)
+        #expect(sent.status == 0, "\(sent.error)")
+        let arrived = await waitUntil(timeout: .seconds(15)) {
+            ((try? String(contentsOfFile: tailOutput, encoding: .utf8)) ?? "").contains("hello from the command line")
+        }
+        #expect(arrived)
+        let lines = ((try? String(contentsOfFile: tailOutput, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) != nil }, "tail --json prints one JSON object per line")
+
+        let history = try binary.run(["history", "Team", "--json"], environment: bob)
+        #expect(history.status == 0)
+        #expect(history.output.contains("hello from the command line"))
+        #expect(try binary.run(["read", "Team"], environment: bob).status == 0)
+        let chats = try binary.run(["chats", "--json"], environment: bob)
+        let team = chats.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .first { ($0["chat"] as? [String: Any])?["title"] as? String == "Team" }
+        #expect(team?["unread_count"] as? Int == 0)
+
+        // Errors are clear and non-zero.
+        let missing = try binary.run(["send", "No such chat", "x"], environment: alice)
+        #expect(missing.status != 0)
+        #expect(missing.error.contains("error"))
+        let channelPost = try binary.run(["chat", "create", "--channel", "News", "--members", "bob"], environment: alice)
+        #expect(channelPost.status == 0)
+        let forbidden = try binary.run(["send", "News", "bob cannot post here"], environment: bob)
+        #expect(forbidden.status != 0)
+        #expect(forbidden.error.contains("channel_read_only"))
+    }
+}
