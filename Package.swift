@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         // Pure domain vocabulary: IDs, synced state, realtime events. No I/O.
@@ -47,6 +48,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "VestnikStorePostgres",
+            dependencies: [
+                "VestnikCore", "VestnikModel",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "VestnikHTTP",
             dependencies: [
                 "VestnikCore", "VestnikAPI", "VestnikModel",
@@ -59,7 +70,7 @@ let package = Package(
         .target(
             name: "VestnikServer",
             dependencies: [
-                "VestnikCore", "VestnikHTTP", "VestnikStoreSQLite", "VestnikModel",
+                "VestnikCore", "VestnikHTTP", "VestnikStoreSQLite", "VestnikStorePostgres", "VestnikModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -95,6 +106,11 @@ let package = Package(
         .testTarget(
             name: "VestnikCoreTests",
             dependencies: ["VestnikCore", "VestnikModel", "VestnikStoreSQLite", "VestnikStoreTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "VestnikStorePostgresTests",
+            dependencies: ["VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting"],
             swiftSettings: strict
         ),
         .testTarget(
