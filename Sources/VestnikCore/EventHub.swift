@@ -79,15 +79,26 @@ package actor EventHub {
     private var draining = false
     private var lastSeen: [UserID: Date] = [:]
     private var stopped = false
+    private var started: Bool
 
     /// - Parameters:
-    ///   - startingAfter: the store head at start-up; earlier events are history, not live.
+    ///   - startingAfter: the store head at start-up (earlier events are history, not live), or
+    ///     nil when it is not known yet; then ``start(after:)`` must be called before the hub is used.
     ///   - bufferLimit: deliveries a subscriber may have queued before it counts as too slow.
-    package init(store: any Store, startingAfter: EventSeq, bufferLimit: Int = 8192, logger: Logger) {
+    package init(store: any Store, startingAfter: EventSeq?, bufferLimit: Int = 8192, logger: Logger) {
         self.store = store
-        self.deliveredUpTo = startingAfter
+        self.deliveredUpTo = startingAfter ?? .zero
+        self.started = startingAfter != nil
         self.bufferLimit = bufferLimit
         self.logger = logger
+    }
+
+    /// Sets the live position once the store is reachable (after migrations), before any
+    /// request is served.
+    package func start(after head: EventSeq) {
+        guard !started else { return }
+        deliveredUpTo = head
+        started = true
     }
 
     /// The newest position delivered to subscribers.
@@ -154,6 +165,7 @@ package actor EventHub {
 
     /// Hands committed events to the hub; they are delivered in position order.
     package func publish(_ events: [CommittedEvent]) async {
+        guard started else { return }
         for event in events where event.seq > deliveredUpTo {
             pending[event.seq.value] = event
         }
@@ -162,6 +174,7 @@ package actor EventHub {
 
     /// Picks up events committed elsewhere (another process or node) up to the store's head.
     package func catchUp() async {
+        guard started else { return }
         do {
             let head = try await store.headSeq()
             guard head > deliveredUpTo else { return }

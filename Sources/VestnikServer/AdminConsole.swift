@@ -17,6 +17,7 @@ package struct AdminConsole: Sendable {
         logger.logLevel = .warning
         let store = try Backend.openStore(configuration)
         services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger)
+        await services.context.hub.start(after: try await store.headSeq())
     }
 
     /// Creates an account; returns it with its one-time password.

@@ -56,7 +56,7 @@ package func buildApplication(
     let router = buildRouter(services: services, metrics: metrics, options: options)
     let webSocketRouter = buildWebSocketRouter(services: services, metrics: metrics, options: options)
 
-    let application = Application(
+    var application = Application(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
@@ -69,6 +69,10 @@ package func buildApplication(
         },
         logger: logger
     )
+    application.beforeServerStarts {
+        let head = try await store.headSeq()
+        await services.context.hub.start(after: head)
+    }
     return VestnikServerApp(
         application: application,
         background: [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)],

@@ -21,8 +21,9 @@ package enum Backend {
 
     /// The domain services over a store (with its own fan-out hub).
     package static func makeServices(store: any Store, configuration: ServerConfiguration, logger: Logger) async throws -> Services {
-        let head = try await store.headSeq()
-        let hub = EventHub(store: store, startingAfter: head, bufferLimit: configuration.streamBufferLimit, logger: logger)
+        // The live position is set before the server starts (see `buildApplication`), when the
+        // store is known to be reachable and migrated.
+        let hub = EventHub(store: store, startingAfter: nil, bufferLimit: configuration.streamBufferLimit, logger: logger)
         let context = CoreContext(store: store, hub: hub, logger: logger)
         return Services(
             context: context,
