@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vestnik", targets: ["vestnik"]),
+        .executable(name: "vestnik-bench", targets: ["vestnik-bench"]),
         .library(name: "VestnikKit", targets: ["VestnikKit"]),
     ],
     dependencies: [
@@ -95,6 +96,15 @@ let package = Package(
                 "VestnikServer", "VestnikKit", "VestnikCore", "VestnikAPI", "VestnikModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "vestnik-bench",
+            dependencies: [
+                "VestnikKit", "VestnikAPI", "VestnikModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/VestnikBench",
             swiftSettings: strict
         ),
         .target(

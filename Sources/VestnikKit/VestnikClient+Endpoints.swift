@@ -270,8 +270,12 @@ extension VestnikClient {
     /// older than the server keeps, this throws ``VestnikClientError`` with
     /// ``VestnikClientError/isResyncRequired`` (HTTP 410): refetch chats and history and continue
     /// from the current head. For live updates prefer ``stream(since:configuration:)``.
-    public func events(since: EventSeq, limit: Int? = nil) async throws -> EventPage {
-        var items = [("since", since.description)]
+    ///
+    /// With `since: nil` the page is empty and `next` is the server's current head: fetch a
+    /// snapshot (chats, history) after that and continue from `next`.
+    public func events(since: EventSeq?, limit: Int? = nil) async throws -> EventPage {
+        var items: [(String, String)] = []
+        if let since { items.append(("since", since.description)) }
         if let limit { items.append(("limit", String(limit))) }
         return try await request(.get, "/events", query: items)
     }

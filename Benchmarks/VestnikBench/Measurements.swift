@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+
+/// Send and receive timestamps, shared by every client task of a run.
+final class Recorder: Sendable {
+    private struct State {
+        var sent: [Int: ContinuousClock.Instant] = [:]
+        var acked: [Int: ContinuousClock.Instant] = [:]
+        var seen: [Int: [ContinuousClock.Instant]] = [:]
+        var seenCount = 0
+    }
+    private let state = Mutex(State())
+    let origin = ContinuousClock.now
+
+    func sent(_ index: Int, at instant: ContinuousClock.Instant) { state.withLock { $0.sent[index] = instant } }
+    func acked(_ index: Int, at instant: ContinuousClock.Instant) { state.withLock { $0.acked[index] = instant } }
+    func seen(_ index: Int, at instant: ContinuousClock.Instant) {
+        state.withLock {
+            $0.seen[index, default: []].append(instant)
+            $0.seenCount += 1
+        }
+    }
+    var seenCount: Int { state.withLock { $0.seenCount } }
+
+    /// Milliseconds from send to ack, one per message.
+    func ackLatencies() -> [Double] {
+        state.withLock { s in s.acked.compactMap { index, ack in s.sent[index].map { (ack - $0).milliseconds } } }
+    }
+
+    /// Milliseconds from send to each receiver seeing the message.
+    func endToEndLatencies() -> [Double] {
+        state.withLock { s in s.seen.flatMap { index, instants in s.sent[index].map { start in instants.map { ($0 - start).milliseconds } } ?? [] } }
+    }
+
+    func sendWindow() -> Duration? {
+        state.withLock { s in
+            guard let first = s.sent.values.min(), let last = s.acked.values.max() else { return nil }
+            return last - first
+        }
+    }
+
+    var ackedCount: Int { state.withLock { $0.acked.count } }
+}
+
+extension Duration {
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
+    var seconds: Double { milliseconds / 1000 }
+}
+
+/// p50/p95/p99/max of a sample, in its unit.
+struct Percentiles: Codable {
+    var count: Int
+    var p50: Double
+    var p95: Double
+    var p99: Double
+    var max: Double
+
+    init(_ samples: [Double]) {
+        let sorted = samples.sorted()
+        count = sorted.count
+        func at(_ q: Double) -> Double {
+            guard !sorted.isEmpty else { return .nan }
+            let rank = Int((Double(sorted.count) * q).rounded(.up)) - 1
+            return sorted[Swift.max(0, Swift.min(sorted.count - 1, rank))]
+        }
+        p50 = at(0.50)
+        p95 = at(0.95)
+        p99 = at(0.99)
+        max = sorted.last ?? .nan
+    }
+}
+
+/// One printed and saved result row.
+struct ScenarioResult: Codable {
+    var scenario: String
+    var backend: String
+    var parameters: [String: String]
+    var figures: [String: Double]
+    var latencies: [String: Percentiles]
+
+    func printTable() {
+        func pad(_ text: String, _ width: Int) -> String { text.padding(toLength: max(width, text.count), withPad: " ", startingAt: 0) }
+        func number(_ value: Double, _ width: Int) -> String {
+            let text = String(format: "%.2f", value)
+            return String(repeating: " ", count: max(0, width - text.count)) + text
+        }
+        print("")
+        print("== \(scenario) (\(backend)) " + parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        for (name, value) in figures.sorted(by: { $0.key < $1.key }) {
+            print("  " + pad(name, 34) + number(value, 12))
+        }
+        if !latencies.isEmpty {
+            print("  " + pad("latency (ms)", 14) + ["n", "p50", "p95", "p99", "max"].map { String(repeating: " ", count: 10 - $0.count) + $0 }.joined())
+            for (name, p) in latencies.sorted(by: { $0.key < $1.key }) {
+                print("  " + pad(name, 14) + String(repeating: " ", count: max(0, 10 - String(p.count).count)) + String(p.count)
+                    + [p.p50, p.p95, p.p99, p.max].map { number($0, 10) }.joined())
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import VestnikAPI
+import VestnikKit
+
+/// Logged-in clients with open streams, and the receive side of the measurements.
+struct Participants {
+    let clients: [VestnikClient]
+    let users: [User]
+    let streamTasks: [Task<Void, Never>]
+
+    /// Logs every login in (bounded concurrency) and opens one stream each; returns when every
+    /// stream reported `ready`.
+    static func connect(server: ServerUnderTest, logins: [String], password: String, recorder: Recorder?, marker: String) async throws -> Participants {
+        var clients: [VestnikClient] = []
+        var users: [User] = []
+        for login in logins {
+            let client = VestnikClient(serverURL: server.url, token: nil)
+            users.append(try await client.login(login: login, password: password, deviceName: "bench").user)
+            clients.append(client)
+        }
+        let ready = ReadyCounter()
+        var tasks: [Task<Void, Never>] = []
+        for client in clients {
+            tasks.append(
+                Task {
+                    do {
+                        for try await event in client.stream() {
+                            switch event {
+                            case .ready: await ready.increment()
+                            case .event(let sequenced):
+                                if let recorder, case .messageCreated(let message) = sequenced.event, message.text.hasPrefix(marker),
+                                    let index = Int(message.text.dropFirst(marker.count))
+                                {
+                                    recorder.seen(index, at: .now)
+                                }
+                            default: break
+                            }
+                        }
+                    } catch {}
+                })
+        }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while await ready.value < clients.count {
+            guard ContinuousClock.now < deadline else { throw BenchError("streams did not become ready") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return Participants(clients: clients, users: users, streamTasks: tasks)
+    }
+
+    func close() {
+        for task in streamTasks { task.cancel() }
+    }
+}
+
+actor ReadyCounter {
+    private(set) var value = 0
+    func increment() { value += 1 }
+}
+
+/// Sends `count` messages round-robin over `senders`, at most `inflight` at once, optionally
+/// paced at `rate` per second.
+func sendLoad(
+    senders: [VestnikClient], chatID: ChatID, count: Int, inflight: Int, rate: Double?, marker: String, recorder: Recorder, deadline: Duration
+) async throws {
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var issued = 0
+        func issue() {
+            guard issued < count, ContinuousClock.now - start < deadline else { return }
+            let index = issued
+            issued += 1
+            let client = senders[index % senders.count]
+            group.addTask {
+                if let rate {
+                    let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
+                    if due > .now { try await Task.sleep(until: due) }
+                }
+                let sentAt = ContinuousClock.now
+                recorder.sent(index, at: sentAt)
+                _ = try await client.sendMessage(chatID: chatID, text: "\(marker)\(index)")
+                recorder.acked(index, at: .now)
+            }
+        }
+        for _ in 0..<inflight { issue() }
+        while try await group.next() != nil { issue() }
+    }
+}
+
+/// The `group` scenario: N users in one group, each with a stream; M messages round-robin.
+func runGroup(server: ServerUnderTest, backend: String, users: Int, messages: Int, inflight: Int, rate: Double?) async throws -> ScenarioResult {
+    let password = "bench-password-1"
+    let prefix = "g\(UInt16.random(in: 0...UInt16.max))u"
+    let logins = try await server.createUsers(prefix: prefix, count: users, password: password)
+    let recorder = Recorder()
+    let marker = "bench-"
+    let participants = try await Participants.connect(server: server, logins: logins, password: password, recorder: recorder, marker: marker)
+    defer { participants.close() }
+    let chat = try await participants.clients[0].createGroup(title: "bench", members: participants.users.dropFirst().map(\.id)).chat
+
+    // Warm-up (not measured).
+    let warmup = Recorder()
+    try await sendLoad(senders: participants.clients, chatID: chat.id, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
+    try await Task.sleep(for: .milliseconds(300))
+
+    let cpuBefore = server.cpuSeconds()
+    let rssBefore = server.rssBytes()
+    try await sendLoad(
+        senders: participants.clients, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
+        deadline: .seconds(600))
+    // Every other member must see every message (senders see their own too; counted the same).
+    let expected = messages * users
+    let drainDeadline = ContinuousClock.now + .seconds(60)
+    while recorder.seenCount < expected, ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(10)) }
+    let cpuAfter = server.cpuSeconds()
+    let window = recorder.sendWindow()?.seconds ?? .nan
+    var figures: [String: Double] = [
+        "send throughput (msg/s)": Double(recorder.ackedCount) / window,
+        "messages acked": Double(recorder.ackedCount),
+        "deliveries seen": Double(recorder.seenCount),
+        "deliveries expected": Double(expected),
+    ]
+    if let cpuBefore, let cpuAfter {
+        figures["server CPU s"] = cpuAfter - cpuBefore
+        figures["server CPU µs per message"] = (cpuAfter - cpuBefore) / Double(max(1, recorder.ackedCount)) * 1e6
+    }
+    if let rss = server.rssBytes() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
+    if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
+    return ScenarioResult(
+        scenario: "group", backend: backend,
+        parameters: ["users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
+        figures: figures,
+        latencies: ["ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies())])
+}
+
+/// The `catchup` scenario: a client reconnects after `missed` messages and reads them all.
+func runCatchUp(server: ServerUnderTest, backend: String, missed: Int) async throws -> ScenarioResult {
+    let password = "bench-password-1"
+    let prefix = "c\(UInt16.random(in: 0...UInt16.max))u"
+    let logins = try await server.createUsers(prefix: prefix, count: 2, password: password)
+    let sender = VestnikClient(serverURL: server.url, token: nil)
+    _ = try await sender.login(login: logins[0], password: password, deviceName: "bench")
+    let reader = VestnikClient(serverURL: server.url, token: nil)
+    let readerUser = try await reader.login(login: logins[1], password: password, deviceName: "bench").user
+    let chat = try await sender.createGroup(title: "catchup", members: [readerUser.id]).chat
+    let position = try await reader.events(since: nil).next
+    let recorder = Recorder()
+    try await sendLoad(senders: [sender], chatID: chat.id, count: missed, inflight: 32, rate: nil, marker: "m-", recorder: recorder, deadline: .seconds(600))
+
+    let started = ContinuousClock.now
+    var received = 0
+    for try await event in reader.stream(since: position) {
+        if case .event(let sequenced) = event, case .messageCreated = sequenced.event { received += 1 }
+        if received >= missed { break }
+        if ContinuousClock.now - started > .seconds(120) { break }
+    }
+    let elapsed = (ContinuousClock.now - started).seconds
+    return ScenarioResult(
+        scenario: "catchup", backend: backend, parameters: ["missed": "\(missed)"],
+        figures: ["catch-up seconds": elapsed, "messages received": Double(received), "messages per second": Double(received) / elapsed],
+        latencies: [:])
+}

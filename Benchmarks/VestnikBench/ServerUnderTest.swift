@@ -1,0 +1,106 @@
+import Foundation
+
+/// The server being measured: a `vestnik serve` child process the bench starts, or an external
+/// one given by URL (then its data directory is needed to create users through the admin path).
+struct ServerUnderTest {
+    let url: URL
+    let dataDirectory: String
+    let binary: URL
+    let process: Process?
+
+    /// Starts `vestnik serve` on a free port with a fresh data directory.
+    static func start(binary: URL, extraArguments: [String] = [], environment: [String: String] = [:]) async throws -> ServerUnderTest {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let log = URL(fileURLWithPath: data + "/serve.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["serve", "--port", "0", "--data-dir", data, "--log-level", "notice"] + extraArguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardError = handle
+        process.standardOutput = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "vestnik.address=") {
+                let address = text[range.upperBound...].prefix { !$0.isWhitespace }
+                if let port = address.split(separator: ":").last.flatMap({ Int($0) }) {
+                    return ServerUnderTest(url: URL(string: "http://127.0.0.1:\(port)")!, dataDirectory: data, binary: binary, process: process)
+                }
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.terminate()
+        throw BenchError("vestnik serve did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
+    /// Creates users through the admin path (`vestnik admin user add --password-stdin`).
+    func createUsers(prefix: String, count: Int, password: String, concurrency: Int = 2) async throws -> [String] {
+        let logins = (0..<count).map { "\(prefix)\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func launch() {
+                guard next < logins.count else { return }
+                let login = logins[next]
+                next += 1
+                group.addTask { try self.admin(["user", "add", "--login", login, "--name", "Bench \(login)", "--password-stdin"], stdin: password + "\n") }
+            }
+            for _ in 0..<concurrency { launch() }
+            while try await group.next() != nil { launch() }
+        }
+        return logins
+    }
+
+    func admin(_ arguments: [String], stdin: String) throws {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["admin"] + arguments + ["--data-dir", dataDirectory]
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw BenchError("admin \(arguments.prefix(3)): \(String(decoding: err, as: UTF8.self))") }
+    }
+
+    func stop() {
+        guard let process, process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// CPU seconds (user + system) the server process has used so far.
+    func cpuSeconds() -> Double? {
+        guard let pid = process?.processIdentifier,
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // Fields after the command: state is [0], utime [11], stime [12].
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident memory of the server process in bytes.
+    func rssBytes() -> Int? {
+        guard let pid = process?.processIdentifier,
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return nil }
+        return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

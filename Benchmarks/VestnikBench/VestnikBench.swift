@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import VestnikKit
+
+/// `vestnik-bench`: load scenarios against a Vestnik server, printing a table and writing JSON.
+/// Build in release: `swift build -c release --product vestnik-bench`.
+@main
+struct VestnikBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
+
+    @Argument(help: "Scenarios to run: group, catchup (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
+    @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
+    @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
+    @Option(help: "Extra arguments for the started server, e.g. \"--database postgres://…\".") var serverArguments: String = ""
+    @Option(help: "Users in the group.") var users = 20
+    @Option(help: "Messages in the group scenario.") var messages = 2000
+    @Option(help: "Messages in flight at once.") var inflight = 10
+    @Option(help: "Fixed send rate in msg/s (default: as fast as acknowledgements allow).") var rate: Double?
+    @Option(help: "Messages missed before the catch-up.") var missed = 10_000
+    @Option(help: "Write the results as JSON to this file.") var json: String?
+    @Option(help: "Label for the backend column.") var backend = "sqlite"
+
+    func run() async throws {
+        let binary = URL(fileURLWithPath: vestnikBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vestnik").path)
+        var results: [ScenarioResult] = []
+        for scenario in scenarios {
+            let target: ServerUnderTest
+            if let server {
+                guard let dataDirectory else { throw ValidationError("--data-dir is required with --server") }
+                guard let url = URL(string: server) else { throw ValidationError("--server is not a URL") }
+                target = ServerUnderTest(url: url, dataDirectory: dataDirectory, binary: binary, process: nil)
+            } else {
+                target = try await ServerUnderTest.start(binary: binary, extraArguments: serverArguments.split(separator: " ").map(String.init))
+            }
+            defer { target.stop() }
+            let result: ScenarioResult
+            switch scenario {
+            case "group": result = try await runGroup(server: target, backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
+            case "catchup": result = try await runCatchUp(server: target, backend: backend, missed: missed)
+            default: throw ValidationError("unknown scenario \(scenario)")
+            }
+            result.printTable()
+            results.append(result)
+        }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(results).write(to: URL(fileURLWithPath: json))
+        }
+    }
+}
