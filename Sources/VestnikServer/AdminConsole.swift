@@ -1,23 +1,37 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import VestnikCore
 import VestnikModel
 
-/// Administration over the data directory, for `vestnik admin …`.
+/// Administration over the configured store, for `vestnik admin …`.
 ///
-/// It opens the same store the server uses. SQLite serializes writers across processes, and the
-/// running server's fan-out picks up the events written here (session revocations, …) within its
-/// poll interval, so the console works the same whether the server is running or stopped. Access
-/// is exactly file access to the data directory (0700): there is no network admin port.
+/// It opens the same store the server uses (the SQLite file in the data directory, or the
+/// PostgreSQL database). Writers are serialized by the database across processes, and running
+/// servers pick up the events written here (session revocations, …) within their poll interval,
+/// or at once through PostgreSQL notifications. So the console works the same whether servers
+/// are running or stopped. Access is exactly access to the data directory (0700) or the database
+/// credentials: there is no network admin port.
 package struct AdminConsole: Sendable {
     private let services: Services
 
-    package init(configuration: ServerConfiguration) async throws {
+    private init(services: Services) { self.services = services }
+
+    /// Opens the store, runs `body` with a console, and closes the store again.
+    package static func with<T: Sendable>(configuration: ServerConfiguration, _ body: @Sendable (AdminConsole) async throws -> T) async throws -> T {
         var logger = Logger(label: "vestnik.admin")
         logger.logLevel = .warning
-        let store = try Backend.openStore(configuration)
-        services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger)
-        await services.context.hub.start(after: try await store.headSeq())
+        let opened = try Backend.openStore(configuration, logger: logger)
+        let services = try await Backend.makeServices(store: opened.store, configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in opened.services {
+                group.addTask { try await service.run() }
+            }
+            defer { group.cancelAll() }
+            try await opened.prepare()
+            await services.context.hub.start(after: try await opened.store.headSeq())
+            return try await body(AdminConsole(services: services))
+        }
     }
 
     /// Creates an account; returns it with its one-time password.

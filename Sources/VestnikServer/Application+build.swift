@@ -19,6 +19,8 @@ package struct VestnikServerApp: Sendable {
     package let services: Services
     package let metrics: ServerMetrics
     package let logger: Logger
+    /// "sqlite" or "postgres".
+    package let storeKind: String
 
     /// Runs until SIGTERM/SIGINT (or cancellation), then shuts down gracefully.
     ///
@@ -45,7 +47,8 @@ package func buildApplication(
     var configuredLogger = logger ?? Logger(label: "vestnik")
     configuredLogger.logLevel = configuration.logLevel
     let logger = configuredLogger
-    let store = try Backend.openStore(configuration)
+    let opened = try Backend.openStore(configuration, logger: logger)
+    let store = opened.store
     let services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger)
     let metrics = ServerMetrics()
 
@@ -70,12 +73,13 @@ package func buildApplication(
         logger: logger
     )
     application.beforeServerStarts {
+        try await opened.prepare()
         let head = try await store.headSeq()
         await services.context.hub.start(after: head)
     }
     return VestnikServerApp(
         application: application,
-        background: [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)],
-        fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval),
-        services: services, metrics: metrics, logger: logger)
+        background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)],
+        fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval, listen: opened.listen, logger: logger),
+        services: services, metrics: metrics, logger: logger, storeKind: opened.kind)
 }

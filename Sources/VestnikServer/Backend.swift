@@ -1,11 +1,36 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import VestnikCore
+import VestnikModel
+import VestnikStorePostgres
 import VestnikStoreSQLite
 
-/// Opens the configured store, creating the data directory (0700) if needed.
+/// An opened store plus what it needs to run.
+package struct OpenedStore: Sendable {
+    package let store: any Store
+    /// A label for logs and the benchmark ("sqlite", "postgres").
+    package let kind: String
+    /// Services the store needs running (the PostgreSQL connection pool); start them first.
+    package let services: [any Service]
+    /// Brings the schema up to date; run once the services are running, before serving.
+    package let prepare: @Sendable () async throws -> Void
+    /// Waits for new-event notifications from other nodes and calls the closure for each;
+    /// nil when the store has no such channel (SQLite: only this machine writes, polling suffices).
+    package let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping () async -> Void) async throws -> Void)?
+}
+
+/// Chooses and opens the configured store.
 package enum Backend {
-    package static func openStore(_ configuration: ServerConfiguration) throws -> any Store {
+    package static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws -> OpenedStore {
+        if let url = configuration.databaseURL {
+            let store = try PostgresStore(url: url, poolSize: configuration.databasePoolSize, logger: logger)
+            return OpenedStore(
+                store: store, kind: "postgres", services: [store], prepare: { try await store.migrate() },
+                listen: { onListening, onNotify in
+                    try await store.listenForEvents(onListening: onListening) { _ in await onNotify() }
+                })
+        }
         let fileManager = FileManager.default
         var isDirectory: ObjCBool = false
         if !fileManager.fileExists(atPath: configuration.dataDirectory, isDirectory: &isDirectory) {
@@ -16,7 +41,7 @@ package enum Backend {
         }
         let store = try SQLiteStore(path: configuration.databasePath)
         try? fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configuration.databasePath)
-        return store
+        return OpenedStore(store: store, kind: "sqlite", services: [], prepare: {}, listen: nil)
     }
 
     /// The domain services over a store (with its own fan-out hub).

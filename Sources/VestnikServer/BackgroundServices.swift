@@ -3,20 +3,58 @@ import Logging
 import ServiceLifecycle
 import VestnikCore
 
-/// Picks up events that other processes (the admin CLI, later other nodes) appended to the log,
-/// and closes every stream on shutdown.
+/// Keeps the hub complete: picks up events that other processes (the admin CLI, other nodes)
+/// appended to the log, and closes every stream on shutdown.
+///
+/// Two triggers, one action (`EventHub.catchUp`, which reads the log from the hub's position):
+/// a timer (the safety net; also the only trigger on SQLite), and, where the store has one, a
+/// notification channel (PostgreSQL `LISTEN`) carrying positions only. A lost notification costs
+/// latency until the next tick, never an event. Notifications are coalesced: a burst of them
+/// causes one catch-up.
 struct FanOutService: Service {
     let hub: EventHub
     let interval: Duration
+    let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping () async -> Void) async throws -> Void)?
+    let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                break
+        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // The timer.
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    do {
+                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+                    } catch {
+                        break
+                    }
+                    wake.yield()
+                }
+                wake.finish()
             }
-            await hub.catchUp()
+            if let listen {
+                group.addTask {
+                    // The notification listener, reconnecting with backoff.
+                    var delay = Duration.milliseconds(100)
+                    while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                        do {
+                            try await cancelWhenGracefulShutdown {
+                                try await listen({ wake.yield() }, { wake.yield() })
+                            }
+                        } catch {
+                            if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                            logger.warning("event notifications interrupted; retrying", metadata: ["vestnik.error": "\(error)"])
+                        }
+                        let pause = delay
+                        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                        delay = min(delay * 2, .seconds(5))
+                    }
+                }
+            }
+            for await _ in wakeups {
+                await hub.catchUp()
+            }
+            group.cancelAll()
         }
         // Registered after the HTTP server, so this runs first on shutdown: open streams end
         // with "going away" and clients reconnect elsewhere instead of holding the server up.
@@ -31,6 +69,12 @@ struct RetentionService: Service {
     let logger: Logger
 
     func run() async throws {
+        // The first round waits a minute: the store may still be migrating at start-up.
+        do {
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
+        } catch {
+            return
+        }
         while !Task.isShuttingDownGracefully {
             do {
                 let events = try await services.sync.prune(olderThan: retention)

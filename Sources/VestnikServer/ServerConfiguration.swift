@@ -7,6 +7,10 @@ package struct ServerConfiguration: Sendable {
     package var port = 8080
     /// Where the SQLite database (and later files) live.
     package var dataDirectory = "./vestnik-data"
+    /// `postgres://user:password@host:port/database`; nil means the embedded SQLite store.
+    package var databaseURL: String?
+    /// Connections per node in the PostgreSQL pool.
+    package var databasePoolSize = 16
     package var logLevel: Logger.Level = .info
     /// How long the event log keeps entries; clients further behind must resync.
     package var eventRetention: TimeInterval = 30 * 24 * 3600
@@ -25,7 +29,8 @@ package struct ServerConfiguration: Sendable {
 
     package init() {}
 
-    /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_LOG_LEVEL`,
+    /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
+    /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_LOG_LEVEL`,
     /// `VESTNIK_ALLOWED_ORIGINS` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`.
     package mutating func apply(environment: [String: String]) throws {
         if let host = environment["VESTNIK_HOST"] { self.host = host }
@@ -34,6 +39,11 @@ package struct ServerConfiguration: Sendable {
             self.port = port
         }
         if let dir = environment["VESTNIK_DATA_DIR"] { dataDirectory = dir }
+        if let url = environment["VESTNIK_DATABASE_URL"], !url.isEmpty { databaseURL = url }
+        if let raw = environment["VESTNIK_DATABASE_POOL_SIZE"] {
+            guard let size = Int(raw), (1...1000).contains(size) else { throw ConfigurationError("VESTNIK_DATABASE_POOL_SIZE must be 1…1000") }
+            databasePoolSize = size
+        }
         if let raw = environment["VESTNIK_LOG_LEVEL"] {
             guard let level = Logger.Level(rawValue: raw.lowercased()) else {
                 throw ConfigurationError("VESTNIK_LOG_LEVEL must be one of trace, debug, info, notice, warning, error, critical")

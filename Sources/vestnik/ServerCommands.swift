@@ -9,6 +9,8 @@ import VestnikServer
 struct DataOptions: ParsableArguments {
     @Option(name: .customLong("data-dir"), help: "Data directory (env VESTNIK_DATA_DIR, default ./vestnik-data).")
     var dataDirectory: String?
+    @Option(help: "PostgreSQL URL postgres://user:password@host:port/db (env VESTNIK_DATABASE_URL); default: SQLite in the data directory.")
+    var database: String?
 
     func configuration() throws -> ServerConfiguration {
         // Everything the server writes (database, WAL, logs of SQLite) is for its owner only.
@@ -16,6 +18,7 @@ struct DataOptions: ParsableArguments {
         var configuration = ServerConfiguration()
         try configuration.apply(environment: ProcessInfo.processInfo.environment)
         if let dataDirectory { configuration.dataDirectory = dataDirectory }
+        if let database { configuration.databaseURL = database }
         return configuration
     }
 }
@@ -25,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the messenger server.")
 
     @OptionGroup var data: DataOptions
+    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
     @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env VESTNIK_PORT, default 8080).") var port: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
@@ -32,6 +36,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = try data.configuration()
         if let host { configuration.host = host }
+        if let poolSize { configuration.databasePoolSize = poolSize }
         if let port {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
             configuration.port = port
@@ -73,11 +78,9 @@ struct AdminUserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let password = passwordStdin ? try readPasswordFromStdin() : nil
-            let console = try await AdminConsole(configuration: data.configuration())
+            let account = NewAccount(login: login, displayName: name, email: email, department: department, position: position, isAdmin: admin)
             let (user, secret) = try await reportingErrors {
-                try await console.addUser(
-                    NewAccount(login: login, displayName: name, email: email, department: department, position: position, isAdmin: admin),
-                    password: password)
+                try await AdminConsole.with(configuration: data.configuration()) { try await $0.addUser(account, password: password) }
             }
             if json {
                 printJSONLine(AdminUserOutput(user: user, password: password == nil ? secret : nil))
@@ -94,8 +97,10 @@ struct AdminUserCommand: AsyncParsableCommand {
         @Flag(help: "One JSON object per line.") var json = false
 
         func run() async throws {
-            let console = try await AdminConsole(configuration: data.configuration())
-            for user in try await reportingErrors({ try await console.listUsers() }) {
+            let users = try await reportingErrors {
+                try await AdminConsole.with(configuration: data.configuration()) { try await $0.listUsers() }
+            }
+            for user in users {
                 if json {
                     printJSONLine(user)
                 } else {
@@ -112,8 +117,10 @@ struct AdminUserCommand: AsyncParsableCommand {
         @Argument(help: "Login or id.") var user: String
 
         func run() async throws {
-            let console = try await AdminConsole(configuration: data.configuration())
-            let updated = try await reportingErrors { try await console.setBlocked(true, loginOrID: user) }
+            let user = self.user
+            let updated = try await reportingErrors {
+                try await AdminConsole.with(configuration: data.configuration()) { try await $0.setBlocked(true, loginOrID: user) }
+            }
             print("blocked \(updated.login)")
         }
     }
@@ -124,8 +131,10 @@ struct AdminUserCommand: AsyncParsableCommand {
         @Argument(help: "Login or id.") var user: String
 
         func run() async throws {
-            let console = try await AdminConsole(configuration: data.configuration())
-            let updated = try await reportingErrors { try await console.setBlocked(false, loginOrID: user) }
+            let user = self.user
+            let updated = try await reportingErrors {
+                try await AdminConsole.with(configuration: data.configuration()) { try await $0.setBlocked(false, loginOrID: user) }
+            }
             print("unblocked \(updated.login)")
         }
     }
@@ -140,8 +149,10 @@ struct AdminUserCommand: AsyncParsableCommand {
 
         func run() async throws {
             let password = passwordStdin ? try readPasswordFromStdin() : nil
-            let console = try await AdminConsole(configuration: data.configuration())
-            let (updated, secret) = try await reportingErrors { try await console.resetPassword(loginOrID: user, password: password) }
+            let user = self.user
+            let (updated, secret) = try await reportingErrors {
+                try await AdminConsole.with(configuration: data.configuration()) { try await $0.resetPassword(loginOrID: user, password: password) }
+            }
             print("password reset for \(updated.login)")
             if password == nil { print("one-time password: \(secret)") }
         }
