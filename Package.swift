@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "VestnikIntegrationTests",
             dependencies: [
-                "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore",
+                "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

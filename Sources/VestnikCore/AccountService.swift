@@ -66,6 +66,9 @@ package struct AccountService: Sendable {
     /// Finds an account by login or id (administration).
     package func findUser(_ loginOrID: String, as principal: Principal) async throws -> User {
         try requireAdministrator(principal)
+        guard loginOrID.count <= 64, !loginOrID.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw VestnikError.userNotFound
+        }
         let record = try await context.read { reader -> UserRecord? in
             if let id = UserID(loginOrID) { return try await reader.user(id) }
             return try await reader.user(login: loginOrID.lowercased())
@@ -128,6 +131,9 @@ package struct AccountService: Sendable {
         let trimmed = query.trimmingCharacters(in: .whitespacesAndNewlines)
         guard trimmed.count <= context.limits.maxSearchLength else {
             throw VestnikError.invalid("The search text is longer than \(context.limits.maxSearchLength) characters.")
+        }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw VestnikError.invalid("The search text contains control characters.")
         }
         let boundedLimit = max(1, min(limit, context.limits.maxPageSize))
         let users = try await context.read { reader in

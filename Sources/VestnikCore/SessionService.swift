@@ -36,7 +36,9 @@ package struct SessionService: Sendable {
     /// correct password for a blocked account learns that it is blocked.
     package func login(login rawLogin: String, password: String, deviceName rawDevice: String, address: String) async throws -> (token: String, session: Session, user: User) {
         let login = rawLogin.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !login.isEmpty, login.count <= 64, !password.isEmpty, password.utf8.count <= 1024 else {
+        guard !login.isEmpty, login.count <= 64, !password.isEmpty, password.utf8.count <= 1024,
+            !login.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
             throw VestnikError(.invalidCredentials, "Wrong login or password.")
         }
         let deviceName = try Validation.text(

@@ -10,16 +10,17 @@ struct CLITests {
         let binary = try VestnikBinary.locate()
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-cli-\(UUID().uuidString)").path
         let data = root + "/data"
+        let backend = try await TestBackend.serverArguments()
         for login in ["alice", "bob"] {
             let added = try binary.run(
-                ["admin", "user", "add", "--login", login, "--name", login.capitalized + " Test", "--password-stdin", "--data-dir", data],
+                ["admin", "user", "add", "--login", login, "--name", login.capitalized + " Test", "--password-stdin", "--data-dir", data] + backend,
                 stdin: "cli-password-\(login)\n")
             #expect(added.status == 0, "\(added.error)")
         }
-        let listed = try binary.run(["admin", "user", "list", "--json", "--data-dir", data])
+        let listed = try binary.run(["admin", "user", "list", "--json", "--data-dir", data] + backend)
         #expect(listed.output.split(separator: "\n").count == 2)
 
-        let server = try await binary.startServer(dataDirectory: data)
+        let server = try await binary.startServer(dataDirectory: data, arguments: backend)
         defer { server.kill9() }
         let alice = ["VESTNIK_CONFIG_DIR": root + "/alice"]
         let bob = ["VESTNIK_CONFIG_DIR": root + "/bob"]

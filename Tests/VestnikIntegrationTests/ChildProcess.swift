@@ -52,14 +52,14 @@ struct VestnikBinary {
     }
 
     /// Starts `vestnik serve` on a free port; returns once it listens.
-    func startServer(dataDirectory: String) async throws -> RunningServer {
+    func startServer(dataDirectory: String, arguments extra: [String] = []) async throws -> RunningServer {
         let log = URL(fileURLWithPath: dataDirectory).appendingPathComponent("serve-\(UUID().uuidString).log")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = url
-        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "notice"]
+        process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "notice"] + extra
         process.standardError = handle
         process.standardOutput = handle
         try process.run()

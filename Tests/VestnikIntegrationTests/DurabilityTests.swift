@@ -14,9 +14,10 @@ struct DurabilityTests {
     func killNine() async throws {
         let binary = try VestnikBinary.locate()
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-kill9-\(UUID().uuidString)").path
-        let added = try binary.run(["admin", "user", "add", "--login", "alice", "--name", "Alice", "--password-stdin", "--data-dir", data], stdin: "durable-password\n")
+        let backend = try await TestBackend.serverArguments()
+        let added = try binary.run(["admin", "user", "add", "--login", "alice", "--name", "Alice", "--password-stdin", "--data-dir", data] + backend, stdin: "durable-password\n")
         #expect(added.status == 0, "\(added.error)")
-        let server = try await binary.startServer(dataDirectory: data)
+        let server = try await binary.startServer(dataDirectory: data, arguments: backend)
         let client = VestnikClient(serverURL: server.url, token: nil, configuration: .init(retry: .none))
         _ = try await client.login(login: "alice", password: "durable-password", deviceName: "durability test")
         let chat = try await client.openNotesChat().chat
@@ -27,7 +28,7 @@ struct DurabilityTests {
         server.kill9()
 
         // Concurrent sends interrupted by a kill at an arbitrary moment.
-        let second = try await binary.startServer(dataDirectory: data)
+        let second = try await binary.startServer(dataDirectory: data, arguments: backend)
         let client2 = VestnikClient(serverURL: second.url, token: client.token, configuration: .init(retry: .none))
         let acked = AckLog()
         await withTaskGroup(of: Void.self) { group in
@@ -45,7 +46,7 @@ struct DurabilityTests {
         let racing = await acked.messages
         #expect(racing.count > 0)
 
-        let third = try await binary.startServer(dataDirectory: data)
+        let third = try await binary.startServer(dataDirectory: data, arguments: backend)
         defer { third.kill9() }
         let client3 = VestnikClient(serverURL: third.url, token: client.token)
         var stored: [MessageID: Message] = [:]
@@ -68,11 +69,12 @@ struct DurabilityTests {
     func gracefulShutdownAndResume() async throws {
         let binary = try VestnikBinary.locate()
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-term-\(UUID().uuidString)").path
+        let backend = try await TestBackend.serverArguments()
         for login in ["alice", "bob"] {
-            let added = try binary.run(["admin", "user", "add", "--login", login, "--name", login, "--password-stdin", "--data-dir", data], stdin: "password-\(login)\n")
+            let added = try binary.run(["admin", "user", "add", "--login", login, "--name", login, "--password-stdin", "--data-dir", data] + backend, stdin: "password-\(login)\n")
             #expect(added.status == 0)
         }
-        let server = try await binary.startServer(dataDirectory: data)
+        let server = try await binary.startServer(dataDirectory: data, arguments: backend)
         let alice = VestnikClient(serverURL: server.url, token: nil)
         _ = try await alice.login(login: "alice", password: "password-alice", deviceName: "t")
         let bob = VestnikClient(serverURL: server.url, token: nil)
@@ -90,7 +92,7 @@ struct DurabilityTests {
         #expect(ContinuousClock.now - started < .seconds(5))
 
         // While the server is down nothing arrives; after the restart (same port) the stream resumes.
-        let restarted = try await restartOnPort(binary: binary, data: data, port: server.port)
+        let restarted = try await restartOnPort(binary: binary, data: data, port: server.port, backend: backend)
         defer { restarted.kill9() }
         let alice2 = VestnikClient(serverURL: restarted.url, token: alice.token)
         let after = try await alice2.sendMessage(chatID: chat.id, text: "after restart")
@@ -101,10 +103,10 @@ struct DurabilityTests {
     }
 
     /// Starts the server again on a known port (the client reconnects to the same address).
-    private func restartOnPort(binary: VestnikBinary, data: String, port: Int) async throws -> RunningServer {
+    private func restartOnPort(binary: VestnikBinary, data: String, port: Int, backend: [String]) async throws -> RunningServer {
         let process = Process()
         process.executableURL = binary.url
-        process.arguments = ["serve", "--port", String(port), "--data-dir", data, "--log-level", "error"]
+        process.arguments = ["serve", "--port", String(port), "--data-dir", data, "--log-level", "error"] + backend
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -165,6 +165,8 @@ struct HTTPContractTests {
             "/api/v1/messages/\(message.id)/reactions/x", "/api/v1/chats/\(chat.id)/members/\(UUID())/role", "/api/v1/users?q=%00%ff",
             "/api/v1/events?since=abc", "/api/v1/chats/\(chat.id)/messages?before=zzz",
         ]
+        let loginJunk = Data(#"{"login":"a\u0000b","password":"x\u0000","device_name":"d"}"#.utf8)
+        #expect(try await Self.raw(server, .POST, "/api/v1/auth/login", body: loginJunk).status == 401)
         let bodies: [Data?] = [
             nil, Data("null".utf8), Data("{}".utf8), Data("{\"text\":null,\"kind\":\"weird\"}".utf8), Data([0xff, 0xfe, 0x00]),
             Data("{\"title\":\"\u{0000}\",\"kind\":\"group\"}".utf8), Data("{\"user_ids\":[1,2]}".utf8), Data("{\"role\":\"owner\"}".utf8),
@@ -174,7 +176,7 @@ struct HTTPContractTests {
             for method in [HTTPMethod.GET, .POST, .PUT, .PATCH, .DELETE] {
                 for body in bodies {
                     let response = try await Self.raw(server, method, path, token: token, body: body)
-                    #expect(response.status < 500, "\(method) \(path) → \(response.status)")
+                    #expect(response.status < 500, "\(method) \(path) \(body.map { String(decoding: $0, as: UTF8.self) } ?? "") → \(response.status)")
                 }
             }
         }

@@ -24,6 +24,8 @@ final class TestServer: Sendable {
         configuration.fastPasswordHashing = true
         configuration.logLevel = .critical
         configuration.foreignWritePollInterval = .milliseconds(100)
+        configuration.databaseURL = try await TestBackend.freshDatabaseURL()
+        configuration.databasePoolSize = 4
         configure(&configuration)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = try await buildApplication(
