@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, store conformance, HTTP contract, live socket and child-process
 # tests. Debug build (tests are not benchmarks).
+#
+# When PostgreSQL is installed (Debian's postgresql package) the script starts a throwaway
+# cluster (scripts/test-postgres.sh); then the PostgreSQL store conformance suite runs too and the
+# integration suite runs a second time against PostgreSQL. VESTNIK_TEST_POSTGRES_URL points it at
+# an existing server instead; VESTNIK_TEST_SKIP_POSTGRES=1 skips PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# PostgreSQL installed but no server given: run against a throwaway cluster of our own.
+if [ -z "${VESTNIK_TEST_POSTGRES_URL:-}" ] && [ -z "${VESTNIK_TEST_SKIP_POSTGRES:-}" ] \
+    && { command -v pg_config >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then
+    exec scripts/test-postgres.sh "$0" "$@"
+fi
 swift build --build-tests
+echo "== test suite (SQLite backend${VESTNIK_TEST_POSTGRES_URL:+; PostgreSQL store conformance})"
 swift test --skip-build "$@"
+if [ -n "${VESTNIK_TEST_POSTGRES_URL:-}" ]; then
+    echo "== integration suite against PostgreSQL"
+    VESTNIK_TEST_BACKEND=postgres swift test --skip-build --filter VestnikIntegrationTests "$@"
+fi
