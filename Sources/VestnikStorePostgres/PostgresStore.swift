@@ -1,1 +1,194 @@
-// The PostgreSQL adapter (issue #3).
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import VestnikCore
+import VestnikModel
+
+/// The shared store for several nodes: PostgreSQL through PostgresNIO's pooled client.
+///
+/// Semantics follow ``VestnikStoreSQLite`` query by query (the store conformance suite runs
+/// against both). What PostgreSQL changes:
+/// - Reads run in `REPEATABLE READ READ ONLY` transactions, one consistent snapshot per closure.
+/// - Writes run in `READ COMMITTED` transactions. Log positions still commit in order and without
+///   gaps: `appendEvent` advances the single `log_state` row, whose row lock serializes
+///   event-producing transactions until they end (docs/decisions/0001-ordered-event-log.md).
+///   Chat and user rows read inside a write are locked too (see `PostgresAccess.locking`).
+/// - `appendEvent` also sends `NOTIFY vestnik_events, '<seq>'`, delivered at commit, so other nodes
+///   learn about new positions without polling (``listenForEvents(onListening:_:)``).
+/// - Nothing retries: a failed transaction is rolled back and its error surfaces (a deadlock or a
+///   lost connection is ``StoreError/backend(_:)``), because Core's closures are not idempotent.
+///
+/// The client must be running: add the store to the `ServiceGroup` (it is a `Service`) or call
+/// ``run()`` in a long-lived task, before ``migrate()`` or any query. Call ``run()`` once.
+package final class PostgresStore: Store, Service {
+    /// The `LISTEN/NOTIFY` channel that announces new log positions.
+    package static let eventChannel = "vestnik_events"
+    /// The schema version this binary migrates to (numbered like the SQLite adapter's).
+    package static let schemaVersion = PostgresMigrations.all.count
+    /// The advisory lock key that serializes migrations across nodes ("VESTNIK1").
+    static let migrationLockKey: Int64 = 0x5645_5354_4E49_4B31
+
+    private let client: PostgresClient
+    private let logger: Logger
+    package let configuration: PostgresStoreConfiguration
+
+    /// Creates the store; it connects lazily, once ``run()`` is running.
+    package init(configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "vestnik.store.postgres")) {
+        self.configuration = configuration
+        self.logger = logger
+        client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+    }
+
+    /// Creates the store from a `postgres://user:password@host:port/database` URL.
+    package convenience init(url: String, poolSize: Int = 8, logger: Logger = Logger(label: "vestnik.store.postgres")) throws {
+        self.init(configuration: try PostgresStoreConfiguration(url: url, poolSize: poolSize), logger: logger)
+    }
+
+    /// Runs the connection pool until the task is cancelled or a graceful shutdown is signalled.
+    /// Queries wait for connections while this is not running.
+    package func run() async {
+        await client.run()
+    }
+
+    // MARK: Schema
+
+    /// Brings the schema to ``schemaVersion``; safe when several nodes start at once.
+    ///
+    /// One transaction holds `pg_advisory_xact_lock` for the whole migration, so concurrent
+    /// callers apply it one after another: the second finds the version already current. DDL is
+    /// transactional in PostgreSQL, so a failed migration leaves nothing behind.
+    package func migrate() async throws {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: false) { access in
+            try await access.rows("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))")
+            try await access.rows(
+                "CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")
+            try await access.rows("INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+            let current = try await Self.version(access)
+            guard current <= Self.schemaVersion else {
+                throw StoreError.backend(
+                    "the database has schema version \(current), newer than this binary (\(Self.schemaVersion))")
+            }
+            for (index, statements) in PostgresMigrations.all.enumerated() where index >= current {
+                for statement in statements {
+                    try await access.rows(PostgresQuery(unsafeSQL: statement))
+                }
+                try await access.rows("UPDATE schema_version SET version = \(Int64(index + 1)) WHERE id = 1")
+                logger.info("applied PostgreSQL migration", metadata: ["version": "\(index + 1)"])
+            }
+        }
+    }
+
+    /// The schema version recorded in the database (0 before the first migration), for health
+    /// checks and tests.
+    package func installedSchemaVersion() async throws -> Int {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { access in
+            guard
+                try await access.rows("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'")
+                    .first != nil
+            else { return 0 }
+            return try await Self.version(access)
+        }
+    }
+
+    private static func version(_ access: PostgresAccess) async throws -> Int {
+        guard let row = try await access.rows("SELECT version FROM schema_version WHERE id = 1").first else { return 0 }
+        return Int(try Columns(row).int(0))
+    }
+
+    // MARK: Store
+
+    package func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { try await body($0) }
+    }
+
+    package func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+        try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) { try await body($0) }
+    }
+
+    package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
+        // One snapshot for the events and their recipients.
+        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { access in
+            try await access.committedEvents(after: after, through: through, limit: limit)
+        }
+    }
+
+    package func headSeq() async throws -> EventSeq {
+        try await read { try await $0.headSeq() }
+    }
+
+    /// Leases a connection, opens a transaction with `begin`, runs `body`, commits; rolls back if
+    /// anything throws.
+    ///
+    /// If even the rollback fails the connection's state is unknown, so it is closed rather than
+    /// returned to the pool in an open transaction; the pool replaces it.
+    private func transaction<T: Sendable>(
+        begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
+    ) async throws -> T {
+        do {
+            return try await client.withConnection { connection in
+                let access = PostgresAccess(connection: connection, logger: logger, locking: locking)
+                try await access.rows(begin)
+                do {
+                    let result = try await body(access)
+                    try await access.rows("COMMIT")
+                    return result
+                } catch {
+                    do {
+                        // After a failed COMMIT the transaction is already over; this is then a no-op.
+                        try await connection.query("ROLLBACK", logger: logger)
+                    } catch {
+                        logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
+                        try? await connection.close()
+                    }
+                    throw error
+                }
+            }
+        } catch {
+            // Leasing can fail too (pool shut down, server unreachable).
+            throw PostgresErrors.translate(error)
+        }
+    }
+
+    // MARK: Notifications
+
+    /// Holds one pooled connection listening on ``eventChannel`` and calls `onNotify` with each
+    /// announced log position, in the order PostgreSQL delivers them (commit order).
+    ///
+    /// Notifications carry positions only and are a latency hint: the log stays the source of
+    /// truth. A notification can be missed (while reconnecting, or before `LISTEN` took effect),
+    /// so after `onListening` the caller should read the head (``headSeq()``) and fill any gap
+    /// with ``committedEvents(after:through:limit:)``, and keep its periodic head poll as a
+    /// safety net (a silently dead TCP connection is noticed only by that poll, since a leased
+    /// connection gets no keep-alive queries).
+    ///
+    /// Returns when the task is cancelled; throws when the connection drops or `LISTEN` fails,
+    /// so the caller can loop with a backoff. Run one listener per process and fan out in memory.
+    /// - Parameters:
+    ///   - onListening: called once `LISTEN` is in effect.
+    ///   - onNotify: called per notification, awaited before the next one is read.
+    package func listenForEvents(
+        onListening: @Sendable () async -> Void = {},
+        _ onNotify: @Sendable @escaping (EventSeq) async -> Void
+    ) async throws {
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: Self.eventChannel) { notifications in
+                    await onListening()
+                    for try await notification in notifications {
+                        guard let value = Int64(notification.payload) else {
+                            logger.warning("ignoring a malformed event notification", metadata: ["payload": "\(notification.payload.prefix(64))"])
+                            continue
+                        }
+                        await onNotify(EventSeq(value))
+                    }
+                }
+            }
+        } catch {
+            if Task.isCancelled { return }
+            throw PostgresErrors.translate(error)
+        }
+        if Task.isCancelled { return }
+        throw StoreError.backend("the PostgreSQL notification connection closed")
+    }
+}

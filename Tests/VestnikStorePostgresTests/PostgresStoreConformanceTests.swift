@@ -1,1 +1,188 @@
+import Foundation
 import Testing
+import VestnikCore
+import VestnikModel
+import VestnikStorePostgres
+import VestnikStoreTesting
+
+/// A PostgreSQL server the tests may create and drop databases on, e.g.
+/// `postgres://postgres@127.0.0.1:25432/postgres`. Each test gets a database of its own.
+private let serverURL: String? = ProcessInfo.processInfo.environment["VESTNIK_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+
+// Without a server the whole suite is reported as skipped (with this reason), not as passed.
+@Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"))
+struct PostgresStoreConformanceTests {
+    @Test("PostgreSQL store conformance", arguments: StoreConformance.allChecks.map(\.0))
+    func conformance(_ name: String) async throws {
+        let check = try #require(StoreConformance.allChecks.first { $0.0 == name }?.1)
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                try await check(store)
+            }
+        }
+    }
+
+    @Test("two nodes migrating a fresh database at once both succeed")
+    func concurrentMigrations() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { nodeA in
+                try await withRunningStore(configuration) { nodeB in
+                    #expect(try await nodeA.installedSchemaVersion() == 0)
+                    async let a: Void = nodeA.migrate()
+                    async let b: Void = nodeB.migrate()
+                    _ = try await (a, b)
+                    #expect(try await nodeA.installedSchemaVersion() == 1)
+                    #expect(try await nodeB.installedSchemaVersion() == PostgresStore.schemaVersion)
+                    // Migrating again is a no-op, and the schema works.
+                    try await nodeA.migrate()
+                    #expect(try await nodeB.headSeq() == .zero)
+                }
+            }
+        }
+    }
+
+    @Test("listenForEvents receives the position of a committed event, not of a rolled-back one")
+    func listen() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                let (received, receivedSink) = AsyncStream.makeStream(of: EventSeq.self)
+                let (ready, readySink) = AsyncStream.makeStream(of: Void.self)
+                let listener = Task {
+                    try await store.listenForEvents(onListening: { readySink.yield() }) { seq in receivedSink.yield(seq) }
+                }
+                defer { listener.cancel() }
+                #expect(try await first(of: ready, within: .seconds(10)) != nil)
+
+                struct Abort: Error {}
+                let user = UserID.random()
+                let event = ServerEvent.sessionRevoked(sessionID: .random())
+                let payload = try VestnikJSON.encode(event)
+                await #expect(throws: Abort.self) {
+                    try await store.write { tx in
+                        _ = try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
+                        throw Abort()
+                    }
+                }
+                let seq = try await store.write { tx in
+                    try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
+                }
+                #expect(seq == EventSeq(1))
+                #expect(try await first(of: received, within: .seconds(10)) == seq)
+
+                listener.cancel()
+                // A cancelled listener returns instead of throwing.
+                try await listener.value
+            }
+        }
+    }
+
+    /// Core's send reads the chat, bumps `last_message_seq` and writes it back. SQLite runs one
+    /// writer at a time; here the chat row lock taken by `chat(_:)` in a write must give the same
+    /// result: every concurrent send succeeds, with contiguous chat positions.
+    @Test("concurrent sends to one chat all succeed with contiguous chat_seq")
+    func concurrentSendsToOneChat() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                let alice = try await StoreConformance.insertUser(store, StoreConformance.makeUser("alice")).id
+                let chat = StoreConformance.makeChat(.group, by: alice)
+                try await StoreConformance.insertChat(store, chat, members: [alice])
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for writer in 0..<6 {
+                        group.addTask {
+                            for i in 0..<5 {
+                                try await StoreConformance.appendMessage(store, chat: chat.id, from: alice, text: "w\(writer) m\(i)")
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let all = try await store.read { try await $0.messages(in: chat.id, .latest, limit: 100) }
+                #expect(all.map(\.chatSeq) == Array(1...30))
+                #expect(try await store.read { try await $0.chat(chat.id) }?.lastMessageSeq == 30)
+            }
+        }
+    }
+
+    @Test("lookups by text containing U+0000 find nothing instead of failing")
+    func nulInLookups() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                try await StoreConformance.insertUser(store, StoreConformance.makeUser("alice"))
+                #expect(try await store.read { try await $0.user(login: "ali\u{0}ce") } == nil)
+                #expect(try await store.read { try await $0.searchUsers("a\u{0}", limit: 10) }.isEmpty)
+            }
+        }
+    }
+}
+
+/// Pure parsing: runs without a server.
+struct PostgresStoreConfigurationTests {
+    @Test("URLs are parsed with percent-decoding and defaults; TLS modes that need TLS are refused")
+    func configurationParsing() throws {
+        let parsed = try PostgresStoreConfiguration(url: "postgresql://vest%40nik:p%3Ass%2Fw@db.example:6543/vest%5Fdb", poolSize: 3)
+        #expect(parsed.host == "db.example")
+        #expect(parsed.port == 6543)
+        #expect(parsed.username == "vest@nik")
+        #expect(parsed.password == "p:ss/w")
+        #expect(parsed.database == "vest_db")
+        #expect(parsed.poolSize == 3)
+        let defaults = try PostgresStoreConfiguration(url: "postgres://alice@localhost")
+        #expect(defaults.port == 5432)
+        #expect(defaults.password == nil)
+        #expect(defaults.database == "alice")
+        #expect(throws: PostgresConfigurationError.self) { try PostgresStoreConfiguration(url: "postgres://alice@localhost/db?sslmode=require") }
+        #expect(throws: PostgresConfigurationError.self) { try PostgresStoreConfiguration(url: "mysql://alice@localhost/db") }
+        #expect(throws: PostgresConfigurationError.self) { try PostgresStoreConfiguration(url: "postgres://localhost/db") }
+    }
+}
+
+// MARK: Harness
+
+/// Creates a uniquely named database (`vt_<random>`) on the test server, runs `body` with its
+/// configuration and drops it afterwards (`WITH (FORCE)`, so a leftover connection cannot keep it).
+private func withFreshDatabase<T: Sendable>(_ body: (PostgresStoreConfiguration) async throws -> T) async throws -> T {
+    let server = try PostgresStoreConfiguration(url: try #require(serverURL), poolSize: 4)
+    let name = "vt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+    try await PostgresDatabaseAdmin.createDatabase(name, on: server)
+    let result: T
+    do {
+        result = try await body(server.with(database: name))
+    } catch {
+        try? await PostgresDatabaseAdmin.dropDatabase(name, on: server)
+        throw error
+    }
+    try await PostgresDatabaseAdmin.dropDatabase(name, on: server)
+    return result
+}
+
+/// Runs a store's connection pool for the duration of `body`, then shuts it down.
+private func withRunningStore<T: Sendable>(_ configuration: PostgresStoreConfiguration, _ body: (PostgresStore) async throws -> T)
+    async throws -> T
+{
+    let store = PostgresStore(configuration: configuration)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await store.run() }
+        defer { group.cancelAll() }
+        return try await body(store)
+    }
+}
+
+/// The first element of `stream`, or nil if none arrives within `timeout`.
+private func first<Element: Sendable>(of stream: AsyncStream<Element>, within timeout: Duration) async throws -> Element? {
+    try await withThrowingTaskGroup(of: Element?.self) { group in
+        group.addTask {
+            for await element in stream { return element }
+            return nil
+        }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await group.next() ?? nil
+    }
+}

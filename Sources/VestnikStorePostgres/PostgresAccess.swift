@@ -1,0 +1,602 @@
+import Foundation
+import Logging
+import PostgresNIO
+import VestnikCore
+import VestnikModel
+
+/// The store's queries and changes over one leased connection, inside a transaction the caller
+/// (``PostgresStore``) opened. Mirrors `SQLiteAccess` query by query; differences are commented.
+///
+/// Every value is bound through `PostgresQuery` interpolation; the only `unescaped` pieces are
+/// constant SQL fragments defined in this file.
+struct PostgresAccess: StoreWriter {
+    let connection: PostgresConnection
+    let logger: Logger
+    /// True inside write transactions. Single-row lookups of a chat or a user by id then lock the
+    /// row (`FOR NO KEY UPDATE`): Core reads those rows, changes them and writes them back (the
+    /// chat's `last_message_seq`, `member_count`; a user's profile). SQLite serializes whole write
+    /// transactions so this is safe there; under READ COMMITTED the row lock gives the same
+    /// answer for the rows involved — a concurrent writer waits and then reads the committed
+    /// row — instead of a lost update or a spurious `chat_seq` conflict. `NO KEY`: ids never
+    /// change, and this strength does not block inserts whose foreign keys point at the row.
+    /// Message rows are not locked: Core reads a message before its chat in some transactions and
+    /// after it in others, and locking both in opposite orders could deadlock. Chat and user locks
+    /// are always taken before `log_state`'s (events are appended last), so they add no cycle.
+    let locking: Bool
+
+    private var forUpdate: String { locking ? " FOR NO KEY UPDATE" : "" }
+
+    /// Runs one statement and collects its rows, translating database errors.
+    @discardableResult
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        do {
+            return try await connection.query(query, logger: logger).collect()
+        } catch {
+            throw PostgresErrors.translate(error)
+        }
+    }
+
+    /// Runs a statement that returns one row with one count.
+    private func count(_ query: PostgresQuery) async throws -> Int {
+        guard let row = try await rows(query).first else { return 0 }
+        return Int(try Columns(row).int(0))
+    }
+
+    // MARK: Users
+
+    private static let userColumns =
+        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash"
+
+    private func userRecord(_ row: PostgresRow) throws -> UserRecord? {
+        let c = Columns(row)
+        guard let id = UserID(try c.text(0)) else { return nil }
+        let user = User(
+            id: id, login: try c.text(1), displayName: try c.text(2), email: try c.optionalText(3), department: try c.optionalText(4),
+            position: try c.optionalText(5), isAdmin: try c.bool(6), isBlocked: try c.bool(7), createdAt: try c.date(8))
+        return UserRecord(user: user, passwordHash: try c.optionalText(9))
+    }
+
+    func user(_ id: UserID) async throws -> UserRecord? {
+        try await rows("SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id.description)\(unescaped: forUpdate)")
+            .first.flatMap(userRecord)
+    }
+
+    func user(login: String) async throws -> UserRecord? {
+        // PostgreSQL text cannot hold U+0000 (it would be an error), and no stored login has one.
+        guard !login.unicodeScalars.contains("\u{0}") else { return nil }
+        return try await rows("SELECT \(unescaped: Self.userColumns) FROM users WHERE login = \(login)").first.flatMap(userRecord)
+    }
+
+    func users(_ ids: [UserID]) async throws -> [User] {
+        // One query instead of SQLite's loop; the result keeps the order (and repetitions) of `ids`
+        // and skips unknown ids, as the loop does.
+        guard !ids.isEmpty else { return [] }
+        var byID: [UserID: User] = [:]
+        for row in try await rows("SELECT \(unescaped: Self.userColumns) FROM users WHERE id = ANY(\(ids.map(\.description)))") {
+            if let user = try userRecord(row)?.user { byID[user.id] = user }
+        }
+        return ids.compactMap { byID[$0] }
+    }
+
+    func searchUsers(_ query: String, limit: Int) async throws -> [User] {
+        // strpos, not LIKE: `%` and `_` in the query are literal text (SQLite uses instr).
+        // A query with U+0000 matches nothing (and could not be bound as text).
+        guard !query.unicodeScalars.contains("\u{0}") else { return [] }
+        return try await rows(
+            """
+            SELECT \(unescaped: Self.userColumns) FROM users WHERE strpos(search_text, \(query)) > 0
+            ORDER BY display_name, login LIMIT \(Int64(limit))
+            """
+        ).compactMap { try userRecord($0)?.user }
+    }
+
+    func allUsers(limit: Int, offset: Int) async throws -> [User] {
+        try await rows("SELECT \(unescaped: Self.userColumns) FROM users ORDER BY login LIMIT \(Int64(limit)) OFFSET \(Int64(offset))")
+            .compactMap { try userRecord($0)?.user }
+    }
+
+    func insertUser(_ record: UserRecord, searchText: String) async throws {
+        let u = record.user
+        try await rows(
+            """
+            INSERT INTO users (\(unescaped: Self.userColumns), search_text) VALUES (\(u.id.description), \(u.login), \(u.displayName),
+              \(u.email), \(u.department), \(u.position), \(u.isAdmin), \(u.isBlocked), \(u.createdAt.millisecondsSince1970),
+              \(record.passwordHash), \(searchText))
+            """)
+    }
+
+    func updateUser(_ u: User, searchText: String) async throws {
+        try await rows(
+            """
+            UPDATE users SET display_name = \(u.displayName), email = \(u.email), department = \(u.department),
+              position = \(u.position), is_admin = \(u.isAdmin), is_blocked = \(u.isBlocked), search_text = \(searchText)
+            WHERE id = \(u.id.description)
+            """)
+    }
+
+    func setPasswordHash(_ hash: String, for user: UserID) async throws {
+        try await rows("UPDATE users SET password_hash = \(hash) WHERE id = \(user.description)")
+    }
+
+    // MARK: Sessions
+
+    private static let sessionColumns = "id, user_id, token_hash, device_name, created_at, last_seen_at, expires_at"
+
+    private func sessionRecord(_ row: PostgresRow) throws -> SessionRecord? {
+        let c = Columns(row)
+        guard let id = SessionID(try c.text(0)), let userID = UserID(try c.text(1)) else { return nil }
+        let session = Session(
+            id: id, userID: userID, deviceName: try c.text(3), createdAt: try c.date(4), lastSeenAt: try c.date(5), expiresAt: try c.date(6))
+        return SessionRecord(session: session, tokenHash: [UInt8](try c.bytes(2)))
+    }
+
+    func session(tokenHash: [UInt8]) async throws -> SessionRecord? {
+        try await rows("SELECT \(unescaped: Self.sessionColumns) FROM sessions WHERE token_hash = \(Data(tokenHash))").first
+            .flatMap(sessionRecord)
+    }
+
+    func sessions(of user: UserID) async throws -> [Session] {
+        try await rows("SELECT \(unescaped: Self.sessionColumns) FROM sessions WHERE user_id = \(user.description) ORDER BY created_at DESC")
+            .compactMap { try sessionRecord($0)?.session }
+    }
+
+    func insertSession(_ record: SessionRecord) async throws {
+        let s = record.session
+        try await rows(
+            """
+            INSERT INTO sessions (\(unescaped: Self.sessionColumns)) VALUES (\(s.id.description), \(s.userID.description),
+              \(Data(record.tokenHash)), \(s.deviceName), \(s.createdAt.millisecondsSince1970), \(s.lastSeenAt.millisecondsSince1970),
+              \(s.expiresAt.millisecondsSince1970))
+            """)
+    }
+
+    func touchSession(_ id: SessionID, at: Date) async throws {
+        try await rows("UPDATE sessions SET last_seen_at = \(at.millisecondsSince1970) WHERE id = \(id.description)")
+    }
+
+    func deleteSession(_ id: SessionID, of user: UserID) async throws -> Bool {
+        try await !rows("DELETE FROM sessions WHERE id = \(id.description) AND user_id = \(user.description) RETURNING id").isEmpty
+    }
+
+    func deleteSessions(of user: UserID) async throws -> [SessionID] {
+        try await rows("DELETE FROM sessions WHERE user_id = \(user.description) RETURNING id").compactMap { SessionID(try Columns($0).text(0)) }
+    }
+
+    func deleteExpiredSessions(before: Date) async throws -> Int {
+        try await count(
+            "WITH gone AS (DELETE FROM sessions WHERE expires_at < \(before.millisecondsSince1970) RETURNING 1) SELECT count(*) FROM gone")
+    }
+
+    // MARK: Chats
+
+    private static let chatColumns =
+        "c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq, c.last_activity_at"
+
+    private func chat(_ c: Columns, offset: Int = 0) throws -> Chat? {
+        guard let id = ChatID(try c.text(offset)), let kind = ChatKind(rawValue: try c.text(offset + 1)),
+            let createdBy = UserID(try c.text(offset + 4))
+        else { return nil }
+        return Chat(
+            id: id, kind: kind, title: try c.text(offset + 2), description: try c.text(offset + 3), createdBy: createdBy,
+            createdAt: try c.date(offset + 5), memberCount: Int(try c.int(offset + 6)), lastMessageSeq: try c.int(offset + 7),
+            lastActivityAt: try c.date(offset + 8))
+    }
+
+    func chat(_ id: ChatID) async throws -> Chat? {
+        try await rows("SELECT \(unescaped: Self.chatColumns) FROM chats c WHERE c.id = \(id.description)\(unescaped: forUpdate)")
+            .first.flatMap { try chat(Columns($0)) }
+    }
+
+    func personalChat(between a: UserID, and b: UserID) async throws -> ChatID? {
+        let pair = [a.description, b.description].sorted()
+        return try await rows("SELECT id FROM chats WHERE unique_key = \("personal:\(pair[0]):\(pair[1])")").first
+            .flatMap { ChatID(try Columns($0).text(0)) }
+    }
+
+    func notesChat(of user: UserID) async throws -> ChatID? {
+        try await rows("SELECT id FROM chats WHERE unique_key = \("notes:\(user)")").first.flatMap { ChatID(try Columns($0).text(0)) }
+    }
+
+    private func member(_ c: Columns, offset: Int = 0) throws -> ChatMember? {
+        guard let userID = UserID(try c.text(offset)), let role = MemberRole(rawValue: try c.text(offset + 1)) else { return nil }
+        return ChatMember(userID: userID, role: role, joinedAt: try c.date(offset + 2), readSeq: try c.int(offset + 3))
+    }
+
+    func member(_ user: UserID, of chat: ChatID) async throws -> ChatMember? {
+        try await rows(
+            "SELECT user_id, role, joined_at, read_seq FROM chat_members WHERE chat_id = \(chat.description) AND user_id = \(user.description)"
+        ).first.flatMap { try member(Columns($0)) }
+    }
+
+    func members(of chat: ChatID) async throws -> [ChatMember] {
+        try await rows(
+            "SELECT user_id, role, joined_at, read_seq FROM chat_members WHERE chat_id = \(chat.description) ORDER BY joined_at, user_id"
+        ).compactMap { try member(Columns($0)) }
+    }
+
+    func memberIDs(of chat: ChatID) async throws -> [UserID] {
+        try await rows("SELECT user_id FROM chat_members WHERE chat_id = \(chat.description)").compactMap { UserID(try Columns($0).text(0)) }
+    }
+
+    func chatList(of user: UserID) async throws -> [ChatListRow] {
+        // One query for the rows with their peer and unread count (SQLite asks per row), one for
+        // the last messages, one for their reactions.
+        let found = try await rows(
+            """
+            SELECT \(unescaped: Self.chatColumns), m.user_id, m.role, m.joined_at, m.read_seq,
+              CASE WHEN c.kind = 'personal' THEN
+                (SELECT p.user_id FROM chat_members p WHERE p.chat_id = c.id AND p.user_id <> m.user_id LIMIT 1)
+              END,
+              (SELECT count(*) FROM messages u
+                WHERE u.chat_id = c.id AND u.chat_seq > m.read_seq AND u.sender_id <> m.user_id AND u.deleted_at IS NULL),
+              l.id
+            FROM chat_members m JOIN chats c ON c.id = m.chat_id
+            LEFT JOIN messages l ON c.last_message_seq > 0 AND l.chat_id = c.id AND l.chat_seq = c.last_message_seq
+            WHERE m.user_id = \(user.description)
+            ORDER BY c.last_activity_at DESC, c.id
+            """)
+        var partial: [(chat: Chat, member: ChatMember, peer: UserID?, unread: Int, last: MessageID?)] = []
+        for row in found {
+            let c = Columns(row)
+            guard let listed = try chat(c), let membership = try member(c, offset: 9) else { continue }
+            partial.append(
+                (listed, membership, try c.optionalText(13).flatMap(UserID.init), Int(try c.int(14)), try c.optionalText(15).flatMap(MessageID.init)))
+        }
+        let lastIDs = partial.compactMap(\.last)
+        var lastMessages: [MessageID: Message] = [:]
+        if !lastIDs.isEmpty {
+            for message in try await messages(
+                self.rows("SELECT \(unescaped: Self.messageColumns) FROM messages WHERE id = ANY(\(lastIDs.map(\.description)))"))
+            {
+                lastMessages[message.id] = message
+            }
+        }
+        return partial.map { entry in
+            ChatListRow(
+                chat: entry.chat, member: entry.member, peerID: entry.peer, lastMessage: entry.last.flatMap { lastMessages[$0] },
+                unreadCount: entry.unread)
+        }
+    }
+
+    func contacts(of user: UserID, limit: Int) async throws -> [UserID] {
+        try await rows(
+            """
+            SELECT DISTINCT o.user_id FROM chat_members m
+            JOIN chats c ON c.id = m.chat_id AND c.kind IN ('personal', 'group')
+            JOIN chat_members o ON o.chat_id = m.chat_id AND o.user_id <> m.user_id
+            WHERE m.user_id = \(user.description) LIMIT \(Int64(limit))
+            """
+        ).compactMap { UserID(try Columns($0).text(0)) }
+    }
+
+    func insertChat(_ chat: Chat, uniqueKey: String?) async throws {
+        try await rows(
+            """
+            INSERT INTO chats (id, kind, title, description, created_by, created_at, member_count, last_message_seq,
+              last_activity_at, unique_key) VALUES (\(chat.id.description), \(chat.kind.rawValue), \(chat.title), \(chat.description),
+              \(chat.createdBy.description), \(chat.createdAt.millisecondsSince1970), \(Int64(chat.memberCount)), \(chat.lastMessageSeq),
+              \(chat.lastActivityAt.millisecondsSince1970), \(uniqueKey))
+            """)
+    }
+
+    func updateChat(_ chat: Chat) async throws {
+        try await rows(
+            """
+            UPDATE chats SET title = \(chat.title), description = \(chat.description), member_count = \(Int64(chat.memberCount)),
+              last_message_seq = \(chat.lastMessageSeq), last_activity_at = \(chat.lastActivityAt.millisecondsSince1970)
+            WHERE id = \(chat.id.description)
+            """)
+    }
+
+    func insertMember(_ member: ChatMember, into chat: ChatID) async throws {
+        try await rows(
+            """
+            INSERT INTO chat_members (chat_id, user_id, role, joined_at, read_seq) VALUES (\(chat.description),
+              \(member.userID.description), \(member.role.rawValue), \(member.joinedAt.millisecondsSince1970), \(member.readSeq))
+            """)
+    }
+
+    func deleteMember(_ user: UserID, from chat: ChatID) async throws {
+        try await rows("DELETE FROM chat_members WHERE chat_id = \(chat.description) AND user_id = \(user.description)")
+    }
+
+    func setRole(_ role: MemberRole, of user: UserID, in chat: ChatID) async throws {
+        try await rows(
+            "UPDATE chat_members SET role = \(role.rawValue) WHERE chat_id = \(chat.description) AND user_id = \(user.description)")
+    }
+
+    func setReadSeq(_ seq: Int64, of user: UserID, in chat: ChatID) async throws {
+        // Never backwards.
+        try await rows(
+            """
+            UPDATE chat_members SET read_seq = GREATEST(read_seq, \(seq))
+            WHERE chat_id = \(chat.description) AND user_id = \(user.description)
+            """)
+    }
+
+    // MARK: Messages
+
+    private static let messageColumns = """
+        id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edited_at, edit_count,
+        deleted_at, pinned_at, client_message_id
+        """
+
+    private func messages(_ rows: [PostgresRow]) async throws -> [Message] {
+        var result: [Message] = []
+        result.reserveCapacity(rows.count)
+        let decoder = VestnikJSON.makeDecoder()
+        for row in rows {
+            let c = Columns(row)
+            guard let id = MessageID(try c.text(0)), let chatID = ChatID(try c.text(1)), let sender = UserID(try c.text(3)) else { continue }
+            let forward = try c.optionalText(6).map { try decoder.decode(ForwardOrigin.self, from: Data($0.utf8)) }
+            let mentions = try c.optionalText(7).map { try decoder.decode([Mention].self, from: Data($0.utf8)) } ?? []
+            result.append(
+                Message(
+                    id: id, chatID: chatID, chatSeq: try c.int(2), senderID: sender, text: try c.utf8(4),
+                    replyTo: try c.optionalText(5).flatMap(MessageID.init), forwardedFrom: forward, mentions: mentions,
+                    createdAt: try c.date(8), editedAt: try c.optionalInt(9).map(Date.init(millisecondsSince1970:)),
+                    editCount: Int(try c.int(10)), deletedAt: try c.optionalInt(11).map(Date.init(millisecondsSince1970:)),
+                    reactions: [], pinned: try c.optionalInt(12) != nil, clientMessageID: try c.optionalUTF8(13)))
+        }
+        return try await attachReactions(result)
+    }
+
+    private func attachReactions(_ messages: [Message]) async throws -> [Message] {
+        guard !messages.isEmpty else { return messages }
+        var byMessage: [MessageID: [ReactionSummary]] = [:]
+        // One array parameter, however many messages (SQLite chunks its `IN (?, …)` lists).
+        let found = try await rows(
+            """
+            SELECT message_id, emoji, user_id FROM reactions WHERE message_id = ANY(\(messages.map(\.id.description)))
+            ORDER BY message_id, created_at, emoji
+            """)
+        for row in found {
+            let c = Columns(row)
+            guard let messageID = MessageID(try c.text(0)), let user = UserID(try c.text(2)) else { continue }
+            let emoji = try c.text(1)
+            var list = byMessage[messageID] ?? []
+            if let index = list.firstIndex(where: { $0.emoji == emoji }) {
+                list[index].count += 1
+                list[index].users.append(user)
+            } else {
+                list.append(ReactionSummary(emoji: emoji, count: 1, users: [user]))
+            }
+            byMessage[messageID] = list
+        }
+        return messages.map { message in
+            var copy = message
+            copy.reactions = byMessage[message.id] ?? []
+            return copy
+        }
+    }
+
+    func message(_ id: MessageID) async throws -> Message? {
+        try await messages(rows("SELECT \(unescaped: Self.messageColumns) FROM messages WHERE id = \(id.description)")).first
+    }
+
+    func message(in chat: ChatID, sender: UserID, clientMessageID: String) async throws -> Message? {
+        try await messages(
+            rows(
+                """
+                SELECT \(unescaped: Self.messageColumns) FROM messages
+                WHERE chat_id = \(chat.description) AND sender_id = \(sender.description) AND client_message_id = \(Data(clientMessageID.utf8))
+                """)
+        ).first
+    }
+
+    func message(chat: ChatID, chatSeq: Int64) async throws -> Message? {
+        try await messages(
+            rows("SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND chat_seq = \(chatSeq)")
+        ).first
+    }
+
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message] {
+        let found: [PostgresRow]
+        switch direction {
+        case .latest:
+            found = try await rows(
+                """
+                SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description)
+                ORDER BY chat_seq DESC LIMIT \(Int64(limit))
+                """
+            ).reversed()
+        case .before(let seq):
+            found = try await rows(
+                """
+                SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND chat_seq < \(seq)
+                ORDER BY chat_seq DESC LIMIT \(Int64(limit))
+                """
+            ).reversed()
+        case .after(let seq):
+            found = try await rows(
+                """
+                SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND chat_seq > \(seq)
+                ORDER BY chat_seq ASC LIMIT \(Int64(limit))
+                """)
+        }
+        return try await messages(found)
+    }
+
+    func pinnedMessages(in chat: ChatID) async throws -> [Message] {
+        try await messages(
+            rows(
+                """
+                SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND pinned_at IS NOT NULL
+                ORDER BY pinned_at, chat_seq
+                """))
+    }
+
+    func edits(of message: MessageID) async throws -> [MessageEdit] {
+        try await rows("SELECT version, text, created_at FROM message_versions WHERE message_id = \(message.description) ORDER BY version")
+            .map { row in
+                let c = Columns(row)
+                return MessageEdit(version: Int(try c.int(0)), text: try c.utf8(1), editedAt: try c.date(2))
+            }
+    }
+
+    func reactions(of message: MessageID) async throws -> [ReactionSummary] {
+        guard let found = try await self.message(message) else { return [] }
+        return found.reactions
+    }
+
+    func unreadCount(in chat: ChatID, for user: UserID, after readSeq: Int64) async throws -> Int {
+        try await count(
+            """
+            SELECT count(*) FROM messages
+            WHERE chat_id = \(chat.description) AND chat_seq > \(readSeq) AND sender_id <> \(user.description) AND deleted_at IS NULL
+            """)
+    }
+
+    func readers(of chat: ChatID, atLeast chatSeq: Int64) async throws -> [UserID] {
+        try await rows(
+            "SELECT user_id FROM chat_members WHERE chat_id = \(chat.description) AND read_seq >= \(chatSeq) ORDER BY user_id"
+        ).compactMap { UserID(try Columns($0).text(0)) }
+    }
+
+    func insertMessage(_ m: Message) async throws {
+        let encoder = VestnikJSON.makeEncoder()
+        let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
+        try await rows(
+            """
+            INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
+              edit_count, client_message_id) VALUES (\(m.id.description), \(m.chatID.description), \(m.chatSeq), \(m.senderID.description),
+              \(Data(m.text.utf8)), \(m.replyTo?.description), \(forward), \(mentions), \(m.createdAt.millisecondsSince1970), 0,
+              \(m.clientMessageID.map { Data($0.utf8) }))
+            """)
+        try await rows(
+            """
+            INSERT INTO message_versions (message_id, version, text, created_at)
+            VALUES (\(m.id.description), 0, \(Data(m.text.utf8)), \(m.createdAt.millisecondsSince1970))
+            """)
+    }
+
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws {
+        let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
+        try await rows(
+            """
+            UPDATE messages SET text = \(Data(text.utf8)), mentions_json = \(mentionsJSON), edited_at = \(at.millisecondsSince1970),
+              edit_count = \(Int64(version))
+            WHERE id = \(message.description)
+            """)
+        try await rows(
+            """
+            INSERT INTO message_versions (message_id, version, text, created_at)
+            VALUES (\(message.description), \(Int64(version)), \(Data(text.utf8)), \(at.millisecondsSince1970))
+            """)
+    }
+
+    func markDeleted(_ message: MessageID, at: Date) async throws {
+        // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
+        try await rows(
+            """
+            UPDATE messages SET text = \(Data()), mentions_json = NULL, deleted_at = \(at.millisecondsSince1970), pinned_at = NULL
+            WHERE id = \(message.description)
+            """)
+        try await rows("DELETE FROM message_versions WHERE message_id = \(message.description)")
+        try await rows("DELETE FROM reactions WHERE message_id = \(message.description)")
+    }
+
+    func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
+        try await !rows(
+            """
+            INSERT INTO reactions (message_id, emoji, user_id, created_at)
+            VALUES (\(message.description), \(emoji), \(user.description), \(at.millisecondsSince1970))
+            ON CONFLICT DO NOTHING RETURNING 1
+            """
+        ).isEmpty
+    }
+
+    func removeReaction(_ emoji: String, by user: UserID, from message: MessageID) async throws -> Bool {
+        try await !rows(
+            """
+            DELETE FROM reactions WHERE message_id = \(message.description) AND emoji = \(emoji) AND user_id = \(user.description)
+            RETURNING 1
+            """
+        ).isEmpty
+    }
+
+    func setPinned(_ pinned: Bool, message: MessageID, at: Date) async throws {
+        let pinnedAt: Int64? = pinned ? at.millisecondsSince1970 : nil
+        try await rows("UPDATE messages SET pinned_at = \(pinnedAt) WHERE id = \(message.description)")
+    }
+
+    // MARK: Event log
+
+    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
+        // The counter row is advanced inside this transaction and stays locked until it ends, so
+        // event-producing transactions serialize on it: positions commit in order, without gaps
+        // (docs/decisions/0001-ordered-event-log.md).
+        guard let row = try await rows("UPDATE log_state SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq").first else {
+            throw StoreError.backend("log_state row missing")
+        }
+        let head = try Columns(row).int(0)
+        try await rows("INSERT INTO events (seq, created_at, payload) VALUES (\(head), \(at.millisecondsSince1970), \(payload))")
+        if !recipients.isEmpty {
+            try await rows(
+                "INSERT INTO event_recipients (user_id, seq) SELECT r, \(head) FROM unnest(\(recipients.map(\.description))::text[]) AS r")
+        }
+        // Delivered to listeners on commit only (never for a rolled-back transaction). It carries
+        // the position only: listeners read the log, which stays the source of truth.
+        try await rows("SELECT pg_notify(\(PostgresStore.eventChannel), \(String(head)))")
+        return EventSeq(head)
+    }
+
+    func pruneEvents(before: Date) async throws -> Int {
+        guard let row = try await rows("SELECT max(seq) FROM events WHERE created_at < \(before.millisecondsSince1970)").first,
+            let newestOld = try Columns(row).optionalInt(0)
+        else { return 0 }
+        try await rows("DELETE FROM event_recipients WHERE seq <= \(newestOld)")
+        let deleted = try await count("WITH gone AS (DELETE FROM events WHERE seq <= \(newestOld) RETURNING 1) SELECT count(*) FROM gone")
+        try await rows("UPDATE log_state SET oldest_seq = GREATEST(oldest_seq, \(newestOld + 1)) WHERE id = 1")
+        return deleted
+    }
+
+    func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
+        try await rows(
+            """
+            SELECT e.seq, e.payload FROM event_recipients r JOIN events e ON e.seq = r.seq
+            WHERE r.user_id = \(user.description) AND r.seq > \(since.value) ORDER BY r.seq LIMIT \(Int64(limit))
+            """
+        ).map { row in
+            let c = Columns(row)
+            return LoggedEvent(seq: EventSeq(try c.int(0)), payload: try c.bytes(1))
+        }
+    }
+
+    func oldestRetainedSeq() async throws -> EventSeq {
+        guard let row = try await rows("SELECT oldest_seq FROM log_state WHERE id = 1").first else { return EventSeq(1) }
+        return EventSeq(try Columns(row).int(0))
+    }
+
+    func headSeq() async throws -> EventSeq {
+        guard let row = try await rows("SELECT head_seq FROM log_state WHERE id = 1").first else { return .zero }
+        return EventSeq(try Columns(row).int(0))
+    }
+
+    /// Events in `(after, through]` with their recipients, for the fan-out's gap filling.
+    func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
+        let found = try await rows(
+            """
+            SELECT seq, payload FROM events WHERE seq > \(after.value) AND seq <= \(through.value) ORDER BY seq LIMIT \(Int64(limit))
+            """)
+        guard let lastRow = found.last else { return [] }
+        let last = try Columns(lastRow).int(0)
+        var recipients: [Int64: [UserID]] = [:]
+        for row in try await rows("SELECT seq, user_id FROM event_recipients WHERE seq > \(after.value) AND seq <= \(last)") {
+            let c = Columns(row)
+            if let user = UserID(try c.text(1)) { recipients[try c.int(0), default: []].append(user) }
+        }
+        let decoder = VestnikJSON.makeDecoder()
+        var result: [CommittedEvent] = []
+        for row in found {
+            let c = Columns(row)
+            let seq = try c.int(0)
+            let payload = try c.bytes(1)
+            // As in SQLite: an undecodable payload (written by a newer binary) is skipped.
+            guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { continue }
+            result.append(CommittedEvent(seq: EventSeq(seq), event: event, recipients: recipients[seq] ?? [], payload: payload))
+        }
+        return result
+    }
+}

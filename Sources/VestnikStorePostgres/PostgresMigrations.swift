@@ -1,0 +1,140 @@
+/// Schema migrations, append-only, numbered like ``VestnikStoreSQLite``'s (migration N here creates
+/// the same tables, columns and indexes as migration N there).
+///
+/// Each migration is a list of single statements: PostgresNIO speaks the extended query protocol,
+/// which takes one statement per query.
+///
+/// Type mapping from SQLite:
+/// - ids stay `TEXT` (lowercase UUID strings, as in SQLite);
+/// - every `TEXT` column is `COLLATE "C"`: comparisons and `ORDER BY` are by bytes, as SQLite's
+///   BINARY collation, whatever locale the cluster was created with;
+/// - integers (millisecond timestamps, sequences, counts) are `BIGINT`, flags are `BOOLEAN`;
+/// - blobs are `BYTEA`;
+/// - message text (`messages.text`, `message_versions.text`) and `messages.client_message_id` are
+///   `BYTEA` holding UTF-8: PostgreSQL `TEXT` cannot hold U+0000, and the store contract says text
+///   round-trips byte for byte (SQLite stores it whole). Nothing searches or sorts these columns.
+enum PostgresMigrations {
+    static let all: [[String]] = [
+        // 1: accounts, sessions, chats, messages, the event log.
+        [
+            """
+            CREATE TABLE users (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                login TEXT COLLATE "C" NOT NULL CONSTRAINT users_login_key UNIQUE,
+                display_name TEXT COLLATE "C" NOT NULL,
+                email TEXT COLLATE "C",
+                department TEXT COLLATE "C",
+                position TEXT COLLATE "C",
+                is_admin BOOLEAN NOT NULL DEFAULT false,
+                is_blocked BOOLEAN NOT NULL DEFAULT false,
+                created_at BIGINT NOT NULL,
+                password_hash TEXT COLLATE "C",
+                search_text TEXT COLLATE "C" NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE sessions (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+                token_hash BYTEA NOT NULL UNIQUE,
+                device_name TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                last_seen_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX sessions_by_user ON sessions(user_id)",
+            """
+            CREATE TABLE chats (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                kind TEXT COLLATE "C" NOT NULL,
+                title TEXT COLLATE "C" NOT NULL,
+                description TEXT COLLATE "C" NOT NULL,
+                created_by TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                member_count BIGINT NOT NULL,
+                last_message_seq BIGINT NOT NULL,
+                last_activity_at BIGINT NOT NULL,
+                unique_key TEXT COLLATE "C" CONSTRAINT chats_unique_key_key UNIQUE
+            )
+            """,
+            """
+            CREATE TABLE chat_members (
+                chat_id TEXT COLLATE "C" NOT NULL REFERENCES chats(id),
+                user_id TEXT COLLATE "C" NOT NULL REFERENCES users(id),
+                role TEXT COLLATE "C" NOT NULL,
+                joined_at BIGINT NOT NULL,
+                read_seq BIGINT NOT NULL,
+                PRIMARY KEY (chat_id, user_id)
+            )
+            """,
+            "CREATE INDEX chat_members_by_user ON chat_members(user_id, chat_id)",
+            """
+            CREATE TABLE messages (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                chat_id TEXT COLLATE "C" NOT NULL REFERENCES chats(id),
+                chat_seq BIGINT NOT NULL,
+                sender_id TEXT COLLATE "C" NOT NULL,
+                text BYTEA NOT NULL,
+                reply_to TEXT COLLATE "C",
+                forward_json TEXT COLLATE "C",
+                mentions_json TEXT COLLATE "C",
+                created_at BIGINT NOT NULL,
+                edited_at BIGINT,
+                edit_count BIGINT NOT NULL DEFAULT 0,
+                deleted_at BIGINT,
+                pinned_at BIGINT,
+                client_message_id BYTEA,
+                CONSTRAINT messages_chat_seq_key UNIQUE (chat_id, chat_seq)
+            )
+            """,
+            """
+            CREATE UNIQUE INDEX messages_by_client_message_id ON messages(chat_id, sender_id, client_message_id)
+            WHERE client_message_id IS NOT NULL
+            """,
+            "CREATE INDEX messages_pinned ON messages(chat_id, pinned_at) WHERE pinned_at IS NOT NULL",
+            """
+            CREATE TABLE message_versions (
+                message_id TEXT COLLATE "C" NOT NULL,
+                version BIGINT NOT NULL,
+                text BYTEA NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (message_id, version)
+            )
+            """,
+            """
+            CREATE TABLE reactions (
+                message_id TEXT COLLATE "C" NOT NULL,
+                emoji TEXT COLLATE "C" NOT NULL,
+                user_id TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (message_id, emoji, user_id)
+            )
+            """,
+            """
+            CREATE TABLE events (
+                seq BIGINT PRIMARY KEY,
+                created_at BIGINT NOT NULL,
+                payload BYTEA NOT NULL
+            )
+            """,
+            "CREATE INDEX events_by_created_at ON events(created_at)",
+            """
+            CREATE TABLE event_recipients (
+                user_id TEXT COLLATE "C" NOT NULL,
+                seq BIGINT NOT NULL,
+                PRIMARY KEY (user_id, seq)
+            )
+            """,
+            "CREATE INDEX event_recipients_by_seq ON event_recipients(seq)",
+            """
+            CREATE TABLE log_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                head_seq BIGINT NOT NULL,
+                oldest_seq BIGINT NOT NULL
+            )
+            """,
+            "INSERT INTO log_state (id, head_seq, oldest_seq) VALUES (1, 0, 1)",
+        ]
+    ]
+}

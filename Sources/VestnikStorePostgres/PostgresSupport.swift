@@ -1,0 +1,68 @@
+import Foundation
+import PostgresNIO
+import VestnikCore
+
+/// Translates PostgresNIO's errors into the store's vocabulary, the way the SQLite adapter does:
+/// unique violations become ``StoreError/duplicate(what:)`` with the names Core relies on,
+/// everything else from the database becomes ``StoreError/backend(_:)``. Errors that did not come
+/// from PostgreSQL (a caller's own error thrown inside a transaction, cancellation) pass unchanged.
+enum PostgresErrors {
+    /// Constraint (or unique index) names, as created by ``PostgresMigrations``, to the `what`
+    /// that ``VestnikStoreSQLite`` reports for the same constraint.
+    private static let duplicateNames: [String: String] = [
+        "users_login_key": "login",
+        "messages_by_client_message_id": "client_message_id",
+        "chats_unique_key_key": "chat",
+    ]
+
+    static func translate(_ error: any Error) -> any Error {
+        switch error {
+        case is StoreError:
+            return error
+        case let error as PSQLError:
+            return translate(error)
+        case let error as PostgresDecodingError:
+            return StoreError.backend(
+                "cannot decode column \(error.columnIndex) (\(error.columnName)) as \(error.targetType): \(error.code)")
+        default:
+            return error
+        }
+    }
+
+    private static func translate(_ error: PSQLError) -> StoreError {
+        guard error.code == .server, let info = error.serverInfo else {
+            // Connection-level failures: the code and underlying error, never the bound values.
+            let underlying = error.underlying.map { ": \($0)" } ?? ""
+            return .backend("PostgreSQL client error \(error.code)\(underlying)")
+        }
+        let sqlState = info[.sqlState] ?? "?????"
+        let message = info[.message] ?? "unknown error"
+        if sqlState == "23505" {  // unique_violation
+            let constraint = info[.constraintName] ?? message
+            return .duplicate(what: duplicateNames[constraint] ?? constraint)
+        }
+        let constraint = info[.constraintName].map { " (constraint \($0))" } ?? ""
+        // The statement text is included (it holds no values: they are bound), the binds are not.
+        let statement = error.query.map { " in: \($0.sql.prefix(200))" } ?? ""
+        return .backend("PostgreSQL error \(sqlState): \(message)\(constraint)\(statement)")
+    }
+}
+
+/// Typed access to one result row by column position, mirroring the SQLite adapter's `SQLRow`
+/// so the row mappings read the same in both adapters.
+struct Columns {
+    private let row: PostgresRandomAccessRow
+
+    init(_ row: PostgresRow) { self.row = row.makeRandomAccess() }
+
+    func text(_ i: Int) throws -> String { try row[i].decode(String.self) }
+    func optionalText(_ i: Int) throws -> String? { try row[i].decode(String?.self) }
+    func int(_ i: Int) throws -> Int64 { try row[i].decode(Int64.self) }
+    func optionalInt(_ i: Int) throws -> Int64? { try row[i].decode(Int64?.self) }
+    func bool(_ i: Int) throws -> Bool { try row[i].decode(Bool.self) }
+    func bytes(_ i: Int) throws -> Data { try row[i].decode(Data.self) }
+    /// UTF-8 text stored as `BYTEA` (see ``PostgresMigrations``).
+    func utf8(_ i: Int) throws -> String { String(decoding: try bytes(i), as: UTF8.self) }
+    func optionalUTF8(_ i: Int) throws -> String? { try row[i].decode(Data?.self).map { String(decoding: $0, as: UTF8.self) } }
+    func date(_ i: Int) throws -> Date { Date(millisecondsSince1970: try int(i)) }
+}
