@@ -224,6 +224,7 @@ package struct ChatService: Sendable {
             return try await reader.memberIDs(of: chatID).filter { $0 != caller.userID }
         }
         await context.hub.publishEphemeral(.typing(chatID: chatID, userID: caller.userID), to: others)
+        await context.relay?.send(.typing(chatID: chatID, userID: caller.userID))
     }
 
     // MARK: Rules shared with other services

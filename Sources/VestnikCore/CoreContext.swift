@@ -8,12 +8,15 @@ package struct CoreContext: Sendable {
     package var hub: EventHub
     package var limits: CoreLimits
     package var logger: Logger
+    /// Other nodes, for typing and presence; nil on a single node.
+    package var relay: (any EphemeralRelay)?
 
-    package init(store: any Store, hub: EventHub, limits: CoreLimits = CoreLimits(), logger: Logger) {
+    package init(store: any Store, hub: EventHub, limits: CoreLimits = CoreLimits(), logger: Logger, relay: (any EphemeralRelay)? = nil) {
         self.store = store
         self.hub = hub
         self.limits = limits
         self.logger = logger
+        self.relay = relay
     }
 
     /// Runs a write transaction, then publishes the events it appended to live subscribers.

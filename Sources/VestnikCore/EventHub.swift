@@ -78,6 +78,9 @@ package actor EventHub {
     private var pending: [Int64: CommittedEvent] = [:]
     private var draining = false
     private var lastSeen: [UserID: Date] = [:]
+    /// Users connected to other nodes, by node, and when each node was last heard from.
+    private var remoteOnline: [String: Set<UserID>] = [:]
+    private var nodeLastHeard: [String: Date] = [:]
     private var stopped = false
     private var started: Bool
 
@@ -132,9 +135,42 @@ package actor EventHub {
         return .none
     }
 
-    /// Live presence of a user on this node.
+    /// Live presence of a user across the deployment: connected here or to any live node.
     package func presence(of user: UserID) -> Presence {
-        Presence(userID: user, online: !(subscribers[user]?.isEmpty ?? true), lastSeenAt: lastSeen[user])
+        let local = !(subscribers[user]?.isEmpty ?? true)
+        let remote = remoteOnline.values.contains { $0.contains(user) }
+        let online = local || remote
+        return Presence(userID: user, online: online, lastSeenAt: online ? nil : lastSeen[user])
+    }
+
+    /// Records another node's presence report; true when the user's overall state changed.
+    package func setRemotePresence(_ user: UserID, online: Bool, node: String) -> Bool {
+        let before = presence(of: user).online
+        nodeLastHeard[node] = Date()
+        if online {
+            remoteOnline[node, default: []].insert(user)
+        } else {
+            remoteOnline[node]?.remove(user)
+            lastSeen[user] = Date.millisecondNow()
+        }
+        return presence(of: user).online != before
+    }
+
+    /// Notes that `node` is alive.
+    package func heardFrom(node: String) {
+        nodeLastHeard[node] = Date()
+    }
+
+    /// Forgets nodes not heard from within `timeout` (crashed nodes): their users count as
+    /// offline unless connected elsewhere.
+    package func forgetSilentNodes(timeout: TimeInterval) {
+        let now = Date()
+        for (node, heard) in nodeLastHeard where now.timeIntervalSince(heard) > timeout {
+            nodeLastHeard[node] = nil
+            for user in remoteOnline.removeValue(forKey: node) ?? [] where lastSeen[user] == nil {
+                lastSeen[user] = Date.millisecondNow()
+            }
+        }
     }
 
     /// Closes every subscriber of one session (the session was revoked).

@@ -69,6 +69,28 @@ package struct SyncService: Sendable {
         try await context.store.write { tx in try await tx.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-age)) }
     }
 
+    /// Applies a signal from another node: typing goes to this node's subscribers in the chat;
+    /// presence updates the cluster-wide view and is announced here if the user's overall state
+    /// changed.
+    package func receive(_ envelope: EphemeralEnvelope) async {
+        switch envelope.signal {
+        case .alive:
+            await context.hub.heardFrom(node: envelope.node)
+        case .typing(let chatID, let userID):
+            do {
+                let members = try await context.read { try await $0.memberIDs(of: chatID) }
+                await context.hub.publishEphemeral(.typing(chatID: chatID, userID: userID), to: members.filter { $0 != userID })
+            } catch {
+                context.logger.debug("remote typing dropped", metadata: ["vestnik.error": "\(error)"])
+            }
+        case .presence(let userID, let online):
+            let changed = await context.hub.setRemotePresence(userID, online: online, node: envelope.node)
+            if changed {
+                await broadcastPresence(Presence(userID: userID, online: online, lastSeenAt: online ? nil : Date.millisecondNow()))
+            }
+        }
+    }
+
     private func announce(_ transition: EventHub.PresenceTransition, of user: UserID) async {
         let presence: Presence
         switch transition {
@@ -76,6 +98,14 @@ package struct SyncService: Sendable {
         case .cameOnline: presence = Presence(userID: user, online: true, lastSeenAt: nil)
         case .wentOffline(let lastSeen): presence = Presence(userID: user, online: false, lastSeenAt: lastSeen)
         }
+        await context.relay?.send(.presence(userID: user, online: presence.online))
+        // Offline here but still connected to another node: nobody should see "offline".
+        if !presence.online, await context.hub.presence(of: user).online { return }
+        await broadcastPresence(presence)
+    }
+
+    private func broadcastPresence(_ presence: Presence) async {
+        let user = presence.userID
         do {
             let contacts = try await context.read { try await $0.contacts(of: user, limit: 5000) }
             await context.hub.publishEphemeral(.presenceChanged(presence), to: contacts)

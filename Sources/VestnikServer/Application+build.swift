@@ -49,7 +49,7 @@ package func buildApplication(
     let logger = configuredLogger
     let opened = try Backend.openStore(configuration, logger: logger)
     let store = opened.store
-    let services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger)
+    let services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger, relay: opened.relay)
     let metrics = ServerMetrics()
 
     var options = HTTPOptions()
@@ -79,7 +79,8 @@ package func buildApplication(
     }
     return VestnikServerApp(
         application: application,
-        background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)],
+        background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)]
+            + (opened.relay.map { [RelayService(relay: $0, services: services, logger: logger)] } ?? []),
         fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval, listen: opened.listen, logger: logger),
         services: services, metrics: metrics, logger: logger, storeKind: opened.kind)
 }

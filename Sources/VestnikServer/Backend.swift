@@ -18,6 +18,33 @@ package struct OpenedStore: Sendable {
     /// Waits for new-event notifications from other nodes and calls the closure for each;
     /// nil when the store has no such channel (SQLite: only this machine writes, polling suffices).
     package let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping () async -> Void) async throws -> Void)?
+    /// Typing and presence between nodes; nil on a single node.
+    package let relay: ClusterRelay?
+}
+
+/// Ephemeral signals between nodes over PostgreSQL `NOTIFY` (see `EphemeralRelay`).
+package struct ClusterRelay: EphemeralRelay {
+    package let nodeID: String
+    let store: PostgresStore
+    let logger: Logger
+
+    package func send(_ signal: EphemeralSignal) async {
+        do {
+            let payload = String(decoding: try VestnikJSON.encode(EphemeralEnvelope(node: nodeID, signal: signal)), as: UTF8.self)
+            try await store.notify(signal: payload)
+        } catch {
+            // Best effort: typing and presence are hints; a lost one is corrected by the next.
+            logger.debug("relay send failed", metadata: ["vestnik.error": "\(error)"])
+        }
+    }
+
+    /// Listens for other nodes' signals until cancelled or the connection drops.
+    func listen(_ onEnvelope: @Sendable @escaping (EphemeralEnvelope) async -> Void) async throws {
+        try await store.listenForSignals { payload in
+            guard let envelope = try? VestnikJSON.decode(EphemeralEnvelope.self, from: Data(payload.utf8)), envelope.node != nodeID else { return }
+            await onEnvelope(envelope)
+        }
+    }
 }
 
 /// Chooses and opens the configured store.
@@ -29,7 +56,8 @@ package enum Backend {
                 store: store, kind: "postgres", services: [store], prepare: { try await store.migrate() },
                 listen: { onListening, onNotify in
                     try await store.listenForEvents(onListening: onListening) { _ in await onNotify() }
-                })
+                },
+                relay: ClusterRelay(nodeID: UUID().uuidString.lowercased(), store: store, logger: logger))
         }
         let fileManager = FileManager.default
         var isDirectory: ObjCBool = false
@@ -41,15 +69,17 @@ package enum Backend {
         }
         let store = try SQLiteStore(path: configuration.databasePath)
         try? fileManager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configuration.databasePath)
-        return OpenedStore(store: store, kind: "sqlite", services: [], prepare: {}, listen: nil)
+        return OpenedStore(store: store, kind: "sqlite", services: [], prepare: {}, listen: nil, relay: nil)
     }
 
     /// The domain services over a store (with its own fan-out hub).
-    package static func makeServices(store: any Store, configuration: ServerConfiguration, logger: Logger) async throws -> Services {
+    package static func makeServices(
+        store: any Store, configuration: ServerConfiguration, logger: Logger, relay: (any EphemeralRelay)? = nil
+    ) async throws -> Services {
         // The live position is set before the server starts (see `buildApplication`), when the
         // store is known to be reachable and migrated.
         let hub = EventHub(store: store, startingAfter: nil, bufferLimit: configuration.streamBufferLimit, logger: logger)
-        let context = CoreContext(store: store, hub: hub, logger: logger)
+        let context = CoreContext(store: store, hub: hub, logger: logger, relay: relay)
         return Services(
             context: context,
             hasher: configuration.fastPasswordHashing ? .fastForTests : .standard,

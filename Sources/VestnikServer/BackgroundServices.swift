@@ -93,3 +93,44 @@ struct RetentionService: Service {
         }
     }
 }
+
+/// Typing and presence between nodes: listens for other nodes' signals, and announces this node
+/// every 5 s so that the others forget it 15 s after it dies (its users then count as offline).
+struct RelayService: Service {
+    let relay: ClusterRelay
+    let services: Services
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                var delay = Duration.milliseconds(100)
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    do {
+                        try await cancelWhenGracefulShutdown {
+                            try await relay.listen { envelope in await services.sync.receive(envelope) }
+                        }
+                    } catch {
+                        if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                        logger.warning("cluster signals interrupted; retrying", metadata: ["vestnik.error": "\(error)"])
+                    }
+                    let pause = delay
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+                    delay = min(delay * 2, .seconds(5))
+                }
+            }
+            group.addTask {
+                while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    await relay.send(.alive)
+                    await services.context.hub.forgetSilentNodes(timeout: 15)
+                    do {
+                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+                    } catch {
+                        break
+                    }
+                }
+            }
+            await group.waitForAll()
+        }
+    }
+}

@@ -152,6 +152,45 @@ package final class PostgresStore: Store, Service {
 
     // MARK: Notifications
 
+    /// The channel for ephemeral signals between nodes (typing, presence, heartbeats).
+    package static let signalChannel = "vestnik_signals"
+
+    /// Sends an ephemeral signal to every node listening (``listenForSignals(onListening:_:)``).
+    /// Not durable: a node that is not listening right now never sees it. Payloads are limited
+    /// by PostgreSQL to 8,000 bytes.
+    package func notify(signal payload: String) async throws {
+        do {
+            try await client.withConnection { connection in
+                _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
+            }
+        } catch {
+            throw PostgresErrors.translate(error)
+        }
+    }
+
+    /// Holds one pooled connection listening on ``signalChannel`` and hands every payload to
+    /// `onSignal`. Returns on cancellation; throws when the connection drops.
+    package func listenForSignals(
+        onListening: @Sendable () async -> Void = {},
+        _ onSignal: @Sendable @escaping (String) async -> Void
+    ) async throws {
+        do {
+            try await client.withConnection { connection in
+                try await connection.listen(on: Self.signalChannel) { notifications in
+                    await onListening()
+                    for try await notification in notifications {
+                        await onSignal(notification.payload)
+                    }
+                }
+            }
+        } catch {
+            if Task.isCancelled { return }
+            throw PostgresErrors.translate(error)
+        }
+        if Task.isCancelled { return }
+        throw StoreError.backend("the PostgreSQL signal connection closed")
+    }
+
     /// Holds one pooled connection listening on ``eventChannel`` and calls `onNotify` with each
     /// announced log position, in the order PostgreSQL delivers them (commit order).
     ///

@@ -38,6 +38,14 @@ struct ClusterTests {
             collectors.append(started)
         }
 
+        // Typing and presence cross nodes: user 0 is on node 0, user 1 on node 1.
+        try await clients[0].sendTyping(chatID: chat.id)
+        #expect(await collectors[1].0.wait {
+            await $0.ephemeral.contains { if case .typing(chat.id, users[0].id) = $0 { true } else { false } }
+        }, "typing on node 0 reaches a client on node 1")
+        let seenOnline = await waitUntil(timeout: .seconds(10)) { (try? await clients[0].user(users[1].id).presence.online) == true }
+        #expect(seenOnline, "a user connected to node 1 is online when asked on node 0")
+
         // Concurrent senders on every node; node 2 is killed while they send.
         let acked = AckLog()
         let killed = nodes[2]
@@ -94,5 +102,8 @@ struct ClusterTests {
         }
         #expect(Set(orders.map { $0.map(\.description).joined(separator: ",") }).count == 1, "every client sees one order")
         #expect(Set(orders[0]) == Set(await acked.messages.map(\.id)))
+
+        // Presence survives the crash for users connected to live nodes.
+        #expect(try await clients[1].user(users[0].id).presence.online)
     }
 }
