@@ -7,6 +7,8 @@ struct ServerUnderTest {
     let dataDirectory: String
     let binary: URL
     let process: Process?
+    /// Arguments that select the store (`--database …`), passed to admin commands too.
+    var storeArguments: [String] = []
 
     /// Starts `vestnik serve` on a free port with a fresh data directory.
     static func start(binary: URL, extraArguments: [String] = [], environment: [String: String] = [:]) async throws -> ServerUnderTest {
@@ -28,7 +30,11 @@ struct ServerUnderTest {
             if let range = text.range(of: "vestnik.address=") {
                 let address = text[range.upperBound...].prefix { !$0.isWhitespace }
                 if let port = address.split(separator: ":").last.flatMap({ Int($0) }) {
-                    return ServerUnderTest(url: URL(string: "http://127.0.0.1:\(port)")!, dataDirectory: data, binary: binary, process: process)
+                    var server = ServerUnderTest(url: URL(string: "http://127.0.0.1:\(port)")!, dataDirectory: data, binary: binary, process: process)
+                    if let index = extraArguments.firstIndex(of: "--database"), index + 1 < extraArguments.count {
+                        server.storeArguments = ["--database", extraArguments[index + 1]]
+                    }
+                    return server
                 }
             }
             guard process.isRunning else { break }
@@ -58,7 +64,7 @@ struct ServerUnderTest {
     func admin(_ arguments: [String], stdin: String) throws {
         let process = Process()
         process.executableURL = binary
-        process.arguments = ["admin"] + arguments + ["--data-dir", dataDirectory]
+        process.arguments = ["admin"] + arguments + ["--data-dir", dataDirectory] + storeArguments
         let input = Pipe()
         process.standardInput = input
         process.standardOutput = FileHandle.nullDevice
