@@ -181,3 +181,38 @@ package protocol StoreWriter: StoreReader {
     /// Deletes events older than `before`; returns how many.
     func pruneEvents(before: Date) async throws -> Int
 }
+
+/// One reaction row as stores read them (ordered by message, time of reaction).
+package struct ReactionRow: Sendable {
+    package var messageID: MessageID
+    package var emoji: String
+    package var userID: UserID
+    package init(messageID: MessageID, emoji: String, userID: UserID) {
+        self.messageID = messageID
+        self.emoji = emoji
+        self.userID = userID
+    }
+}
+
+extension Message {
+    /// Attaches reaction rows to messages: one summary per emoji, in the order the emoji first
+    /// appeared, users in the order they reacted. Shared by every store adapter.
+    package static func attaching(_ rows: [ReactionRow], to messages: [Message]) -> [Message] {
+        var byMessage: [MessageID: [ReactionSummary]] = [:]
+        for row in rows {
+            var list = byMessage[row.messageID] ?? []
+            if let index = list.firstIndex(where: { $0.emoji == row.emoji }) {
+                list[index].count += 1
+                list[index].users.append(row.userID)
+            } else {
+                list.append(ReactionSummary(emoji: row.emoji, count: 1, users: [row.userID]))
+            }
+            byMessage[row.messageID] = list
+        }
+        return messages.map { message in
+            var copy = message
+            copy.reactions = byMessage[message.id] ?? []
+            return copy
+        }
+    }
+}

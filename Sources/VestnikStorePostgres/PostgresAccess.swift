@@ -343,31 +343,19 @@ struct PostgresAccess: StoreWriter {
 
     private func attachReactions(_ messages: [Message]) async throws -> [Message] {
         guard !messages.isEmpty else { return messages }
-        var byMessage: [MessageID: [ReactionSummary]] = [:]
         // One array parameter, however many messages (SQLite chunks its `IN (?, …)` lists).
         let found = try await rows(
             """
             SELECT message_id, emoji, user_id FROM reactions WHERE message_id = ANY(\(messages.map(\.id.description)))
             ORDER BY message_id, created_at, emoji
             """)
+        var reactionRows: [ReactionRow] = []
         for row in found {
             let c = Columns(row)
             guard let messageID = MessageID(try c.text(0)), let user = UserID(try c.text(2)) else { continue }
-            let emoji = try c.text(1)
-            var list = byMessage[messageID] ?? []
-            if let index = list.firstIndex(where: { $0.emoji == emoji }) {
-                list[index].count += 1
-                list[index].users.append(user)
-            } else {
-                list.append(ReactionSummary(emoji: emoji, count: 1, users: [user]))
-            }
-            byMessage[messageID] = list
+            reactionRows.append(ReactionRow(messageID: messageID, emoji: try c.text(1), userID: user))
         }
-        return messages.map { message in
-            var copy = message
-            copy.reactions = byMessage[message.id] ?? []
-            return copy
-        }
+        return Message.attaching(reactionRows, to: messages)
     }
 
     func message(_ id: MessageID) async throws -> Message? {

@@ -291,7 +291,7 @@ struct SQLiteAccess: StoreWriter {
 
     private func attachReactions(_ messages: [Message]) throws -> [Message] {
         guard !messages.isEmpty else { return messages }
-        var byMessage: [MessageID: [ReactionSummary]] = [:]
+        var reactionRows: [ReactionRow] = []
         // Chunks keep the statement's parameter count bounded.
         for chunk in stride(from: 0, to: messages.count, by: 200).map({ Array(messages[$0..<min($0 + 200, messages.count)]) }) {
             let placeholders = Array(repeating: "?", count: chunk.count).joined(separator: ",")
@@ -300,22 +300,10 @@ struct SQLiteAccess: StoreWriter {
                 chunk.map { .text($0.id.description) })
             for row in rows {
                 guard let messageID = MessageID(row.text(0)), let user = UserID(row.text(2)) else { continue }
-                let emoji = row.text(1)
-                var list = byMessage[messageID] ?? []
-                if let index = list.firstIndex(where: { $0.emoji == emoji }) {
-                    list[index].count += 1
-                    list[index].users.append(user)
-                } else {
-                    list.append(ReactionSummary(emoji: emoji, count: 1, users: [user]))
-                }
-                byMessage[messageID] = list
+                reactionRows.append(ReactionRow(messageID: messageID, emoji: row.text(1), userID: user))
             }
         }
-        return messages.map { message in
-            var copy = message
-            copy.reactions = byMessage[message.id] ?? []
-            return copy
-        }
+        return Message.attaching(reactionRows, to: messages)
     }
 
     func message(_ id: MessageID) async throws -> Message? {
