@@ -9,24 +9,75 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
 
     public init(_ uuid: UUID) { self.uuid = uuid }
 
+
     /// A fresh random identifier.
     public static func random() -> Self { Self(UUID()) }
 
-    /// Parses the textual form; `nil` if it is not a UUID.
+    /// Parses the textual form (either case); `nil` if it is not a UUID.
+    ///
+    /// Hand-written because ids are parsed for every stored row and request: Foundation's
+    /// parser goes through `sscanf`.
     public init?(_ string: String) {
-        guard let uuid = UUID(uuidString: string) else { return nil }
-        self.uuid = uuid
+        var copy = string
+        guard let parsed = copy.withUTF8({ Self.parse($0) }) else { return nil }
+        self.uuid = parsed
     }
 
-    public var description: String { uuid.uuidString.lowercased() }
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> UUID? {
+        guard bytes.count == 36 else { return nil }
+        var raw = [UInt8](repeating: 0, count: 16)
+        var out = 0
+        var index = 0
+        while index < 36 {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard bytes[index] == UInt8(ascii: "-") else { return nil }
+                index += 1
+                continue
+            }
+            guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return nil }
+            raw[out] = high << 4 | low
+            out += 1
+            index += 2
+        }
+        return UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// The lowercase textual form, formatted by hand (Foundation's goes through `sprintf`).
+    public var description: String {
+        let digits = lowercaseHexDigits
+        return withUnsafeBytes(of: uuid.uuid) { raw in
+            String(unsafeUninitializedCapacity: 36) { buffer in
+                var position = 0
+                for (index, byte) in raw.enumerated() {
+                    if index == 4 || index == 6 || index == 8 || index == 10 {
+                        buffer[position] = UInt8(ascii: "-")
+                        position += 1
+                    }
+                    buffer[position] = digits[Int(byte >> 4)]
+                    buffer[position + 1] = digits[Int(byte & 0x0F)]
+                    position += 2
+                }
+                return 36
+            }
+        }
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let raw = try container.decode(String.self)
-        guard let uuid = UUID(uuidString: raw) else {
+        guard let parsed = Self(raw) else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a UUID: \(raw.prefix(64))")
         }
-        self.uuid = uuid
+        self = parsed
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -36,6 +87,8 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
 }
+
+private let lowercaseHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
 public enum UserTag {}
 public enum ChatTag {}

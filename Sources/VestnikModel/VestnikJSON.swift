@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The one JSON dialect of Vestnik: snake_case keys, ISO 8601 dates with milliseconds.
 ///
@@ -8,7 +9,7 @@ public enum VestnikJSON {
     public static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .custom { keys in
-            SnakeCaseKey(snakeCase(keys.last!.stringValue))  // safe: the coding path is never empty
+            SnakeCaseKey(keyCache.snake(keys.last!.stringValue))  // safe: the coding path is never empty
         }
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
@@ -21,7 +22,7 @@ public enum VestnikJSON {
     public static func makeDecoder() -> JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .custom { keys in
-            SnakeCaseKey(camelCase(keys.last!.stringValue))  // safe: the coding path is never empty
+            SnakeCaseKey(keyCache.camel(keys.last!.stringValue))  // safe: the coding path is never empty
         }
         decoder.dateDecodingStrategy = .custom { decoder in
             let container = try decoder.singleValueContainer()
@@ -113,6 +114,30 @@ public enum VestnikJSON {
             }
         }
         return result
+    }
+}
+
+/// Key conversions are called for every key of every value encoded or decoded; the set of keys is
+/// small and fixed (property names, and wire names), so each is converted once.
+private let keyCache = KeyCache()
+
+private final class KeyCache: Sendable {
+    private let snakeCases = Mutex<[String: String]>([:])
+    private let camelCases = Mutex<[String: String]>([:])
+
+    func snake(_ name: String) -> String {
+        if let cached = snakeCases.withLock({ $0[name] }) { return cached }
+        let converted = VestnikJSON.snakeCase(name)
+        snakeCases.withLock { if $0.count < 4096 { $0[name] = converted } }
+        return converted
+    }
+
+    func camel(_ key: String) -> String {
+        if let cached = camelCases.withLock({ $0[key] }) { return cached }
+        let converted = VestnikJSON.camelCase(key)
+        // Decoded keys come from clients: only keep a bounded number of them.
+        camelCases.withLock { if $0.count < 4096 { $0[key] = converted } }
+        return converted
     }
 }
 

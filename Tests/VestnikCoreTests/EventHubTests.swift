@@ -148,3 +148,20 @@ import VestnikModel
         }
     }
 }
+
+@Suite struct IdentifierTests {
+    @Test("ids format lowercase and parse either case, agreeing with Foundation")
+    func roundTrip() {
+        for _ in 0..<200 {
+            let uuid = UUID()
+            let id = UserID(uuid)
+            #expect(id.description == uuid.uuidString.lowercased())
+            #expect(UserID(uuid.uuidString) == id)
+            #expect(UserID(id.description) == id)
+        }
+        for bad in ["", "not-a-uuid", "123e4567-e89b-12d3-a456-42661417400", "123e4567-e89b-12d3-a456-4266141740000",
+                    "123e4567+e89b-12d3-a456-426614174000", "123e4567-e89b-12d3-a456-42661417400g", "пррр"] {
+            #expect(UserID(bad) == nil, "\(bad)")
+        }
+    }
+}
