@@ -15,7 +15,7 @@ struct ServerUnderTest {
         let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-bench-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let log = URL(fileURLWithPath: data + "/serve.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = binary
         process.arguments = ["serve", "--port", "0", "--data-dir", data, "--log-level", "notice"] + extraArguments

@@ -15,14 +15,18 @@ package final class ServerMetrics: Sendable {
     package init() {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
-        responses2xx = registry.makeCounter(name: "vestnik_http_responses_total", labels: [("class", "2xx")])
-        responses4xx = registry.makeCounter(name: "vestnik_http_responses_total", labels: [("class", "4xx")])
-        responses5xx = registry.makeCounter(name: "vestnik_http_responses_total", labels: [("class", "5xx")])
-        messagesSent = registry.makeCounter(name: "vestnik_messages_sent_total", help: "Messages accepted and stored.")
-        streamConnections = registry.makeGauge(name: "vestnik_stream_connections", help: "Open realtime stream connections.")
-        streamConnectionsTotal = registry.makeCounter(name: "vestnik_stream_connections_total", help: "Realtime stream connections accepted.")
+        func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "vestnik", metricName: metric, unitName: unit, helpText: help)
+        }
+        let responses = name("http_responses", "total", "HTTP responses by status class.")
+        responses2xx = registry.makeCounter(descriptor: responses, labels: [("class", "2xx")])
+        responses4xx = registry.makeCounter(descriptor: responses, labels: [("class", "4xx")])
+        responses5xx = registry.makeCounter(descriptor: responses, labels: [("class", "5xx")])
+        messagesSent = registry.makeCounter(descriptor: name("messages_sent", "total", "Messages accepted and stored."))
+        streamConnections = registry.makeGauge(descriptor: name("stream_connections", "", "Open realtime stream connections."))
+        streamConnectionsTotal = registry.makeCounter(descriptor: name("stream_connections", "total", "Realtime stream connections accepted."))
         slowConsumerDisconnects = registry.makeCounter(
-            name: "vestnik_stream_slow_consumer_disconnects_total", help: "Streams closed because the client did not keep up.")
+            descriptor: name("stream_slow_consumer_disconnects", "total", "Streams closed because the client did not keep up."))
     }
 
     func countResponse(status: Int) {

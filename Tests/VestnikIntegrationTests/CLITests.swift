@@ -40,7 +40,7 @@ struct CLITests {
 
         // Terminal 1: bob tails as JSON lines.
         let tailOutput = root + "/bob-tail.jsonl"
-        FileManager.default.createFile(atPath: tailOutput, contents: nil)
+        _ = FileManager.default.createFile(atPath: tailOutput, contents: nil)
         let tail = Process()
         tail.executableURL = binary.url
         tail.arguments = ["tail", "--json"]

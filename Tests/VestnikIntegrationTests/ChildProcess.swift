@@ -55,7 +55,7 @@ struct VestnikBinary {
     func startServer(dataDirectory: String, arguments extra: [String] = []) async throws -> RunningServer {
         let log = URL(fileURLWithPath: dataDirectory).appendingPathComponent("serve-\(UUID().uuidString).log")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let process = Process()
         process.executableURL = url
@@ -115,6 +115,3 @@ final class RunningServer: Sendable {
         return process.terminationStatus
     }
 }
-
-// Process is used from one test task at a time; its methods are thread-safe in Foundation.
-extension Process: @retroactive @unchecked Sendable {}
