@@ -103,6 +103,8 @@ let package = Package(
             dependencies: [
                 "VestnikKit", "VestnikAPI", "VestnikModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/VestnikBench",
             swiftSettings: strict

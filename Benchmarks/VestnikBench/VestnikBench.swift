@@ -9,7 +9,7 @@ struct VestnikBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
 
-    @Argument(help: "Scenarios to run: group, catchup (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Argument(help: "Scenarios to run: group, catchup, idle (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
     @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
     @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
     @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
@@ -21,8 +21,14 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Messages missed before the catch-up.") var missed = 10_000
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Option(help: "Label for the backend column.") var backend = "sqlite"
+    @Option(help: "Idle stream connections (idle scenario).") var connections = 15_000
+    @Option(help: "Connections per worker process (each process may hold at most 20,000 files).") var perWorker = 5000
 
     func run() async throws {
+        if scenarios.first == "idle-worker" {
+            guard let server else { throw ValidationError("idle-worker needs --server") }
+            return try await runIdleWorker(server: server, connections: connections)
+        }
         let binary = URL(fileURLWithPath: vestnikBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vestnik").path)
         var results: [ScenarioResult] = []
         for scenario in scenarios {
@@ -39,6 +45,9 @@ struct VestnikBench: AsyncParsableCommand {
             switch scenario {
             case "group": result = try await runGroup(server: target, backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
             case "catchup": result = try await runCatchUp(server: target, backend: backend, missed: missed)
+            case "idle":
+                let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+                result = try await runIdle(server: target, backend: backend, connections: connections, perWorker: perWorker, bench: bench)
             default: throw ValidationError("unknown scenario \(scenario)")
             }
             result.printTable()
