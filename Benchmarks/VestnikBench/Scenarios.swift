@@ -10,11 +10,12 @@ struct Participants {
 
     /// Logs every login in (bounded concurrency) and opens one stream each; returns when every
     /// stream reported `ready`.
-    static func connect(server: ServerUnderTest, logins: [String], password: String, recorder: Recorder?, marker: String) async throws -> Participants {
+    /// Client `i` connects to `servers[i % servers.count]` (the cluster scenario spreads them).
+    static func connect(servers: [ServerUnderTest], logins: [String], password: String, recorder: Recorder?, marker: String) async throws -> Participants {
         var clients: [VestnikClient] = []
         var users: [User] = []
-        for login in logins {
-            let client = VestnikClient(serverURL: server.url, token: nil)
+        for (index, login) in logins.enumerated() {
+            let client = VestnikClient(serverURL: servers[index % servers.count].url, token: nil)
             users.append(try await client.login(login: login, password: password, deviceName: "bench").user)
             clients.append(client)
         }
@@ -87,13 +88,17 @@ func sendLoad(
 }
 
 /// The `group` scenario: N users in one group, each with a stream; M messages round-robin.
-func runGroup(server: ServerUnderTest, backend: String, users: Int, messages: Int, inflight: Int, rate: Double?) async throws -> ScenarioResult {
+/// With several servers (the `cluster` scenario) clients are spread over them.
+func runGroup(
+    servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?
+) async throws -> ScenarioResult {
+    guard let server = servers.first else { throw BenchError("no server") }
     let password = "bench-password-1"
     let prefix = "g\(UInt16.random(in: 0...UInt16.max))u"
     let logins = try await server.createUsers(prefix: prefix, count: users, password: password)
     let recorder = Recorder()
     let marker = "bench-"
-    let participants = try await Participants.connect(server: server, logins: logins, password: password, recorder: recorder, marker: marker)
+    let participants = try await Participants.connect(servers: servers, logins: logins, password: password, recorder: recorder, marker: marker)
     defer { participants.close() }
     let chat = try await participants.clients[0].createGroup(title: "bench", members: participants.users.dropFirst().map(\.id)).chat
 
@@ -102,8 +107,16 @@ func runGroup(server: ServerUnderTest, backend: String, users: Int, messages: In
     try await sendLoad(senders: participants.clients, chatID: chat.id, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
     try await Task.sleep(for: .milliseconds(300))
 
-    let cpuBefore = server.cpuSeconds()
-    let rssBefore = server.rssBytes()
+    func totalCPU() -> Double? {
+        let values = servers.compactMap { $0.cpuSeconds() }
+        return values.count == servers.count ? values.reduce(0, +) : nil
+    }
+    func totalRSS() -> Int? {
+        let values = servers.compactMap { $0.rssBytes() }
+        return values.count == servers.count ? values.reduce(0, +) : nil
+    }
+    let cpuBefore = totalCPU()
+    let rssBefore = totalRSS()
     try await sendLoad(
         senders: participants.clients, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
         deadline: .seconds(600))
@@ -111,7 +124,7 @@ func runGroup(server: ServerUnderTest, backend: String, users: Int, messages: In
     let expected = messages * users
     let drainDeadline = ContinuousClock.now + .seconds(60)
     while recorder.seenCount < expected, ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(10)) }
-    let cpuAfter = server.cpuSeconds()
+    let cpuAfter = totalCPU()
     let window = recorder.sendWindow()?.seconds ?? .nan
     var figures: [String: Double] = [
         "send throughput (msg/s)": Double(recorder.ackedCount) / window,
@@ -123,11 +136,11 @@ func runGroup(server: ServerUnderTest, backend: String, users: Int, messages: In
         figures["server CPU s"] = cpuAfter - cpuBefore
         figures["server CPU µs per message"] = (cpuAfter - cpuBefore) / Double(max(1, recorder.ackedCount)) * 1e6
     }
-    if let rss = server.rssBytes() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
+    if let rss = totalRSS() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     return ScenarioResult(
-        scenario: "group", backend: backend,
-        parameters: ["users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
+        scenario: scenario, backend: backend,
+        parameters: ["nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
         figures: figures,
         latencies: ["ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies())])
 }

@@ -9,7 +9,7 @@ struct VestnikBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
 
-    @Argument(help: "Scenarios to run: group, catchup, idle (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Argument(help: "Scenarios to run: group, catchup, idle, cluster (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
     @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
     @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
     @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
@@ -43,7 +43,15 @@ struct VestnikBench: AsyncParsableCommand {
             defer { target.stop() }
             let result: ScenarioResult
             switch scenario {
-            case "group": result = try await runGroup(server: target, backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
+            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
+            case "cluster":
+                // Two more nodes on the same database (the first one migrated it).
+                let extra = serverArguments.split(separator: " ").map(String.init)
+                guard extra.contains("--database") else { throw ValidationError("cluster needs --server-arguments=--database postgres://…") }
+                var nodes = [target]
+                for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }
+                defer { nodes.dropFirst().forEach { $0.stop() } }
+                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
             case "catchup": result = try await runCatchUp(server: target, backend: backend, missed: missed)
             case "idle":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
