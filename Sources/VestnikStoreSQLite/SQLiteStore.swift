@@ -54,22 +54,21 @@ package final class SQLiteStore: Store {
     }
 
     package func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
-        try await readers.with { box in
-            try box.connection.exec("BEGIN")
-            do {
-                let result = try await body(SQLiteAccess(box: box))
-                try box.connection.exec("COMMIT")
-                return result
-            } catch {
-                try? box.connection.exec("ROLLBACK")
-                throw error
-            }
-        }
+        try await transaction(on: readers, begin: "BEGIN") { try await body($0) }
     }
 
     package func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T {
-        try await writer.with { box in
-            try box.connection.exec("BEGIN IMMEDIATE")
+        // IMMEDIATE takes the write lock up front, so the transaction never fails half-way
+        // because another process (the admin CLI) started writing.
+        try await transaction(on: writer, begin: "BEGIN IMMEDIATE") { try await body($0) }
+    }
+
+    /// Runs `body` between `begin` and COMMIT on a connection from `pool`; rolls back if it throws.
+    private func transaction<T: Sendable>(
+        on pool: ConnectionPool, begin: String, _ body: @Sendable (SQLiteAccess) async throws -> T
+    ) async throws -> T {
+        try await pool.with { box in
+            try box.connection.exec(begin)
             do {
                 let result = try await body(SQLiteAccess(box: box))
                 try box.connection.exec("COMMIT")
