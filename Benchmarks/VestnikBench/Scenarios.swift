@@ -116,6 +116,7 @@ func runGroup(
         return values.count == servers.count ? values.reduce(0, +) : nil
     }
     let cpuBefore = totalCPU()
+    let clientCPUBefore = ownCPUSeconds()
     let rssBefore = totalRSS()
     try await sendLoad(
         senders: participants.clients, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
@@ -125,6 +126,7 @@ func runGroup(
     let drainDeadline = ContinuousClock.now + .seconds(60)
     while recorder.seenCount < expected, ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(10)) }
     let cpuAfter = totalCPU()
+    let clientCPU = ownCPUSeconds() - clientCPUBefore
     let window = recorder.sendWindow()?.seconds ?? .nan
     var figures: [String: Double] = [
         "send throughput (msg/s)": Double(recorder.ackedCount) / window,
@@ -136,6 +138,8 @@ func runGroup(
         figures["server CPU s"] = cpuAfter - cpuBefore
         figures["server CPU µs per message"] = (cpuAfter - cpuBefore) / Double(max(1, recorder.ackedCount)) * 1e6
     }
+    // The load generator shares the two cores with the server; its share bounds the result too.
+    figures["client CPU µs per message"] = clientCPU / Double(max(1, recorder.ackedCount)) * 1e6
     if let rss = totalRSS() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     return ScenarioResult(
@@ -171,4 +175,11 @@ func runCatchUp(server: ServerUnderTest, backend: String, missed: Int) async thr
         scenario: "catchup", backend: backend, parameters: ["missed": "\(missed)"],
         figures: ["catch-up seconds": elapsed, "messages received": Double(received), "messages per second": Double(received) / elapsed],
         latencies: [:])
+}
+
+/// CPU seconds (user + system) this process has used so far.
+func ownCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }

@@ -23,7 +23,7 @@ package struct CoreContext: Sendable {
     ///
     /// Publishing happens strictly after commit, so a subscriber never sees an event that could
     /// still roll back.
-    package func write<T: Sendable>(_ body: @Sendable (any StoreWriter, EventLog) async throws -> T) async throws -> T {
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter, EventLog) async throws -> T) async throws -> T {
         let log = EventLog()
         let result: T
         do {

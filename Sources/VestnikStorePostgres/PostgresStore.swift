@@ -102,7 +102,7 @@ package final class PostgresStore: Store, Service {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { try await body($0) }
     }
 
-    package func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
         try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) { try await body($0) }
     }
 

@@ -6,11 +6,12 @@ import VestnikModel
 ///
 /// Writes are serialized through the single writer (SQLite allows one writer anyway), which is
 /// also what makes log positions commit in order: the position counter is read and advanced
-/// inside the write transaction. Other processes (the admin CLI) may write to the same file; they
+/// inside the write transaction (concurrent writes are committed together, see
+/// ``GroupCommitWriter``). Other processes (the admin CLI) may write to the same file; they
 /// take SQLite's file lock, so the same holds across processes. `synchronous=FULL`: a commit that
 /// returned is on disk.
 package final class SQLiteStore: Store {
-    private let writer: ConnectionPool
+    private let writer: GroupCommitWriter
     private let readers: ConnectionPool
     package let path: String
 
@@ -22,7 +23,7 @@ package final class SQLiteStore: Store {
         let writerConnection = try SQLiteConnection(path: path, readOnly: false)
         try writerConnection.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Self.migrate(writerConnection)
-        writer = ConnectionPool([writerConnection])
+        writer = GroupCommitWriter(pool: ConnectionPool([writerConnection]))
         var readerConnections: [SQLiteConnection] = []
         for _ in 0..<max(1, readerCount) {
             let connection = try SQLiteConnection(path: path, readOnly: true)
@@ -57,10 +58,8 @@ package final class SQLiteStore: Store {
         try await transaction(on: readers, begin: "BEGIN") { try await body($0) }
     }
 
-    package func write<T: Sendable>(_ body: @Sendable (any StoreWriter) async throws -> T) async throws -> T {
-        // IMMEDIATE takes the write lock up front, so the transaction never fails half-way
-        // because another process (the admin CLI) started writing.
-        try await transaction(on: writer, begin: "BEGIN IMMEDIATE") { try await body($0) }
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+        try await writer.write { try await body($0) }
     }
 
     /// Runs `body` between `begin` and COMMIT on a connection from `pool`; rolls back if it throws.

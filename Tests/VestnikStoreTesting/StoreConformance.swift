@@ -18,6 +18,7 @@ package enum StoreConformance {
         ("event log: positions contiguous, per-recipient reads", eventLog),
         ("event log: a failed write leaves no trace", rollback),
         ("event log: concurrent writers commit in position order", concurrentWriters),
+        ("concurrent writes: a failing one leaves no trace, the others all commit", concurrentFailures),
         ("event log: pruning moves the oldest retained position", pruning),
         ("text round-trips byte for byte", textFidelity),
     ]
@@ -299,6 +300,52 @@ package enum StoreConformance {
             return all.first { !$0.isEmpty } ?? []
         }
         #expect(observed == Array(1...Int64(writers * perWriter)))
+    }
+
+    /// Writes that run at the same time (an adapter may commit them together) are still atomic
+    /// one by one: every third one fails after writing (half of those on a duplicate login), and
+    /// exactly the others are visible afterwards, with contiguous positions.
+    @Sendable package static func concurrentFailures(_ store: any Store) async throws {
+        struct Abort: Error {}
+        let user = UserID.random()
+        _ = try await insertUser(store, makeUser("taken"))
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for i in 0..<60 {
+                group.addTask {
+                    do {
+                        try await store.write { tx in
+                            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: user, readSeq: Int64(i))
+                            _ = try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [user], at: Date.millisecondNow())
+                            let login = i % 6 == 0 ? "taken" : "writer\(i)"
+                            try await tx.insertUser(UserRecord(user: makeUser(login), passwordHash: nil), searchText: login)
+                            if i % 3 == 1 { throw Abort() }
+                        }
+                        return (i, true)
+                    } catch is Abort {
+                        return (i, false)
+                    } catch let error as StoreError {
+                        guard case .duplicate = error else { throw error }
+                        return (i, false)
+                    }
+                }
+            }
+            var outcomes: [Int: Bool] = [:]
+            for try await (i, committed) in group { outcomes[i] = committed }
+            return outcomes
+        }
+        let committed = Set(outcomes.filter(\.value).keys)
+        #expect(committed == Set((0..<60).filter { $0 % 6 != 0 && $0 % 3 != 1 }))
+        let events = try await store.read { try await $0.events(for: user, after: .zero, limit: 100) }
+        #expect(events.map(\.seq.value) == Array(1...Int64(committed.count)))
+        let readSeqs = Set(try events.map { logged -> Int in
+            if case .receiptUpdated(_, _, let readSeq) = try VestnikJSON.decode(ServerEvent.self, from: logged.payload) { return Int(readSeq) }
+            return -1
+        })
+        #expect(readSeqs == committed)
+        for i in 0..<60 where i % 6 != 0 {
+            let stored = try await store.read { try await $0.user(login: "writer\(i)") }
+            #expect((stored != nil) == committed.contains(i), "writer\(i)")
+        }
     }
 
     @Sendable package static func pruning(_ store: any Store) async throws {
