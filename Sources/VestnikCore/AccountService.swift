@@ -57,6 +57,43 @@ package struct AccountService: Sendable {
         return (user, secret)
     }
 
+    /// Creates many accounts at once, all or none (a directory import). Accounts get no password:
+    /// they sign in once an administrator sets one (`reset-password`) or issues a session, so an
+    /// import of thousands does not cost thousands of password hashes.
+    package func importUsers(_ accounts: [NewAccount], as principal: Principal) async throws -> [User] {
+        try requireAdministrator(principal)
+        guard accounts.count <= Self.maxImport else {
+            throw VestnikError(.payloadTooLarge, "At most \(Self.maxImport) accounts per import.")
+        }
+        let now = Date.millisecondNow()
+        var seen = Set<String>()
+        let users = try accounts.map { account -> User in
+            let login = try Validation.login(account.login)
+            guard seen.insert(login).inserted else { throw VestnikError(.loginTaken, "The login \(login) appears twice in the import.") }
+            return User(
+                id: .random(), login: login, displayName: try Validation.text(account.displayName, field: "name", min: 1, max: 128),
+                email: try account.email.map { try Validation.email($0) },
+                department: try account.department.map { try Validation.text($0, field: "department", min: 0, max: 128) },
+                position: try account.position.map { try Validation.text($0, field: "position", min: 0, max: 128) },
+                isAdmin: account.isAdmin, isBlocked: false, createdAt: now)
+        }
+        do {
+            try await context.store.write { tx in
+                for user in users {
+                    if try await tx.user(login: user.login) != nil { throw StoreError.duplicate(what: "login \(user.login)") }
+                    try await tx.insertUser(UserRecord(user: user, passwordHash: nil), searchText: Self.searchText(user))
+                }
+            }
+        } catch StoreError.duplicate(let what) {
+            throw VestnikError(.loginTaken, "The \(what) is already taken; nothing was imported.")
+        }
+        context.logger.info("users imported", metadata: ["vestnik.count": "\(users.count)"])
+        return users
+    }
+
+    /// The largest import accepted in one call (one transaction).
+    package static let maxImport = 100_000
+
     /// Lists accounts for administration, by login.
     package func listUsers(limit: Int, offset: Int, as principal: Principal) async throws -> [User] {
         try requireAdministrator(principal)

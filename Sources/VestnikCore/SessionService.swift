@@ -93,6 +93,26 @@ package struct SessionService: Sendable {
         return (token, session, record.user)
     }
 
+    /// Opens a session for `user` without a password, on an administrator's authority (service
+    /// accounts, kiosks, load tests, a first sign-in after a directory import). The token is shown
+    /// once; like any session it is stored only as a hash and can be revoked.
+    package func issue(for user: UserID, deviceName rawDevice: String, as principal: Principal) async throws -> (token: String, session: Session) {
+        guard case .localAdmin = principal else { throw VestnikError(.forbidden, "Only an administrator can do this.") }
+        let deviceName = try Validation.text(rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
+        let token = SessionToken.generate()
+        let now = Date.millisecondNow()
+        let session = Session(
+            id: .random(), userID: user, deviceName: deviceName, createdAt: now, lastSeenAt: now,
+            expiresAt: now.addingTimeInterval(context.limits.sessionLifetime))
+        try await context.store.write { tx in
+            guard let record = try await tx.user(user) else { throw VestnikError.userNotFound }
+            guard !record.user.isBlocked else { throw VestnikError(.accountBlocked, "This account is blocked.") }
+            try await tx.insertSession(SessionRecord(session: session, tokenHash: SessionToken.hash(token)))
+        }
+        context.logger.info("session issued by administrator", metadata: ["vestnik.user.id": "\(user)", "vestnik.session.id": "\(session.id)"])
+        return (token, session)
+    }
+
     /// Resolves a bearer token to its live session, or throws `unauthenticated`.
     package func authenticate(token: String) async throws -> AuthenticatedSession {
         guard !token.isEmpty, token.utf8.count <= SessionToken.maxLength else { throw Self.unauthenticated }

@@ -52,4 +52,15 @@ package struct AdminConsole: Sendable {
         let user = try await services.accounts.findUser(loginOrID, as: .localAdmin)
         return (user, try await services.accounts.resetPassword(user: user.id, to: password, as: .localAdmin))
     }
+
+    /// Imports accounts without passwords, all or none.
+    package func importUsers(_ accounts: [NewAccount]) async throws -> [User] {
+        try await services.accounts.importUsers(accounts, as: .localAdmin)
+    }
+
+    /// Opens a session for the user without a password; returns the user and the token.
+    package func issueSession(loginOrID: String, deviceName: String) async throws -> (User, String) {
+        let user = try await services.accounts.findUser(loginOrID, as: .localAdmin)
+        return (user, try await services.sessions.issue(for: user.id, deviceName: deviceName, as: .localAdmin).token)
+    }
 }

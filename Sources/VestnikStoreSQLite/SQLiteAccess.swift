@@ -444,8 +444,17 @@ struct SQLiteAccess: StoreWriter {
             throw StoreError.backend("log_state row missing")
         }
         try db.query("INSERT INTO events (seq, created_at, payload) VALUES (?, ?, ?)", [.integer(head), .integer(at.millisecondsSince1970), .blob(Array(payload))])
-        for user in recipients {
-            try db.query("INSERT INTO event_recipients (user_id, seq) VALUES (?, ?)", [.text(user.description), .integer(head)])
+        // One statement for all recipients (a channel has thousands): the ids travel as one JSON
+        // array instead of one statement execution per row.
+        if !recipients.isEmpty {
+            var array = "["
+            array.reserveCapacity(recipients.count * 39 + 2)
+            for (index, user) in recipients.enumerated() {
+                if index > 0 { array += "," }
+                array += "\"\(user.description)\""
+            }
+            array += "]"
+            try db.query("INSERT INTO event_recipients (user_id, seq) SELECT value, ? FROM json_each(?)", [.integer(head), .text(array)])
         }
         return EventSeq(head)
     }

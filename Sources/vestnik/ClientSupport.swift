@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import VestnikAPI
+import VestnikCore
 import VestnikKit
 #if canImport(Glibc)
 import Glibc
@@ -61,11 +62,16 @@ enum Output {
     }
 }
 
-/// Runs a client command body, turning every failure into `error: <message> (<code>)` on stderr and
+/// Runs a command body (client or admin), turning every failure into `error: <message> (<code>)` on stderr and
 /// a non-zero exit.
-func reportingErrors(_ body: () async throws -> Void) async throws {
+@discardableResult
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     do {
-        try await body()
+        return try await body()
+    } catch let error as VestnikError {
+        // Admin commands run Core in-process: its errors carry the same stable codes.
+        Output.error("error: \(error.message) (\(error.code.rawValue))")
+        throw ExitCode.failure
     } catch let error as VestnikClientError {
         Output.error("error: \(error.message) (\(error.code))")
         if error.isAuthenticationFailure, error.code != "invalid_credentials" {

@@ -55,13 +55,13 @@ struct ServeCommand: AsyncParsableCommand {
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin", abstract: "Administer the server through its data directory (works whether it runs or not).",
-        subcommands: [AdminUserCommand.self])
+        subcommands: [AdminUserCommand.self, AdminSessionCommand.self])
 }
 
 struct AdminUserCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user", abstract: "Manage user accounts.",
-        subcommands: [Add.self, List.self, Block.self, Unblock.self, ResetPassword.self])
+        subcommands: [Add.self, Import.self, List.self, Block.self, Unblock.self, ResetPassword.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a user and print its one-time password.")
@@ -170,16 +170,6 @@ func readPasswordFromStdin() throws -> String {
         throw ValidationError("no password on standard input")
     }
     return line
-}
-
-/// Prints domain errors as `error: message (code)` and exits 1.
-func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as VestnikError {
-        FileHandle.standardError.write(Data("error: \(error.message) (\(error.code.rawValue))\n".utf8))
-        throw ExitCode.failure
-    }
 }
 
 /// One JSON object on one line, in the Vestnik dialect.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VestnikKit
 
 /// The `vestnik` command line against a running `vestnik serve`, both as child processes: the
 /// two-terminal scenario (`vestnik tail` in one, `vestnik send` in another).
@@ -79,5 +80,45 @@ struct CLITests {
         let forbidden = try binary.run(["send", "News", "bob cannot post here"], environment: bob)
         #expect(forbidden.status != 0)
         #expect(forbidden.error.contains("channel_read_only"))
+    }
+
+    @Test("admin user import creates accounts all-or-none; admin session issue gives working tokens")
+    func importAndIssue() async throws {
+        let binary = try VestnikBinary.locate()
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-import-\(UUID().uuidString)").path
+        let backend = try await TestBackend.serverArguments()
+        let lines = (0..<50).map { #"{"login":"staff\#($0)","name":"Сотрудник \#($0)","department":"ИТ"}"# }.joined(separator: "\n")
+        let imported = try binary.run(["admin", "user", "import", "--data-dir", data] + backend, stdin: lines + "\n")
+        #expect(imported.status == 0, "\(imported.error)")
+        #expect(imported.output.contains("imported 50 accounts"))
+
+        // One bad line (a taken login) imports nothing; a malformed line is refused before any work.
+        let clash = try binary.run(
+            ["admin", "user", "import", "--data-dir", data] + backend, stdin: #"{"login":"fresh","name":"F"}"# + "\n" + #"{"login":"staff3","name":"X"}"# + "\n")
+        #expect(clash.status != 0)
+        #expect(clash.error.contains("login_taken"))
+        let malformed = try binary.run(["admin", "user", "import", "--data-dir", data] + backend, stdin: "not json\n")
+        #expect(malformed.status != 0)
+        let listed = try binary.run(["admin", "user", "list", "--data-dir", data] + backend)
+        #expect(listed.output.split(separator: "\n").count == 50)
+        #expect(!listed.output.contains("fresh"))
+
+        let issued = try binary.run(["admin", "session", "issue", "--stdin", "--device", "kiosk", "--data-dir", data] + backend, stdin: "staff1\nstaff2\n")
+        #expect(issued.status == 0, "\(issued.error)")
+        let tokens = issued.output.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        #expect(tokens.map(\.first) == ["staff1", "staff2"])
+        let unknown = try binary.run(["admin", "session", "issue", "nobody", "--data-dir", data] + backend)
+        #expect(unknown.status != 0)
+        #expect(unknown.error.contains("user_not_found"))
+
+        let server = try await binary.startServer(dataDirectory: data, arguments: backend)
+        defer { server.kill9() }
+        let token = try #require(tokens.first?.last)
+        let client = VestnikClient(serverURL: server.url, token: token)
+        #expect(try await client.me().login == "staff1")
+        #expect(try await client.sessions().sessions.first?.session.deviceName == "kiosk")
+        // Imported accounts have no password: a password login fails like any wrong password.
+        let anonymous = VestnikClient(serverURL: server.url, token: nil)
+        await #expect(throws: VestnikClientError.self) { _ = try await anonymous.login(login: "staff3", password: "anything-at-all", deviceName: "x") }
     }
 }
