@@ -1,4 +1,5 @@
 import Foundation
+import VestnikAPI
 
 /// The server being measured: a `vestnik serve` child process the bench starts, or an external
 /// one given by URL (then its data directory is needed to create users through the admin path).
@@ -61,21 +62,59 @@ struct ServerUnderTest {
         return logins
     }
 
+    /// Imports passwordless accounts in one admin call; returns their ids in order.
+    func importUsers(_ logins: [String]) throws -> [UserID] {
+        let lines = logins.map { #"{"login":"\#($0)","name":"Bench \#($0)"}"# }.joined(separator: "\n") + "\n"
+        let output = try adminOutput(["user", "import", "--json"], stdin: lines)
+        let users = try output.split(separator: UInt8(ascii: "\n")).map { try VestnikJSON.decode(User.self, from: Data($0)) }
+        let byLogin = Dictionary(users.map { ($0.login, $0.id) }, uniquingKeysWith: { first, _ in first })
+        return try logins.map { login in
+            guard let id = byLogin[login] else { throw BenchError("import did not report \(login)") }
+            return id
+        }
+    }
+
+    /// Issues one session per login through the admin path; returns the tokens in order.
+    func issueSessions(_ logins: [String]) throws -> [String] {
+        let output = try adminOutput(["session", "issue", "--stdin", "--device", "bench"], stdin: logins.joined(separator: "\n") + "\n")
+        let tokens = Dictionary(
+            String(decoding: output, as: UTF8.self).split(separator: "\n").compactMap { line -> (String, String)? in
+                let fields = line.split(separator: "\t")
+                return fields.count == 2 ? (String(fields[0]), String(fields[1])) : nil
+            }, uniquingKeysWith: { first, _ in first })
+        return try logins.map { login in
+            guard let token = tokens[login] else { throw BenchError("no session issued for \(login)") }
+            return token
+        }
+    }
+
     func admin(_ arguments: [String], stdin: String) throws {
+        _ = try adminOutput(arguments, stdin: stdin)
+    }
+
+    /// Runs `vestnik admin …` on this server's store and returns its standard output.
+    func adminOutput(_ arguments: [String], stdin: String) throws -> Data {
         let process = Process()
         process.executableURL = binary
         process.arguments = ["admin"] + arguments + ["--data-dir", dataDirectory] + storeArguments
         let input = Pipe()
         process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
+        let output = Pipe()
+        process.standardOutput = output
         let errors = Pipe()
         process.standardError = errors
         try process.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
+        // Feed standard input while reading the output, so neither pipe fills up and blocks.
+        let writer = Thread {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
+        let result = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw BenchError("admin \(arguments.prefix(3)): \(String(decoding: err, as: UTF8.self))") }
+        return result
     }
 
     func stop() {

@@ -9,7 +9,7 @@ struct VestnikBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
 
-    @Argument(help: "Scenarios to run: group, catchup, idle, cluster (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Argument(help: "Scenarios to run: group, channel, catchup, idle, cluster (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
     @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
     @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
     @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
@@ -23,11 +23,17 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Label for the backend column.") var backend = "sqlite"
     @Option(help: "Idle stream connections (idle scenario).") var connections = 15_000
     @Option(help: "Connections per worker process (each process may hold at most 20,000 files).") var perWorker = 5000
+    @Option(help: "Connected members of the channel (channel scenario).") var members = 5000
+    @Option(help: "Posts to the channel, a second apart (channel scenario).") var posts = 10
 
     func run() async throws {
         if scenarios.first == "idle-worker" {
             guard let server else { throw ValidationError("idle-worker needs --server") }
             return try await runIdleWorker(server: server, connections: connections)
+        }
+        if scenarios.first == "channel-worker" {
+            guard let server else { throw ValidationError("channel-worker needs --server") }
+            return try await runChannelWorker(server: server, posts: messages)
         }
         let binary = URL(fileURLWithPath: vestnikBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vestnik").path)
         var results: [ScenarioResult] = []
@@ -52,6 +58,9 @@ struct VestnikBench: AsyncParsableCommand {
                 for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }
                 defer { nodes.dropFirst().forEach { $0.stop() } }
                 result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate)
+            case "channel":
+                let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+                result = try await runChannel(server: target, backend: backend, members: members, posts: posts, perWorker: perWorker, bench: bench)
             case "catchup": result = try await runCatchUp(server: target, backend: backend, missed: missed)
             case "idle":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
