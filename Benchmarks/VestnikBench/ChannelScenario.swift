@@ -128,7 +128,7 @@ func runChannelWorker(server: String, posts: Int) async throws {
                             continue
                         }
                         let at = wallClockNanoseconds()
-                        guard let post = postIndex(in: Array(text.utf8), marker: marker) else { continue }
+                        guard let post = numberAfter(marker, in: Array(text.utf8)) else { continue }
                         seen.append("seen \(post) \(at)")
                         received += 1
                         if received == posts {
@@ -154,21 +154,19 @@ func runChannelWorker(server: String, posts: Int) async throws {
     }
 }
 
-/// The N of `"text":"chan-N"` in a frame, if it has one.
-private func postIndex(in bytes: [UInt8], marker: [UInt8]) -> Int? {
-    guard bytes.count >= marker.count else { return nil }
+/// The decimal number right after `needle` in `bytes` (e.g. the N of `"text":"chan-N"`), if any.
+func numberAfter(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
+    guard !needle.isEmpty, bytes.count >= needle.count else { return nil }
     var start = 0
-    while start + marker.count <= bytes.count {
-        if bytes[start] == marker[0], Array(bytes[start..<(start + marker.count)]) == marker {
+    while start + needle.count <= bytes.count {
+        if bytes[start] == needle[0], bytes[start..<(start + needle.count)].elementsEqual(needle) {
             var value = 0
-            var position = start + marker.count
-            var digits = 0
-            while position < bytes.count, let digit = Int(exactly: bytes[position]), (48...57).contains(digit) {
-                value = value * 10 + (digit - 48)
+            var position = start + needle.count
+            while position < bytes.count, (48...57).contains(bytes[position]) {
+                value = value * 10 + Int(bytes[position] - 48)
                 position += 1
-                digits += 1
             }
-            return digits > 0 ? value : nil
+            return position > start + needle.count ? value : nil
         }
         start += 1
     }

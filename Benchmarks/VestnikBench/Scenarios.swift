@@ -1,6 +1,8 @@
 import Foundation
 import VestnikAPI
 import VestnikKit
+import Logging
+import WSClient
 
 /// Logged-in clients with open streams, and the receive side of the measurements.
 struct Participants {
@@ -11,7 +13,9 @@ struct Participants {
     /// Logs every login in (bounded concurrency) and opens one stream each; returns when every
     /// stream reported `ready`.
     /// Client `i` connects to `servers[i % servers.count]` (the cluster scenario spreads them).
-    static func connect(servers: [ServerUnderTest], logins: [String], password: String, recorder: Recorder?, marker: String) async throws -> Participants {
+    static func connect(
+        servers: [ServerUnderTest], logins: [String], password: String, recorder: Recorder?, marker: String, sdkReceivers: Bool = false
+    ) async throws -> Participants {
         var clients: [VestnikClient] = []
         var users: [User] = []
         for (index, login) in logins.enumerated() {
@@ -21,24 +25,14 @@ struct Participants {
         }
         let ready = ReadyCounter()
         var tasks: [Task<Void, Never>] = []
-        for client in clients {
-            tasks.append(
-                Task {
-                    do {
-                        for try await event in client.stream() {
-                            switch event {
-                            case .ready: await ready.increment()
-                            case .event(let sequenced):
-                                if let recorder, case .messageCreated(let message) = sequenced.event, message.text.hasPrefix(marker),
-                                    let index = Int(message.text.dropFirst(marker.count))
-                                {
-                                    recorder.seen(index, at: .now)
-                                }
-                            default: break
-                            }
-                        }
-                    } catch {}
-                })
+        for (index, client) in clients.enumerated() {
+            if sdkReceivers {
+                tasks.append(Task { await receiveDecoding(client, recorder: recorder, marker: marker, ready: ready) })
+            } else {
+                guard let token = client.token else { throw BenchError("no token after login") }
+                let url = servers[index % servers.count].url
+                tasks.append(Task { await receiveRaw(server: url, token: token, recorder: recorder, marker: marker, ready: ready) })
+            }
         }
         let deadline = ContinuousClock.now + .seconds(60)
         while await ready.value < clients.count {
@@ -50,6 +44,49 @@ struct Participants {
 
     func close() {
         for task in streamTasks { task.cancel() }
+    }
+}
+
+/// Receives through VestnikKit's stream, decoding every event into its wire type (what an app does).
+private func receiveDecoding(_ client: VestnikClient, recorder: Recorder?, marker: String, ready: ReadyCounter) async {
+    do {
+        for try await event in client.stream() {
+            switch event {
+            case .ready: await ready.increment()
+            case .event(let sequenced):
+                if let recorder, case .messageCreated(let message) = sequenced.event, message.text.hasPrefix(marker),
+                    let index = Int(message.text.dropFirst(marker.count))
+                {
+                    recorder.seen(index, at: .now)
+                }
+            default: break
+            }
+        }
+    } catch {}
+}
+
+/// Receives on a bare WebSocket and only looks for the message marker in each frame: the load
+/// generator shares the two cores with the server, and decoding 20 copies of every message into
+/// wire types would cost it more CPU than the server spends (measured: `--sdk-receivers`).
+private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker: String, ready: ReadyCounter) async {
+    let url = server.absoluteString.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/stream"
+    var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 22, autoPing: .disabled)
+    configuration.additionalHeaders[.authorization] = "Bearer \(token)"
+    let needle = Array("\"text\":\"\(marker)".utf8)
+    let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+    _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
+        var isReady = false
+        for try await message in inbound.messages(maxSize: 1 << 22) {
+            guard case .text(let text) = message else { continue }
+            if !isReady {
+                if text.contains("\"ready\"") {
+                    isReady = true
+                    await ready.increment()
+                }
+                continue
+            }
+            if let recorder, let index = numberAfter(needle, in: Array(text.utf8)) { recorder.seen(index, at: .now) }
+        }
     }
 }
 
@@ -90,7 +127,8 @@ func sendLoad(
 /// The `group` scenario: N users in one group, each with a stream; M messages round-robin.
 /// With several servers (the `cluster` scenario) clients are spread over them.
 func runGroup(
-    servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?
+    servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?,
+    sdkReceivers: Bool = false
 ) async throws -> ScenarioResult {
     guard let server = servers.first else { throw BenchError("no server") }
     let password = "bench-password-1"
@@ -98,7 +136,8 @@ func runGroup(
     let logins = try await server.createUsers(prefix: prefix, count: users, password: password)
     let recorder = Recorder()
     let marker = "bench-"
-    let participants = try await Participants.connect(servers: servers, logins: logins, password: password, recorder: recorder, marker: marker)
+    let participants = try await Participants.connect(
+        servers: servers, logins: logins, password: password, recorder: recorder, marker: marker, sdkReceivers: sdkReceivers)
     defer { participants.close() }
     let chat = try await participants.clients[0].createGroup(title: "bench", members: participants.users.dropFirst().map(\.id)).chat
 
@@ -144,7 +183,7 @@ func runGroup(
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     return ScenarioResult(
         scenario: scenario, backend: backend,
-        parameters: ["nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
+        parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
         figures: figures,
         latencies: ["ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies())])
 }
