@@ -16,6 +16,7 @@ import VestnikModel
 ///   Chat and user rows read inside a write are locked too (see `PostgresAccess.locking`).
 /// - `appendEvent` also sends `NOTIFY vestnik_events, '<seq>'`, delivered at commit, so other nodes
 ///   learn about new positions without polling (``listenForEvents(onListening:_:)``).
+/// - Concurrent writes of one node are committed together (``GroupCommit``), each in a savepoint.
 /// - Nothing retries: a failed transaction is rolled back and its error surfaces (a deadlock or a
 ///   lost connection is ``StoreError/backend(_:)``), because Core's closures are not idempotent.
 ///
@@ -31,13 +32,33 @@ package final class PostgresStore: Store, Service {
 
     private let client: PostgresClient
     private let logger: Logger
+    private let writer: GroupCommit<PostgresAccess>
     package let configuration: PostgresStoreConfiguration
 
     /// Creates the store; it connects lazily, once ``run()`` is running.
     package init(configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "vestnik.store.postgres")) {
         self.configuration = configuration
         self.logger = logger
-        client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
+        // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
+        // across its own round trips and commit.
+        writer = GroupCommit(
+            transaction: { writes in
+                try await Self.transaction(client: client, logger: logger, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) {
+                    try await writes($0)
+                }
+            },
+            savepoint: { access, step in
+                switch step {
+                case .open: try await access.rows("SAVEPOINT write")
+                case .release: try await access.rows("RELEASE SAVEPOINT write")
+                case .rollBack:
+                    try await access.rows("ROLLBACK TO SAVEPOINT write")
+                    try await access.rows("RELEASE SAVEPOINT write")
+                }
+            })
     }
 
     /// Creates the store from a `postgres://user:password@host:port/database` URL.
@@ -103,7 +124,7 @@ package final class PostgresStore: Store, Service {
     }
 
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
-        try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) { try await body($0) }
+        try await writer.write { try await body($0) }
     }
 
     package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
@@ -124,6 +145,12 @@ package final class PostgresStore: Store, Service {
     /// returned to the pool in an open transaction; the pool replaces it.
     private func transaction<T: Sendable>(
         begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
+    ) async throws -> T {
+        try await Self.transaction(client: client, logger: logger, begin: begin, locking: locking, body)
+    }
+
+    private static func transaction<T: Sendable>(
+        client: PostgresClient, logger: Logger, begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
         do {
             return try await client.withConnection { connection in

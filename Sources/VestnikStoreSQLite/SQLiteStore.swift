@@ -7,11 +7,11 @@ import VestnikModel
 /// Writes are serialized through the single writer (SQLite allows one writer anyway), which is
 /// also what makes log positions commit in order: the position counter is read and advanced
 /// inside the write transaction (concurrent writes are committed together, see
-/// ``GroupCommitWriter``). Other processes (the admin CLI) may write to the same file; they
+/// ``GroupCommit``). Other processes (the admin CLI) may write to the same file; they
 /// take SQLite's file lock, so the same holds across processes. `synchronous=FULL`: a commit that
 /// returned is on disk.
 package final class SQLiteStore: Store {
-    private let writer: GroupCommitWriter
+    private let writer: GroupCommit<SQLiteAccess>
     private let readers: ConnectionPool
     package let path: String
 
@@ -23,7 +23,31 @@ package final class SQLiteStore: Store {
         let writerConnection = try SQLiteConnection(path: path, readOnly: false)
         try writerConnection.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Self.migrate(writerConnection)
-        writer = GroupCommitWriter(pool: ConnectionPool([writerConnection]))
+        let writerPool = ConnectionPool([writerConnection])
+        writer = GroupCommit(
+            transaction: { writes in
+                try await writerPool.with { box in
+                    // IMMEDIATE takes the write lock up front, so the transaction never fails
+                    // half-way because another process (the admin CLI) started writing.
+                    try box.connection.exec("BEGIN IMMEDIATE")
+                    do {
+                        try await writes(SQLiteAccess(box: box))
+                        try box.connection.exec("COMMIT")
+                    } catch {
+                        try? box.connection.exec("ROLLBACK")
+                        throw error
+                    }
+                }
+            },
+            savepoint: { access, step in
+                switch step {
+                case .open: try access.box.connection.query("SAVEPOINT write")
+                case .release: try access.box.connection.query("RELEASE write")
+                case .rollBack:
+                    try access.box.connection.query("ROLLBACK TO write")
+                    try access.box.connection.query("RELEASE write")
+                }
+            })
         var readerConnections: [SQLiteConnection] = []
         for _ in 0..<max(1, readerCount) {
             let connection = try SQLiteConnection(path: path, readOnly: true)
