@@ -1,0 +1,428 @@
+"""End-to-end tests of the web client in headless Chromium against a live `vestnik serve`.
+
+Two browsers (alice in English, bob in Russian) chat with each other through the real server:
+login, a group, live messages, unread counts, replies, reactions, edits with history, deletes,
+an XSS attempt, a server restart with messages queued offline, and keyboard-only use.
+Screenshots of the main screens in both themes go to $VESTNIK_SCREENSHOTS
+(default: artifacts/screenshots/).
+
+Run through scripts/test-web.sh, which provides the server binary, chromium and chromedriver.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("VESTNIK_BIN", os.path.join(ROOT, ".build", "debug", "vestnik"))
+SHOTS = os.environ.get("VESTNIK_SCREENSHOTS", os.path.join(ROOT, "artifacts", "screenshots"))
+PASSWORD = "correct-horse-battery-42"
+XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold</b>'
+TIMEOUT = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`vestnik serve` as a child process; stop() and start() keep the port and data directory."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.data = tempfile.mkdtemp(prefix="vestnik-e2e-")
+        self.log = open(os.path.join(self.data, "server.log"), "ab")
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def add_user(self, login, name, department=None):
+        args = [BINARY, "admin", "user", "add", "--data-dir", self.data, "--login", login, "--name", name, "--password-stdin"]
+        if department:
+            args += ["--department", department]
+        subprocess.run(args, input=PASSWORD + "\n", text=True, check=True, capture_output=True)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", "--data-dir", self.data, "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def make_browser(lang, width=1280, height=800):
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
+    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}",
+                f"--lang={lang}", "--force-device-scale-factor=1", "--hide-scrollbars"]:
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"intl.accept_languages": lang})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_window_size(width, height)
+    return driver
+
+
+def wait(driver, condition, timeout=TIMEOUT, message=""):
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
+
+
+def shot(driver, name):
+    os.makedirs(SHOTS, exist_ok=True)
+    time.sleep(0.3)
+    driver.save_screenshot(os.path.join(SHOTS, name + ".png"))
+
+
+MESSAGES_JS = """
+return [...document.querySelectorAll('#messages .msg')].map(m => ({
+  id: m.dataset.id, own: m.classList.contains('own'), pending: m.classList.contains('pending'),
+  deleted: m.classList.contains('deleted'),
+  text: (m.querySelector('.text') || {}).textContent || '',
+  quote: (m.querySelector('.quote-text') || {}).textContent || '',
+  edited: !!m.querySelector('.edited'),
+  read: !!m.querySelector('.status-read'),
+  reactions: [...m.querySelectorAll('.reaction')].map(r => r.textContent),
+}));
+"""
+
+
+def messages(driver):
+    return driver.execute_script(MESSAGES_JS)
+
+
+def wait_message(driver, text, **expected):
+    def check(d):
+        for m in messages(d):
+            if m["text"] == text and all(m.get(k) == v for k, v in expected.items()):
+                return m
+        return None
+    return wait(driver, check, message=f"message {text!r} with {expected}")
+
+
+def message_element(driver, text):
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#messages .msg')].find(m => (m.querySelector('.text')||{}).textContent === arguments[0])", text)
+
+
+def message_action(driver, text, action):
+    el = message_element(driver, text)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    ActionChains(driver).context_click(el).perform()
+    item = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'.menu [data-action="{action}"]'))
+    item.click()
+
+
+def login(driver, server, user, password=PASSWORD):
+    driver.get(server.url + "/")
+    field = wait(driver, lambda d: d.find_element(By.ID, "login"))
+    field.clear()
+    field.send_keys(user)
+    pw = driver.find_element(By.ID, "password")
+    pw.clear()
+    pw.send_keys(password, Keys.ENTER)
+
+
+def chat_item(driver, title):
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#chat-list a.chat-item')].find(a => a.querySelector('.chat-item-title').textContent.trim() === arguments[0])", title)
+
+
+def open_chat(driver, title):
+    wait(driver, lambda d: chat_item(d, title), message=f"chat {title}").click()
+    wait(driver, lambda d: d.find_element(By.ID, "chat-title").text == title)
+    wait(driver, lambda d: d.execute_script("return !document.querySelector('#messages .spinner:not(.history-loader .spinner)')"))
+
+
+def send(driver, text):
+    box = wait(driver, lambda d: d.find_element(By.ID, "composer-input"))
+    box.send_keys(text)
+    box.send_keys(Keys.ENTER)
+
+
+def badge(driver, title):
+    return driver.execute_script("const a = arguments[0]; const b = a && a.querySelector('.badge'); return b ? b.textContent : ''", chat_item(driver, title))
+
+
+def uncaught_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "Uncaught" in e["message"]]
+
+
+@pytest.fixture(scope="module")
+def env():
+    server = Server()
+    server.add_user("alice", "Alice Smirnova", "IT")
+    server.add_user("bob", "Борис Иванов", "Sales")
+    server.add_user("eve", '<img src=x onerror="window.__xss=3">Eve')
+    server.start()
+    alice = make_browser("en-US")
+    bob = make_browser("ru-RU")
+    yield server, alice, bob
+    for d in (alice, bob):
+        errors = uncaught_errors(d)
+        d.quit()
+        assert not errors, errors
+    server.stop()
+
+
+def test_login_shows_clear_errors(env):
+    server, alice, _ = env
+    alice.get(server.url + "/")
+    wait(alice, lambda d: d.find_element(By.ID, "login"))
+    assert alice.find_element(By.ID, "login-title").text == "Sign in to Vestnik"
+    shot(alice, "01-login-light")
+    login(alice, server, "alice", "wrong-password")
+    wait(alice, lambda d: d.find_element(By.ID, "login-error").text == "Wrong login or password.")
+    # No token anywhere in the URL, no inline handlers in the page.
+    assert "token" not in alice.current_url
+
+
+def test_both_log_in_and_see_localised_ui(env):
+    server, alice, bob = env
+    login(alice, server, "alice")
+    login(bob, server, "bob")
+    for d in (alice, bob):
+        wait(d, lambda d: d.find_element(By.ID, "chat-list"))
+        wait(d, lambda d: d.execute_script("return document.getElementById('conn-status').textContent === ''"), message="online")
+    assert alice.find_element(By.ID, "chat-search").get_attribute("placeholder") == "Search"
+    assert bob.find_element(By.ID, "chat-search").get_attribute("placeholder") == "Поиск"
+    assert alice.execute_script("return localStorage.getItem('vestnik.token')")
+    assert "token" not in alice.current_url
+
+
+def test_create_group_appears_live_for_the_other_user(env):
+    server, alice, bob = env
+    alice.find_element(By.ID, "new-chat").click()
+    wait(alice, lambda d: d.find_element(By.ID, "tab-group")).click()
+    title = wait(alice, lambda d: d.find_element(By.ID, "new-chat-title"))
+    title.send_keys("Project Apollo")
+    picker = alice.find_element(By.CSS_SELECTOR, ".people-picker input")
+    for login_name in ("bob", "eve"):
+        picker.clear()
+        picker.send_keys(login_name)
+        wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, f'li.person[data-login="{login_name}"]')).click()
+        wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, f'li.person[data-login="{login_name}"][aria-selected="true"]'))
+    shot(alice, "05-new-chat-dialog-light")
+    alice.find_element(By.ID, "new-chat-create").click()
+    wait(alice, lambda d: d.find_element(By.ID, "chat-title").text == "Project Apollo")
+    wait(bob, lambda d: chat_item(d, "Project Apollo"), message="group appears for bob")
+
+
+def test_send_receive_live_unread_and_read_receipts(env):
+    server, alice, bob = env
+    send(alice, "Hello Bob, welcome to Apollo")
+    send(alice, "Second message @bob")
+    wait_message(alice, "Second message @bob", pending=False)
+    wait(bob, lambda d: badge(d, "Project Apollo") == "2", message="unread badge 2")
+    preview = bob.execute_script("return arguments[0].querySelector('.chat-item-preview').textContent", chat_item(bob, "Project Apollo"))
+    assert "Second message @bob" in preview
+    open_chat(bob, "Project Apollo")
+    wait_message(bob, "Hello Bob, welcome to Apollo", own=False)
+    wait_message(bob, "Second message @bob", own=False)
+    wait(bob, lambda d: badge(d, "Project Apollo") == "", message="badge cleared")
+    # Read by bob: alice's messages turn to double ticks.
+    wait_message(alice, "Second message @bob", read=True)
+    # Live both ways.
+    send(bob, "Привет, Алиса!")
+    wait_message(alice, "Привет, Алиса!", own=False)
+    assert bob.execute_script("return document.querySelectorAll('#messages .mention').length") >= 1
+
+
+def test_reply_react_edit_delete(env):
+    server, alice, bob = env
+    message_action(bob, "Hello Bob, welcome to Apollo", "reply")
+    wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, ".composer-bar").is_displayed())
+    send(bob, "Спасибо, рад быть здесь")
+    m = wait_message(alice, "Спасибо, рад быть здесь")
+    assert m["quote"].startswith("Hello Bob")
+
+    # Reaction from alice shows on bob's side.
+    el = message_element(alice, "Спасибо, рад быть здесь")
+    ActionChains(alice).context_click(el).perform()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu .emoji-btn[aria-label="👍"]')).click()
+    wait_message(bob, "Спасибо, рад быть здесь", reactions=["👍1"])
+
+    # Edit with history.
+    send(alice, "Meeting at 10")
+    wait_message(bob, "Meeting at 10")
+    message_action(alice, "Meeting at 10", "edit")
+    box = alice.find_element(By.ID, "composer-input")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Meeting at 11")
+    box.send_keys(Keys.ENTER)
+    wait_message(bob, "Meeting at 11", edited=True)
+    assert not any(m["text"] == "Meeting at 10" for m in messages(bob))
+    message_element(bob, "Meeting at 11").find_element(By.CSS_SELECTOR, ".edited").click()
+    wait(bob, lambda d: "Meeting at 10" in d.find_element(By.CSS_SELECTOR, "dialog[open] .history-list").text)
+    bob.find_element(By.CSS_SELECTOR, "dialog[open]").send_keys(Keys.ESCAPE)
+    wait(bob, lambda d: not d.find_elements(By.CSS_SELECTOR, "dialog[open]"))
+
+    # Delete: a tombstone on both sides.
+    send(alice, "This will be deleted")
+    wait_message(bob, "This will be deleted")
+    message_action(alice, "This will be deleted", "delete")
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, "dialog[open] .btn-danger")).click()
+    wait(bob, lambda d: not any(m["text"] == "This will be deleted" for m in messages(d)))
+    wait(bob, lambda d: any(m["deleted"] for m in messages(d)))
+    assert any("Сообщение удалено" in e.text for e in bob.find_elements(By.CSS_SELECTOR, "#messages .msg.deleted"))
+
+    # Pin: the pinned bar appears for both.
+    message_action(alice, "Meeting at 11", "pin")
+    wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, ".pinned-bar").is_displayed() and "Meeting at 11" in d.find_element(By.CSS_SELECTOR, ".pinned-bar").text)
+
+
+def test_screens_in_both_themes(env):
+    server, alice, bob = env
+    shot(alice, "02-chat-light")
+    bob.find_element(By.ID, "menu-button").click()
+    wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="theme"]')).click()
+    wait(bob, lambda d: d.execute_script("return document.documentElement.dataset.theme") == "dark")
+    shot(bob, "03-chat-dark-ru")
+    bob.find_element(By.ID, "new-chat").click()
+    wait(bob, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open] li.person"))
+    shot(bob, "06-new-chat-dark-ru")
+    bob.find_element(By.CSS_SELECTOR, "dialog[open]").send_keys(Keys.ESCAPE)
+
+
+def test_xss_renders_as_text(env):
+    server, alice, bob = env
+    send(alice, XSS)
+    wait_message(bob, XSS)
+    wait_message(alice, XSS, pending=False)
+    for d in (alice, bob):
+        assert d.execute_script("return document.querySelectorAll('#messages img, #messages script, #messages b').length") == 0
+        assert d.execute_script("return window.__xss === undefined")
+    # A display name with markup is text too (members panel).
+    bob.find_element(By.ID, "chat-info-button").click()
+    wait(bob, lambda d: 'onerror' in d.find_element(By.ID, "info-pane").text)
+    assert bob.execute_script("return document.querySelectorAll('#info-pane img').length") == 0
+    assert bob.execute_script("return window.__xss === undefined")
+    shot(bob, "04-info-panel-ru-dark")
+    bob.find_element(By.CSS_SELECTOR, "#info-pane .icon-btn").click()
+
+
+def test_reconnect_after_server_restart_loses_and_duplicates_nothing(env):
+    server, alice, bob = env
+    before = len(messages(bob))
+    server.stop()
+    for d in (alice, bob):
+        wait(d, lambda d: "offline" in d.find_element(By.ID, "conn-status").get_attribute("class"), message="offline indicator")
+    # Typed while the server is down: queued and shown as sending.
+    send(alice, "Written while offline")
+    wait_message(alice, "Written while offline", pending=True)
+    shot(alice, "07-offline-light")
+    server.start()
+    wait_message(bob, "Written while offline")
+    wait_message(alice, "Written while offline", pending=False)
+    for d in (alice, bob):
+        wait(d, lambda d: d.find_element(By.ID, "conn-status").text == "", message="back online")
+    send(bob, "После перезапуска")
+    wait_message(alice, "После перезапуска")
+    time.sleep(1.0)
+    for d in (alice, bob):
+        texts = [m["text"] for m in messages(d) if not m["deleted"]]
+        ids = [m["id"] for m in messages(d)]
+        assert len(ids) == len(set(ids)), ids
+        assert texts.count("Written while offline") == 1, texts
+        assert texts.count("После перезапуска") == 1, texts
+        assert texts.count("Hello Bob, welcome to Apollo") == 1, texts
+    assert len(messages(bob)) == before + 2
+
+
+def test_keyboard_only_navigation(env):
+    server, alice, bob = env
+    bob.get(server.url + "/")
+    wait(bob, lambda d: chat_item(d, "Project Apollo"))
+    body = bob.find_element(By.TAG_NAME, "body")
+    # Tab from the page start reaches the menu button first.
+    body.send_keys(Keys.TAB)
+    assert bob.switch_to.active_element.get_attribute("id") == "menu-button"
+    # Ctrl+K focuses the search; arrows walk the list; Enter opens the chat.
+    bob.switch_to.active_element.send_keys(Keys.CONTROL, "k")
+    assert bob.switch_to.active_element.get_attribute("id") == "chat-search"
+    bob.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert "chat-item" in bob.switch_to.active_element.get_attribute("class")
+    bob.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(bob, lambda d: d.find_element(By.ID, "chat-title").text == "Project Apollo")
+    wait(bob, lambda d: d.switch_to.active_element.get_attribute("id") == "composer-input", message="composer focused")
+    bob.switch_to.active_element.send_keys("Typed without a mouse", Keys.ENTER)
+    wait_message(alice, "Typed without a mouse")
+    # Shift+Tab into the history focuses the newest message; Enter opens its actions.
+    for _ in range(4):
+        if bob.execute_script("return !!document.activeElement.closest('.msg')"):
+            break
+        bob.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+    assert bob.execute_script("return !!document.activeElement.closest('.msg')")
+    bob.switch_to.active_element.send_keys(Keys.ARROW_UP)
+    bob.switch_to.active_element.send_keys(Keys.ENTER)
+    wait(bob, lambda d: d.find_elements(By.CSS_SELECTOR, ".menu"))
+    assert bob.execute_script("return !!document.activeElement.closest('.menu')")
+    bob.switch_to.active_element.send_keys(Keys.ESCAPE)
+    wait(bob, lambda d: not d.find_elements(By.CSS_SELECTOR, ".menu"))
+    assert bob.execute_script("return !!document.activeElement.closest('.msg')")
+    # Escape from the history returns to the composer.
+    bob.switch_to.active_element.send_keys(Keys.ESCAPE)
+    assert bob.switch_to.active_element.get_attribute("id") == "composer-input"
+
+
+def test_phone_layout(env):
+    server, alice, _ = env
+    alice.set_window_size(360, 740)
+    alice.get(server.url + "/")
+    wait(alice, lambda d: chat_item(d, "Project Apollo"))
+    assert alice.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    shot(alice, "08-phone-list-light")
+    open_chat(alice, "Project Apollo")
+    wait(alice, lambda d: not d.find_element(By.ID, "sidebar").is_displayed())
+    assert alice.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    shot(alice, "09-phone-chat-light")
+    alice.find_element(By.CSS_SELECTOR, ".back-btn").click()
+    wait(alice, lambda d: d.find_element(By.ID, "sidebar").is_displayed())
+    alice.set_window_size(1280, 800)
+
+
+def test_logout_and_sessions(env):
+    server, alice, _ = env
+    alice.get(server.url + "/")
+    wait(alice, lambda d: d.find_element(By.ID, "menu-button")).click()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="sessions"]')).click()
+    wait(alice, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open] .session.current"))
+    alice.find_element(By.CSS_SELECTOR, "dialog[open]").send_keys(Keys.ESCAPE)
+    wait(alice, lambda d: d.find_element(By.ID, "menu-button")).click()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="logout"]')).click()
+    wait(alice, lambda d: d.find_element(By.ID, "login"))
+    assert alice.execute_script("return localStorage.getItem('vestnik.token')") is None
