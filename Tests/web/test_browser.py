@@ -245,7 +245,14 @@ def test_create_group_appears_live_for_the_other_user(env):
 def test_send_receive_live_unread_and_read_receipts(env):
     server, alice, bob = env
     send(alice, "Hello Bob, welcome to Apollo")
-    send(alice, "Second message @bob")
+    # "@bo" opens the mention autocomplete; Enter completes it to "@bob ", the next Enter sends.
+    box = alice.find_element(By.ID, "composer-input")
+    box.send_keys("Second message @bo")
+    wait(alice, lambda d: d.find_element(By.ID, "mention-list").is_displayed())
+    assert "@bob" in alice.find_element(By.ID, "mention-list").text
+    box.send_keys(Keys.ENTER)
+    wait(alice, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "Second message @bob ")
+    box.send_keys(Keys.ENTER)
     wait_message(alice, "Second message @bob", pending=False)
     wait(bob, lambda d: badge(d, "Project Apollo") == "2", message="unread badge 2")
     preview = bob.execute_script("return arguments[0].querySelector('.chat-item-preview').textContent", chat_item(bob, "Project Apollo"))

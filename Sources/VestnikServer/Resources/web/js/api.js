@@ -65,7 +65,7 @@ export const api = {
   users: (q, limit = 50) => request('GET', '/users' + query({ q, limit })),
   user: (id) => request('GET', '/users/' + enc(id)),
   chats: () => request('GET', '/chats'),
-  createChat: (body) => request('POST', '/chats', body),
+  createChat: (body) => request('POST', '/chats', body).then((details) => details.chat),
   chat: (id) => request('GET', '/chats/' + enc(id)),
   updateChat: (id, body) => request('PATCH', '/chats/' + enc(id), body),
   addMembers: (id, userIds) => request('POST', '/chats/' + enc(id) + '/members', { user_ids: userIds }),

@@ -301,6 +301,9 @@ function applyMessage(message, { isNew }) {
       emit('message', { chatId: message.chat_id, message, inserted: true });
     }
   }
+  // A new message from someone stops their typing indicator.
+  const typing = isNew && state.typing.get(message.chat_id);
+  if (typing && typing.delete(message.sender_id)) emit('typing', message.chat_id);
   if (isNew && message.client_message_id && message.sender_id === state.me.id) settlePending(message.chat_id, message.client_message_id);
   ensureUsers(messageUserIds(message));
 }
@@ -418,11 +421,6 @@ export function applyEphemeral(event) {
   }
 }
 
-/** A new message from someone else stops their typing indicator. */
-on('message', ({ chatId, message, inserted }) => {
-  const map = state.typing.get(chatId);
-  if (inserted && map && map.delete(message.sender_id)) emit('typing', chatId);
-});
 
 export function typingUsers(chatId) {
   const map = state.typing.get(chatId);
