@@ -20,6 +20,7 @@ import urllib.request
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -99,7 +100,8 @@ def make_browser(lang, width=1280, height=800):
 
 
 def wait(driver, condition, timeout=TIMEOUT, message=""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: condition(d), message)
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(
+        lambda d: condition(d), message)
 
 
 def shot(driver, name):
@@ -180,6 +182,24 @@ def badge(driver, title):
 
 def uncaught_errors(driver):
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "Uncaught" in e["message"]]
+
+
+def api_call(server, token, method, path, body=None):
+    """A direct API request (to seed data quickly), as the browser's user."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.url + "/api/v1" + path, data=data, method=method,
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read() or b"null")
+
+
+def token_of(driver):
+    return driver.execute_script("return localStorage.getItem('vestnik.token')")
+
+
+def user_id(server, token, login_name):
+    users = api_call(server, token, "GET", "/users?q=" + login_name)["users"]
+    return next(u["user"]["id"] for u in users if u["user"]["login"] == login_name)
 
 
 @pytest.fixture(scope="module")
@@ -370,8 +390,66 @@ def test_reconnect_after_server_restart_loses_and_duplicates_nothing(env):
     assert len(messages(bob)) == before + 2
 
 
+def test_history_scrolls_both_ways_and_jumps_to_latest(env):
+    server, alice, bob = env
+    token = token_of(alice)
+    chat = api_call(server, token, "POST", "/chats", {"kind": "group", "title": "History", "members": [user_id(server, token, "bob")]})["chat"]
+    for i in range(1, 131):
+        api_call(server, token, "POST", f"/chats/{chat['id']}/messages", {"text": f"history {i}", "client_message_id": f"seed-{i}"})
+    open_chat(bob, "History")
+    wait_message(bob, "history 130")
+    first = messages(bob)
+    assert len(first) < 130 and not any(m["text"] == "history 1" for m in first)
+    # Scrolling up loads older pages until the very first message.
+    def scrolled_to_start(d):
+        d.execute_script("document.getElementById('messages').scrollTop = 0")
+        return any(m["text"] == "history 1" for m in messages(d))
+    wait(bob, scrolled_to_start, message="older pages load")
+    texts = [m["text"] for m in messages(bob)]
+    assert texts == [f"history {i}" for i in range(1, 131)], texts[:5]
+    jump = bob.find_element(By.ID, "jump-latest")
+    wait(bob, lambda d: jump.is_displayed())
+    jump.click()
+    wait(bob, lambda d: d.execute_script("const s = document.getElementById('messages'); return s.scrollHeight - s.scrollTop - s.clientHeight < 50"))
+    # Jumping to a quoted message far back loads the window around it; scrolling down loads newer.
+    reply = api_call(server, token, "POST", f"/chats/{chat['id']}/messages",
+                     {"text": "replying to the first", "reply_to": next(m["id"] for m in messages(bob) if m["text"] == "history 1")})
+    wait_message(bob, "replying to the first")
+    bob.execute_script("arguments[0].click()", message_element(bob, "replying to the first").find_element(By.CSS_SELECTOR, ".quote"))
+    wait(bob, lambda d: d.execute_script("return document.activeElement.closest('.msg') && document.activeElement.closest('.msg').querySelector('.text').textContent") == "history 1")
+    ids = [m["id"] for m in messages(bob)]
+    assert len(ids) == len(set(ids))
+    assert reply["id"]
+
+
+def test_personal_chat_typing_presence_and_forward(env):
+    server, alice, bob = env
+    alice.find_element(By.ID, "new-chat").click()
+    picker = wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, "dialog[open] .people-picker input"))
+    picker.send_keys("Борис")
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, 'dialog[open] li.person[data-login="bob"]')).click()
+    wait(alice, lambda d: d.find_element(By.ID, "chat-title").text == "Борис Иванов")
+    wait(alice, lambda d: d.find_element(By.ID, "chat-subtitle").text == "online", message="bob is online")
+    # Typing shows on bob's side (chat list or header) while alice types.
+    alice.find_element(By.ID, "composer-input").send_keys("typing something")
+    wait(bob, lambda d: "печатает" in d.find_element(By.ID, "chat-list").text, message="typing indicator")
+    alice.find_element(By.ID, "composer-input").send_keys(Keys.CONTROL, "a")
+    alice.find_element(By.ID, "composer-input").send_keys(Keys.DELETE)
+    # Forward a message from the group into the personal chat.
+    open_chat(alice, "Project Apollo")
+    message_action(alice, "Meeting at 11", "forward")
+    wait(alice, lambda d: d.find_elements(By.CSS_SELECTOR, "dialog[open] li.person"))
+    target = alice.execute_script("return [...document.querySelectorAll('dialog[open] li.person')].find(li => li.textContent.includes('Борис Иванов'))")
+    target.click()
+    wait(alice, lambda d: d.find_element(By.ID, "chat-title").text == "Борис Иванов")
+    open_chat(bob, "Alice Smirnova")
+    wait_message(bob, "Meeting at 11")
+    assert "Переслано от Alice Smirnova" in message_element(bob, "Meeting at 11").text
+
+
 def test_keyboard_only_navigation(env):
     server, alice, bob = env
+    open_chat(alice, "Project Apollo")
     bob.get(server.url + "/")
     wait(bob, lambda d: chat_item(d, "Project Apollo"))
     body = bob.find_element(By.TAG_NAME, "body")
@@ -383,6 +461,11 @@ def test_keyboard_only_navigation(env):
     assert bob.switch_to.active_element.get_attribute("id") == "chat-search"
     bob.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
     assert "chat-item" in bob.switch_to.active_element.get_attribute("class")
+    for _ in range(5):
+        if "Project Apollo" in bob.switch_to.active_element.text:
+            break
+        bob.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert "Project Apollo" in bob.switch_to.active_element.text
     bob.switch_to.active_element.send_keys(Keys.ENTER)
     wait(bob, lambda d: d.find_element(By.ID, "chat-title").text == "Project Apollo")
     wait(bob, lambda d: d.switch_to.active_element.get_attribute("id") == "composer-input", message="composer focused")
@@ -433,3 +516,16 @@ def test_logout_and_sessions(env):
     wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="logout"]')).click()
     wait(alice, lambda d: d.find_element(By.ID, "login"))
     assert alice.execute_script("return localStorage.getItem('vestnik.token')") is None
+
+
+def test_login_rate_limit_is_explained(env):
+    server, alice, _ = env
+    alice.get(server.url + "/login")
+    for _ in range(40):
+        login(alice, server, "eve", "not-her-password")
+        wait(alice, lambda d: d.find_element(By.ID, "login-error").text != "")
+        if "Too many attempts" in alice.find_element(By.ID, "login-error").text:
+            break
+        wait(alice, lambda d: d.find_element(By.ID, "login-submit").is_enabled())
+    assert "Too many attempts. Try again in" in alice.find_element(By.ID, "login-error").text
+    assert not alice.find_element(By.ID, "login-submit").is_enabled()
