@@ -142,9 +142,17 @@ def message_element(driver, text):
 
 
 def message_action(driver, text, action):
-    el = message_element(driver, text)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
-    ActionChains(driver).context_click(el).perform()
+    """Opens the context menu of the (sent) message with `text` and picks `action`."""
+    wait_message(driver, text, pending=False)
+    for attempt in range(5):
+        try:
+            el = message_element(driver, text)
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+            ActionChains(driver).context_click(el).perform()
+            break
+        except StaleElementReferenceException:
+            # The history was redrawn under the pointer (a new message arrived): find it again.
+            time.sleep(0.1)
     item = wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, f'.menu [data-action="{action}"]'))
     item.click()
 
@@ -298,8 +306,7 @@ def test_reply_react_edit_delete(env):
     assert m["quote"].startswith("Hello Bob")
 
     # Reaction from alice shows on bob's side.
-    el = message_element(alice, "Спасибо, рад быть здесь")
-    ActionChains(alice).context_click(el).perform()
+    wait(alice, lambda d: ActionChains(d).context_click(message_element(d, "Спасибо, рад быть здесь")).perform() or True)
     wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu .emoji-btn[aria-label="👍"]')).click()
     wait_message(bob, "Спасибо, рад быть здесь", reactions=["👍1"])
 
@@ -445,6 +452,25 @@ def test_personal_chat_typing_presence_and_forward(env):
     open_chat(bob, "Alice Smirnova")
     wait_message(bob, "Meeting at 11")
     assert "Переслано от Alice Smirnova" in message_element(bob, "Meeting at 11").text
+
+
+def test_members_panel_admin_actions(env):
+    server, alice, bob = env
+    open_chat(alice, "Project Apollo")
+    alice.find_element(By.ID, "chat-info-button").click()
+    panel = wait(alice, lambda d: d.find_element(By.ID, "info-pane"))
+    eve_id = user_id(server, token_of(alice), "eve")
+    row = lambda d: d.find_element(By.CSS_SELECTOR, f'#info-pane [data-member="{eve_id}"]')
+    wait(alice, row).find_element(By.CSS_SELECTOR, "button").click()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="promote"]')).click()
+    wait(alice, lambda d: "admin" in row(d).text)
+    wait(alice, row).find_element(By.CSS_SELECTOR, "button").click()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="remove"]')).click()
+    wait(alice, lambda d: not d.find_elements(By.CSS_SELECTOR, f'#info-pane [data-member="{eve_id}"]'))
+    wait(alice, lambda d: d.find_element(By.ID, "chat-subtitle").text == "2 members")
+    assert "2 members" in panel.text
+    alice.find_element(By.CSS_SELECTOR, "#info-pane .icon-btn").click()
+    wait(alice, lambda d: not d.find_elements(By.ID, "info-pane"))
 
 
 def test_keyboard_only_navigation(env):

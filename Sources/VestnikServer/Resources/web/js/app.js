@@ -2,7 +2,7 @@
 import { api, getToken, setToken, setUnauthenticatedHandler } from './api.js';
 import { Stream } from './stream.js';
 import { state, emit, on, reset, loadSnapshot, applyEvent, applyEphemeral, loadOutbox, flushOutbox, rememberProfile } from './store.js';
-import { h, replace } from './dom.js';
+import { h, replace, setTitle } from './dom.js';
 import { t, setLang, lang } from './i18n.js';
 import { renderLogin } from './views/login.js';
 import { Sidebar } from './views/sidebar.js';
@@ -46,7 +46,7 @@ function openChat(chatId) {
   chatView?.destroy();
   chatView = new ChatView(document.getElementById('chat-pane'), chatId, { stream, navigate });
   sidebar?.render();
-  document.title = t('app.name');
+  setTitle(t('app.name'));
 }
 
 // ---- session -----------------------------------------------------------------------------

@@ -108,3 +108,10 @@ export function icon(name, label) {
   svg.appendChild(path);
   return svg;
 }
+
+// The tab title: the open chat's name with the total unread count in front, like "(3) Project · Vestnik".
+let titleBase = 'Vestnik';
+let titleUnread = 0;
+function applyTitle() { document.title = (titleUnread ? `(${titleUnread > 99 ? '99+' : titleUnread}) ` : '') + titleBase; }
+export function setTitle(base) { titleBase = base; applyTitle(); }
+export function setUnreadTotal(n) { if (n !== titleUnread) { titleUnread = n; applyTitle(); } }

@@ -165,6 +165,8 @@ export async function loadHistory(chatId, mode = 'latest', anchorId) {
       for (const m of page.messages) insertSorted(tl, m);
       tl.hasMoreBefore = page.has_more_before;
       tl.hasMoreAfter = page.has_more_after;
+      if (!tl.hasMoreAfter) for (const m of tl.early || []) if (!tl.byId.has(m.id)) insertSorted(tl, m);
+      tl.early = [];
       tl.loaded = true;
       ensureUsers(page.messages.flatMap(messageUserIds));
       emit('timeline', { chatId, mode, anchorId });
@@ -300,6 +302,9 @@ function applyMessage(message, { isNew }) {
       insertSorted(tl, message);
       emit('message', { chatId: message.chat_id, message, inserted: true });
     }
+  } else if (tl && isNew) {
+    // The first page is still loading and may have been read before this commit: keep it for then.
+    (tl.early ||= []).push(message);
   }
   // A new message from someone stops their typing indicator.
   const typing = isNew && state.typing.get(message.chat_id);

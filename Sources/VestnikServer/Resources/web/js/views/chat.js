@@ -2,7 +2,7 @@
 import { api } from '../api.js';
 import { state, on, timeline, loadHistory, loadChatDetails, loadPins, markRead, userName, chatTitle, typingUsers,
   pendingFor, retryPending, discardPending, ensureUsers } from '../store.js';
-import { h, replace, icon, rafThrottle, announce } from '../dom.js';
+import { h, replace, icon, rafThrottle, announce, setTitle } from '../dom.js';
 import { t } from '../i18n.js';
 import { avatar, dayKey, dayLabel, dateTime } from '../format.js';
 import { renderMessage, pendingControls, knownLogins } from './message.js';
@@ -22,6 +22,9 @@ export class ChatView {
     this.navigate = navigate;
     this.offs = [];
     this.stickToBottom = true;
+    // Where "unread messages" starts, fixed when the chat is opened (like Telegram's divider).
+    const opened = state.chats.get(chatId);
+    this.unreadAfter = opened && opened.unread_count > 0 ? opened.read_seq : null;
     if (!chatId) { this.drawEmpty(); return; }
     this.build();
   }
@@ -108,7 +111,7 @@ export class ChatView {
     const kind = botKind(item) || item.chat.kind;
     const title = item.chat.kind === 'notes' ? t('kind.notes') : chatTitle(item);
     this.title.textContent = title;
-    document.title = title + ' · ' + t('app.name');
+    setTitle(title + ' · ' + t('app.name'));
     const online = item.chat.kind === 'personal' && state.presence.get(item.peer_id)?.online;
     replace(this.avatarSlot, avatar(item.chat.kind === 'personal' ? item.peer_id : item.chat.id, title, { kind, online }));
     this.infoButton.hidden = item.chat.kind === 'notes';
@@ -201,11 +204,18 @@ export class ChatView {
       nodes.push(h('div', { class: 'messages-empty' }, h('div', { class: 'empty-bubble' }, t(this.item && this.item.chat.kind === 'notes' ? 'chat.notesEmpty' : 'chat.empty'))));
     }
     let lastDay = null;
+    let dividerShown = false;
+    let dividerEl = null;
     rows.forEach((row, i) => {
       const day = dayKey(row.m.created_at);
       if (day !== lastDay) {
         nodes.push(h('div', { class: 'day-separator', role: 'separator' }, h('span', {}, dayLabel(row.m.created_at))));
         lastDay = day;
+      }
+      if (this.unreadAfter !== null && !dividerShown && !row.pending && row.m.chat_seq > this.unreadAfter && row.m.sender_id !== state.me.id) {
+        dividerShown = true;
+        dividerEl = h('div', { class: 'unread-divider', role: 'separator', id: 'unread-divider' }, h('span', {}, t('chat.unreadBelow')));
+        nodes.push(dividerEl);
       }
       const el = renderMessage(row.m, { ...ctx, grouped: this.grouped(rows, i), pending: row.pending });
       if (row.pending) { const controls = pendingControls(row.p, ctx); if (controls) el.querySelector('.msg-body').appendChild(controls); }
@@ -217,6 +227,11 @@ export class ChatView {
     if (scrollTarget) {
       const target = document.getElementById('m-' + scrollTarget);
       if (target) { target.scrollIntoView({ block: 'center' }); target.classList.add('flash'); setTimeout(() => target.classList.remove('flash'), 1600); this.focusMessage(target); }
+    } else if (dividerEl && !this.dividerScrolled) {
+      // First view of a chat with unread messages: start at the divider, not the bottom.
+      this.dividerScrolled = true;
+      this.scroller.scrollTop = Math.max(0, dividerEl.offsetTop - 80);
+      this.stickToBottom = this.distanceFromBottom() < 40;
     } else if (this.stickToBottom) {
       this.scroller.scrollTop = this.scroller.scrollHeight;
     } else this.restoreAnchor(anchor);

@@ -1,6 +1,6 @@
 // The left column: menu, search, connection state and the chat list.
 import { state, on, sortedChats, chatTitle, userName, typingUsers, createNotes } from '../store.js';
-import { h, replace, icon, rafThrottle } from '../dom.js';
+import { h, replace, icon, rafThrottle, setUnreadTotal } from '../dom.js';
 import { t, lang, setLang } from '../i18n.js';
 import { avatar, shortDate, kindIcon } from '../format.js';
 import { openNewChatDialog, openSessionsDialog, openMenu } from './dialogs.js';
@@ -35,6 +35,9 @@ export class Sidebar {
   draw() {
     if (!this.el.isConnected) return;
     const focusedId = document.activeElement && document.activeElement.closest('.chat-item')?.dataset.id;
+    let unreadTotal = 0;
+    for (const item of state.chats.values()) unreadTotal += item.unread_count || 0;
+    setUnreadTotal(unreadTotal);
     const items = sortedChats().filter((item) => {
       if (!this.filter) return true;
       const peer = item.peer_id && state.users.get(item.peer_id);
