@@ -473,6 +473,18 @@ def test_members_panel_admin_actions(env):
     wait(alice, lambda d: not d.find_elements(By.ID, "info-pane"))
 
 
+def test_search_finds_people_in_the_directory(env):
+    server, alice, _ = env
+    search = alice.find_element(By.ID, "chat-search")
+    search.send_keys("eve")
+    person = wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.person-result[data-login="eve"]'))
+    assert alice.execute_script("return document.querySelectorAll('#chat-list img').length") == 0
+    person.click()
+    wait(alice, lambda d: d.find_element(By.ID, "chat-title").text.endswith(">Eve"))
+    assert alice.find_element(By.ID, "chat-search").get_attribute("value") == ""
+    assert alice.execute_script("return window.__xss === undefined && document.querySelectorAll('.chat-head img').length === 0")
+
+
 def test_keyboard_only_navigation(env):
     server, alice, bob = env
     open_chat(alice, "Project Apollo")
@@ -555,3 +567,17 @@ def test_login_rate_limit_is_explained(env):
         wait(alice, lambda d: d.find_element(By.ID, "login-submit").is_enabled())
     assert "Too many attempts. Try again in" in alice.find_element(By.ID, "login-error").text
     assert not alice.find_element(By.ID, "login-submit").is_enabled()
+
+
+def test_stream_refuses_foreign_origins(env):
+    server = env[0]
+
+    def upgrade_status(origin):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall((f"GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n").encode())
+            return s.recv(200).split(b"\r\n", 1)[0].decode()
+
+    assert " 101 " in upgrade_status(server.url)
+    assert " 101 " not in upgrade_status("http://evil.example")
+    assert " 101 " not in upgrade_status("null")

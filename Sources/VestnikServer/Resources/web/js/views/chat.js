@@ -55,7 +55,9 @@ export class ChatView {
       this.infoButton);
     this.pinnedBar = h('div', { class: 'pinned-bar', hidden: true });
     this.list = h('div', { class: 'messages-inner' });
-    this.scroller = h('div', { class: 'messages', id: 'messages', role: 'log', 'aria-label': t('chat.messages'), tabindex: '0',
+    // The log is redrawn as a whole; new messages are announced once through the live region
+    // instead (aria-live off here), so a screen reader does not re-read the history.
+    this.scroller = h('div', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'off', 'aria-label': t('chat.messages'), tabindex: '0',
       onscroll: rafThrottle(() => this.onScroll()), onkeydown: (e) => this.keys(e),
       onfocus: (e) => { if (e.target === this.scroller) this.focusMessage(this.lastMessageEl()); } }, this.list);
     this.jumpBadge = h('span', { class: 'badge', hidden: true });
@@ -147,10 +149,12 @@ export class ChatView {
     const last = pins[pins.length - 1];
     this.pinnedBar.hidden = !last;
     if (!last) return;
+    const item = this.item;
+    const canUnpin = item && (item.chat.kind !== 'channel' || item.my_role === 'admin');
     replace(this.pinnedBar,
       h('button', { type: 'button', class: 'pinned-main', onclick: () => this.jumpTo(last.id) }, icon('pin'),
         h('span', { class: 'pinned-text' }, h('strong', {}, t('chat.pinned') + (pins.length > 1 ? ` (${pins.length})` : '')), h('span', { class: 'ellipsis' }, last.deleted_at ? t('msg.deleted') : last.text))),
-      h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('chat.unpin'), title: t('chat.unpin'), onclick: () => api.unpin(last.id).catch(showError) }, icon('close')));
+      canUnpin ? h('button', { type: 'button', class: 'icon-btn', 'aria-label': t('chat.unpin'), title: t('chat.unpin'), onclick: () => api.unpin(last.id).catch(showError) }, icon('close')) : null);
   }
 
   // ---- messages ----------------------------------------------------------------------------
@@ -381,7 +385,7 @@ export class ChatView {
     const items = [];
     if (canWrite) items.push({ key: 'reply', icon: 'reply', label: t('msg.reply'), action: () => this.composer.startReply(m) });
     if (own && !m.forwarded_from) items.push({ key: 'edit', icon: 'edit', label: t('msg.edit'), action: () => this.composer.startEdit(m) });
-    items.push({ key: 'copy', icon: 'copy', label: t('msg.copy'), action: () => navigator.clipboard?.writeText(m.text).catch(() => {}) });
+    items.push({ key: 'copy', icon: 'copy', label: t('msg.copy'), action: () => copyText(m.text) });
     items.push({ key: 'forward', icon: 'forward', label: t('msg.forward'), action: () => openForwardDialog(m, this.navigate) });
     if (item && (item.chat.kind !== 'channel' || admin)) items.push({ key: 'pin', icon: 'pin', label: m.pinned ? t('msg.unpin') : t('msg.pin'), action: () => (m.pinned ? api.unpin(m.id) : api.pin(m.id)).catch(showError) });
     if (m.edit_count > 0) items.push({ key: 'history', icon: 'clock', label: t('msg.history'), action: () => openHistoryDialog(m) });
@@ -410,6 +414,17 @@ export class ChatView {
     this.infoButton.setAttribute('aria-expanded', 'true');
     this.el.querySelector('.chat-layout').classList.add('info-open');
   }
+}
+
+/** Copies text; the async clipboard API needs a secure context, which a plain-http office server is not. */
+function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).catch(() => {}); return; }
+  const area = h('textarea', { class: 'sr-only', 'aria-hidden': 'true' });
+  area.value = text;
+  document.body.appendChild(area);
+  area.select();
+  try { document.execCommand('copy'); } catch { /* nothing else to try */ }
+  area.remove();
 }
 
 export { ensureUsers };

@@ -1,9 +1,10 @@
 // The left column: menu, search, connection state and the chat list.
-import { state, on, sortedChats, chatTitle, userName, typingUsers, createNotes } from '../store.js';
-import { h, replace, icon, rafThrottle, setUnreadTotal } from '../dom.js';
+import { state, on, sortedChats, chatTitle, userName, typingUsers, createNotes, rememberProfile, loadSnapshot } from '../store.js';
+import { api } from '../api.js';
+import { h, replace, icon, rafThrottle, setUnreadTotal, debounce } from '../dom.js';
 import { t, lang, setLang } from '../i18n.js';
 import { avatar, shortDate, kindIcon } from '../format.js';
-import { openNewChatDialog, openSessionsDialog, openMenu } from './dialogs.js';
+import { openNewChatDialog, openSessionsDialog, openMenu, showError } from './dialogs.js';
 import { botKind } from '../bots.js';
 
 export class Sidebar {
@@ -11,8 +12,21 @@ export class Sidebar {
     this.el = el;
     this.actions = actions;
     this.filter = '';
+    this.people = [];
+    // Typing a colleague's name finds them in the directory too, like a messenger's global search.
+    this.searchPeople = debounce(async () => {
+      const query = this.filter;
+      if (!query) return;
+      try {
+        const list = await api.users(query, 20);
+        if (query !== this.filter) return;
+        list.users.forEach(rememberProfile);
+        this.people = list.users.filter((p) => p.user.id !== state.me.id);
+        this.render();
+      } catch { /* the chat filter still works offline */ }
+    }, 200);
     this.search = h('input', { id: 'chat-search', type: 'search', placeholder: t('list.search'), 'aria-label': t('list.search'), autocomplete: 'off',
-      oninput: () => { this.filter = this.search.value.trim().toLowerCase(); this.render(); },
+      oninput: () => { this.filter = this.search.value.trim().toLowerCase(); this.people = []; this.render(); this.searchPeople(); },
       onkeydown: (e) => { if (e.key === 'ArrowDown') { e.preventDefault(); this.list.querySelector('a')?.focus(); } if (e.key === 'Escape') { this.search.value = ''; this.filter = ''; this.render(); } } });
     this.menuButton = h('button', { class: 'icon-btn', id: 'menu-button', 'aria-label': t('menu.title'), 'aria-haspopup': 'menu', onclick: () => this.openMenu() }, icon('menu'));
     this.status = h('div', { class: 'conn-status', role: 'status', id: 'conn-status' });
@@ -43,11 +57,15 @@ export class Sidebar {
       const peer = item.peer_id && state.users.get(item.peer_id);
       return [chatTitle(item), item.chat.kind === 'notes' ? t('kind.notes') : '', peer ? peer.login : ''].join(' ').toLowerCase().includes(this.filter);
     });
-    if (!items.length) {
+    const withChat = new Set(items.filter((item) => item.chat.kind === 'personal').map((item) => item.peer_id));
+    const people = this.filter ? this.people.filter((p) => !withChat.has(p.user.id)) : [];
+    if (!items.length && !people.length) {
       replace(this.list, h('li', { class: 'list-empty' }, state.snapshotLoaded ? t(this.filter ? 'list.noResults' : 'list.empty') : t('chat.loading')));
       return;
     }
-    replace(this.list, items.map((item) => this.row(item)));
+    replace(this.list, items.map((item) => this.row(item)),
+      people.length ? h('li', { class: 'list-section', role: 'presentation' }, t('list.people')) : null,
+      people.map((p) => this.personRow(p)));
     if (focusedId) this.list.querySelector(`.chat-item[data-id="${CSS.escape(focusedId)}"]`)?.focus();
   }
 
@@ -80,6 +98,27 @@ export class Sidebar {
         h('span', { class: 'chat-item-bottom' },
           h('span', { class: 'chat-item-preview ellipsis' }, preview),
           unread ? h('span', { class: 'badge', 'aria-hidden': 'true' }, item.unread_count > 999 ? '999+' : String(item.unread_count)) : null))));
+  }
+
+  personRow(p) {
+    const u = p.user;
+    const open = async (e) => {
+      e.preventDefault();
+      try {
+        const chat = await api.createChat({ kind: 'personal', members: [u.id] });
+        if (!state.chats.has(chat.id)) await loadSnapshot();
+        this.search.value = '';
+        this.filter = '';
+        this.people = [];
+        this.actions.navigate('/chat/' + chat.id);
+      } catch (error) { showError(error); }
+    };
+    return h('li', {},
+      h('a', { class: 'chat-item person-result', href: '#', dataset: { login: u.login }, onclick: open, 'aria-label': t('kind.personal') + ', ' + u.display_name },
+        avatar(u.id, u.display_name, { online: p.presence && p.presence.online }),
+        h('span', { class: 'chat-item-body' },
+          h('span', { class: 'chat-item-top' }, h('span', { class: 'chat-item-title' }, h('span', { class: 'ellipsis' }, u.display_name))),
+          h('span', { class: 'chat-item-bottom' }, h('span', { class: 'chat-item-preview ellipsis' }, ['@' + u.login, u.department, u.position].filter(Boolean).join(' · '))))));
   }
 
   keys(event) {
