@@ -485,6 +485,31 @@ def test_search_finds_people_in_the_directory(env):
     assert alice.execute_script("return window.__xss === undefined && document.querySelectorAll('.chat-head img').length === 0")
 
 
+def test_network_drop_resumes_without_loss_or_duplicates(env):
+    server, alice, bob = env
+    open_chat(alice, "Project Apollo")
+    open_chat(bob, "Project Apollo")
+    alice.execute_cdp_cmd("Network.enable", {})
+    alice.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        wait(alice, lambda d: "offline" in d.find_element(By.ID, "conn-status").get_attribute("class"), message="alice sees she is offline")
+        for i in range(1, 4):
+            send(bob, f"While you were away {i}")
+        send(alice, "Queued during the drop")
+        wait_message(alice, "Queued during the drop", pending=True)
+    finally:
+        alice.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    for i in range(1, 4):
+        wait_message(alice, f"While you were away {i}")
+    wait_message(bob, "Queued during the drop")
+    wait_message(alice, "Queued during the drop", pending=False)
+    time.sleep(1.0)
+    for d in (alice, bob):
+        texts = [m["text"] for m in messages(d)]
+        for text in ["While you were away 1", "While you were away 2", "While you were away 3", "Queued during the drop"]:
+            assert texts.count(text) == 1, (text, texts)
+
+
 def test_keyboard_only_navigation(env):
     server, alice, bob = env
     open_chat(alice, "Project Apollo")

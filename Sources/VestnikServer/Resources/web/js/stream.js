@@ -19,7 +19,11 @@ export class Stream {
     this.timer = null;
     this.stopped = false;
     this.onlineListener = () => this.reconnectSoon(0);
+    // The browser knows the network is gone before TCP does: drop the socket now and show it,
+    // then reconnect as soon as the network is back.
+    this.offlineListener = () => { if (this.ws) { try { this.ws.close(); } catch { /* closing anyway */ } } };
     window.addEventListener('online', this.onlineListener);
+    window.addEventListener('offline', this.offlineListener);
   }
 
   start() { this.connect(); }
@@ -28,6 +32,7 @@ export class Stream {
     this.stopped = true;
     clearTimeout(this.timer);
     window.removeEventListener('online', this.onlineListener);
+    window.removeEventListener('offline', this.offlineListener);
     if (this.ws) { try { this.ws.close(1000); } catch { /* already closed */ } }
     this.ws = null;
   }
