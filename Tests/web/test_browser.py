@@ -568,6 +568,25 @@ def test_phone_layout(env):
     alice.set_window_size(1280, 800)
 
 
+def test_revoked_session_returns_to_login(env):
+    server, alice, _ = env
+    alice.get(server.url + "/")
+    wait(alice, lambda d: d.find_element(By.ID, "chat-list"))
+    request = urllib.request.Request(server.url + "/api/v1/auth/login", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"login": "alice", "password": PASSWORD, "device_name": "phone"}).encode())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        other = json.loads(response.read())["token"]
+    browser_token = token_of(alice)
+    sessions = api_call(server, other, "GET", "/sessions")["sessions"]
+    for entry in sessions:
+        if not entry["current"]:
+            api_call(server, other, "DELETE", "/sessions/" + entry["session"]["id"])
+    wait(alice, lambda d: d.find_element(By.ID, "login-error").text == "Your session was ended.")
+    assert token_of(alice) is None and browser_token
+    login(alice, server, "alice")
+    wait(alice, lambda d: d.find_element(By.ID, "chat-list"))
+
+
 def test_logout_and_sessions(env):
     server, alice, _ = env
     alice.get(server.url + "/")
