@@ -8,7 +8,9 @@ import Foundation
 package struct WebAssets: Sendable {
     /// One servable file.
     package struct File: Sendable {
+        /// The bytes served.
         package let body: Data
+        /// The `Content-Type` header value.
         package let contentType: String
         /// A strong validator: a hash of the body.
         package let etag: String
