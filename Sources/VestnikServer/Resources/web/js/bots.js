@@ -6,10 +6,13 @@
 //     suggestions) renders them; pressing one sends its `command` as text or its `data` back.
 // All of it is rendered with DOM text nodes like any other user content.
 import { h } from './dom.js';
+import { state } from './store.js';
 
 /** The kind to show for a chat list item: "bot" for bot chats, else null (use the chat's kind). */
 export function botKind(item) {
   if (item.chat.kind === 'bot') return 'bot';
+  const peer = item.chat.kind === 'personal' && item.peer_id ? state.users.get(item.peer_id) : null;
+  if (peer && peer.is_bot === true) return 'bot';
   return null;
 }
 

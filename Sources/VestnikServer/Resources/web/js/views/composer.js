@@ -184,7 +184,7 @@ export class Composer {
       if (u.login.toLowerCase().startsWith(q.query) || u.display_name.toLowerCase().split(/\s+/).some((w) => w.startsWith(q.query))) list.push({ login: u.login, name: u.display_name, id });
     }
     list.sort((a, b) => a.name.localeCompare(b.name));
-    if (item.chat.kind !== 'personal' && 'all'.startsWith(q.query)) list.push({ login: 'all', name: lang_all(), id: 'all' });
+    if (item.chat.kind !== 'personal' && 'all'.startsWith(q.query)) list.push({ login: 'all', name: t('composer.everyone'), id: 'all' });
     this.suggestions = list.slice(0, 8);
     this.range = q;
     this.active = 0;
@@ -220,5 +220,3 @@ export class Composer {
     this.focus();
   }
 }
-
-function lang_all() { return document.documentElement.lang === 'ru' ? 'Все участники' : 'Everyone'; }
