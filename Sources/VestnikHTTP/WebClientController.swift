@@ -6,7 +6,7 @@ import VestnikCore
 
 /// Serves the browser client: the shell page at `/` and at client routes, and versioned assets.
 ///
-/// - `GET|HEAD /`, `/login`, `/settings`, `/chat/**`: the shell page, `Cache-Control: no-cache`
+/// - `GET|HEAD /`, `/login`, `/chat/**`: the shell page, `Cache-Control: no-cache`
 ///   (revalidated by ETag), so a new release is picked up on the next load.
 /// - `GET|HEAD /assets/<version>/<path>`: a bundled file, `immutable` for a year when `<version>`
 ///   is the current one. An old version still gets the current file, but only briefly cached.
@@ -18,7 +18,7 @@ struct WebClientController {
     let assets: WebAssets
 
     /// Client-side routes that load the shell page (the client reads the path itself).
-    static let pageRoutes: [RouterPath] = ["/", "/login", "/settings", "/chat/**"]
+    static let pageRoutes: [RouterPath] = ["/", "/login", "/chat/**"]
 
     func addRoutes(to router: Router<VestnikRequestContext>) {
         for path in Self.pageRoutes {

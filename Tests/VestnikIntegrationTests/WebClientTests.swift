@@ -58,12 +58,12 @@ struct WebClientTests {
     func clientRoutes() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        for path in ["/login", "/settings", "/chat/abc123", "/chat/abc/def"] {
+        for path in ["/login", "/chat/abc123", "/chat/abc/def"] {
             let page = try await Self.get(server, path)
             #expect(page.status == 200, "\(path)")
             #expect(page.headers.first(name: "Content-Type") == "text/html; charset=utf-8", "\(path)")
         }
-        for path in ["/nope", "/api/v1/nope", "/index.html.bak"] {
+        for path in ["/nope", "/settings", "/api/v1/nope", "/index.html.bak"] {
             let response = try await Self.get(server, path)
             #expect(response.status == 404, "\(path)")
             #expect(response.errorCode == "not_found", "\(path)")

@@ -189,7 +189,9 @@ def badge(driver, title):
 
 
 def uncaught_errors(driver):
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "Uncaught" in e["message"]]
+    """Script errors and Content-Security-Policy violations the browser logged."""
+    return [e for e in driver.get_log("browser")
+            if ("Uncaught" in e["message"] and e["level"] == "SEVERE") or "Content Security Policy" in e["message"]]
 
 
 def api_call(server, token, method, path, body=None):
@@ -366,6 +368,13 @@ def test_xss_renders_as_text(env):
     assert bob.execute_script("return document.querySelectorAll('#info-pane img').length") == 0
     assert bob.execute_script("return window.__xss === undefined")
     shot(bob, "04-info-panel-ru-dark")
+    # Even injected markup could not run script: the page's CSP refuses inline scripts and handlers.
+    bob.execute_script("const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.body.appendChild(s);"
+                       "const i = document.createElement('img'); i.setAttribute('onerror', 'window.__inline = 2'); i.src = 'x:'; document.body.appendChild(i);")
+    time.sleep(0.3)
+    assert bob.execute_script("return window.__inline === undefined")
+    violations = [e for e in bob.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert violations, "the CSP should have refused the injected script"
     bob.find_element(By.CSS_SELECTOR, "#info-pane .icon-btn").click()
 
 
