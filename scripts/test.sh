@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, store conformance, HTTP contract, live socket and child-process
-# tests. Debug build (tests are not benchmarks).
+# tests, then the browser end-to-end tests of the web client (scripts/test-web.sh). Debug build
+# (tests are not benchmarks).
 #
 # When PostgreSQL is installed (Debian's postgresql package) the script starts a throwaway
 # cluster (scripts/test-postgres.sh); then the PostgreSQL store conformance suite runs too and the
@@ -20,3 +21,4 @@ if [ -n "${VESTNIK_TEST_POSTGRES_URL:-}" ]; then
     echo "== integration suite against PostgreSQL"
     VESTNIK_TEST_BACKEND=postgres swift test --skip-build --filter VestnikIntegrationTests "$@"
 fi
+scripts/test-web.sh

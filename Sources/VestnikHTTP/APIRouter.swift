@@ -11,6 +11,8 @@ package struct HTTPOptions: Sendable {
     /// The OpenAPI document served at `/api/v1/openapi.json`.
     package var openAPIDocument: Data?
     package var version: String = "dev"
+    /// The browser client served at `/`; nil serves none.
+    package var webAssets: WebAssets?
     package init() {}
 }
 
@@ -21,6 +23,7 @@ package func buildRouter(services: Services, metrics: ServerMetrics, options: HT
     router.add(middleware: ErrorMiddleware(metrics: metrics))
     HealthController(services: services, metrics: metrics, openAPIDocument: options.openAPIDocument, version: options.version)
         .addRoutes(to: router)
+    if let webAssets = options.webAssets { WebClientController(assets: webAssets).addRoutes(to: router) }
 
     let api = router.group("api/v1")
     AccountController(services: services).addPublicRoutes(to: api)

@@ -125,13 +125,18 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Security headers on every response: no framing, no sniffing, a strict CSP, no referrer.
+///
+/// A handler may set its own (stricter or page-specific) `Content-Security-Policy` and
+/// `Cache-Control`; otherwise the API defaults apply.
 struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
         response.headers[.init("X-Content-Type-Options")!] = "nosniff"  // safe: constant valid header name
         response.headers[.init("X-Frame-Options")!] = "DENY"  // safe: constant valid header name
         response.headers[.init("Referrer-Policy")!] = "no-referrer"  // safe: constant valid header name
-        response.headers[.contentSecurityPolicy] = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+        if response.headers[.contentSecurityPolicy] == nil {
+            response.headers[.contentSecurityPolicy] = "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'none'"
+        }
         if response.headers[.cacheControl] == nil { response.headers[.cacheControl] = "no-store" }
         return response
     }

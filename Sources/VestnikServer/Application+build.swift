@@ -56,6 +56,7 @@ package func buildApplication(
     options.allowedOrigins = configuration.allowedOrigins
     options.openAPIDocument = OpenAPIDocument.data
     options.version = vestnikVersion
+    options.webAssets = WebClientBundle.assets
     let router = buildRouter(services: services, metrics: metrics, options: options)
     let webSocketRouter = buildWebSocketRouter(services: services, metrics: metrics, options: options)
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Browser end-to-end tests of the web client (Tests/web/test_browser.py): headless Chromium driven
+# by Selenium against a live `vestnik serve` from the debug build, on a free port with a
+# throwaway data directory. Screenshots of the main screens (both themes, phone width) are saved
+# to artifacts/screenshots/ (or $VESTNIK_SCREENSHOTS).
+#
+# Needs Debian's chromium and chromium-driver; Selenium and pytest are installed into a venv under
+# .build/. Without a browser the suite is skipped, except under CI (or VESTNIK_REQUIRE_BROWSER=1),
+# where that is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${VESTNIK_BIN:-$PWD/.build/debug/vestnik}"
+[ -x "$BIN" ] || swift build --product vestnik
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if [ -n "${CI:-}" ] || [ -n "${VESTNIK_REQUIRE_BROWSER:-}" ]; then
+        echo "browser tests need chromium and chromium-driver (apt-get install -y chromium chromium-driver)" >&2
+        exit 1
+    fi
+    echo "== browser tests skipped: apt-get install -y chromium chromium-driver to run them"
+    exit 0
+fi
+VENV="${VESTNIK_E2E_VENV:-$PWD/.build/e2e-venv}"
+if ! "$VENV/bin/python" -c "import selenium, pytest" >/dev/null 2>&1; then
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check selenium pytest
+fi
+export VESTNIK_SCREENSHOTS="${VESTNIK_SCREENSHOTS:-$PWD/artifacts/screenshots}"
+echo "== browser end-to-end tests (screenshots in ${VESTNIK_SCREENSHOTS#$PWD/})"
+VESTNIK_BIN="$BIN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Tests/web
