@@ -131,6 +131,7 @@ let package = Package(
                 "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "WSClient", package: "swift-websocket"),
             ],
             swiftSettings: strict
         ),

@@ -25,9 +25,11 @@ public struct EventPage: Codable, Sendable {
 ///   (they are all newer than `seq`). Reconnect later with `since` ≥ `seq`.
 /// - `error`: the server is closing the stream for `code` (`slow_consumer`, `session_revoked`,
 ///   `unauthenticated`, …); reconnect with `since` unless the code says the session is gone.
+/// - `pong`: the answer to a client `ping` frame. Browsers cannot see WebSocket control frames,
+///   so this is how a page notices a half-open socket (no `pong` in time: reconnect with `since`).
 public struct ServerFrame: Codable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        case event, ephemeral, ready, error
+        case event, ephemeral, ready, error, pong
         case resyncRequired = "resync_required"
     }
     public var type: Kind
@@ -50,6 +52,8 @@ public struct ServerFrame: Codable, Sendable {
 /// - `auth`: for clients that cannot set an `Authorization` header (browsers): must be the
 ///   first frame, carrying the token. Tokens never go in URLs.
 /// - `typing`: the user is typing in `chat_id`.
+/// - `ping`: answered with a `pong` frame once authenticated (an application-level keep-alive
+///   for clients, such as browsers, that cannot send or observe WebSocket ping control frames).
 public struct ClientFrame: Codable, Sendable {
     public enum Kind: String, Codable, Sendable {
         case auth, typing, ping

@@ -167,9 +167,17 @@ struct StreamGateway {
                     guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
                         continue
                     }
-                    if frame.type == .typing, let chatID = frame.chatID {
+                    switch frame.type {
+                    case .typing:
                         // A typing frame for a chat the user cannot post in is simply dropped.
-                        try? await services.chats.typing(in: chatID, as: session)
+                        if let chatID = frame.chatID { try? await services.chats.typing(in: chatID, as: session) }
+                    case .ping:
+                        // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
+                        // to tell a live socket from a half-open one. The writer is shared with
+                        // the forwarder; frames are written whole, so they never interleave.
+                        try await send(StreamFrames.control(ServerFrame(type: .pong)), outbound)
+                    case .auth:
+                        continue  // already authenticated; a repeated auth frame changes nothing
                     }
                 }
                 group.cancelAll()

@@ -18,7 +18,8 @@ package struct WebAssets: Sendable {
 
     /// A short hash over every file, used in asset URLs (`/assets/<version>/app.js`).
     package let version: String
-    /// The shell page with `{{ASSET_VERSION}}` replaced by ``version``.
+    /// The shell page with `{{ASSET_VERSION}}` replaced by ``version`` and `{{MODULE_PRELOADS}}` by a
+    /// `modulepreload` link for every JavaScript file.
     package let index: File
     private let files: [String: File]
 
@@ -34,7 +35,11 @@ package struct WebAssets: Sendable {
         }
         let version = hash.hex
         self.version = version
-        let page = String(decoding: indexBody, as: UTF8.self).replacingOccurrences(of: "{{ASSET_VERSION}}", with: version)
+        let preloads = raw.keys.filter { $0.hasSuffix(".js") }.sorted()
+            .map { "<link rel=\"modulepreload\" href=\"/assets/\(version)/\($0)\">" }.joined(separator: "\n")
+        let page = String(decoding: indexBody, as: UTF8.self)
+            .replacingOccurrences(of: "{{MODULE_PRELOADS}}", with: preloads)
+            .replacingOccurrences(of: "{{ASSET_VERSION}}", with: version)
         self.index = Self.file(Data(page.utf8), path: "index.html")
         var files: [String: File] = [:]
         for (path, body) in raw where path != "index.html" {

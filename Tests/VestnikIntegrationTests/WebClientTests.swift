@@ -52,6 +52,8 @@ struct WebClientTests {
         let version = try Self.assetVersion(page)
         #expect(version.count == 16)
         #expect(html.contains("/assets/\(version)/js/app.js"))
+        #expect(html.contains("<link rel=\"modulepreload\" href=\"/assets/\(version)/js/views/chat.js\">"))
+        #expect(!html.contains("{{MODULE_PRELOADS}}"))
     }
 
     @Test("client routes load the shell page; other unknown paths stay JSON 404s")

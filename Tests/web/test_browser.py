@@ -173,7 +173,14 @@ def chat_item(driver, title):
 
 
 def open_chat(driver, title):
-    wait(driver, lambda d: chat_item(d, title), message=f"chat {title}").click()
+    def click(d):
+        # The list is redrawn whenever a chat changes: find the row again if it went stale.
+        item = chat_item(d, title)
+        if not item:
+            return False
+        item.click()
+        return True
+    wait(driver, click, message=f"chat {title}")
     wait(driver, lambda d: d.find_element(By.ID, "chat-title").text == title)
     wait(driver, lambda d: d.execute_script("return !document.querySelector('#messages .spinner:not(.history-loader .spinner)')"))
 
@@ -607,6 +614,86 @@ def test_logout_and_sessions(env):
     wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="logout"]')).click()
     wait(alice, lambda d: d.find_element(By.ID, "login"))
     assert alice.execute_script("return localStorage.getItem('vestnik.token')") is None
+
+
+def signed_in(driver, server, user):
+    driver.get(server.url + "/")
+    if token_of(driver) is None:
+        login(driver, server, user)
+    wait(driver, lambda d: d.find_element(By.ID, "chat-list"))
+
+
+def logout_via_menu(driver):
+    wait(driver, lambda d: d.find_element(By.ID, "menu-button")).click()
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="logout"]')).click()
+    wait(driver, lambda d: d.find_element(By.ID, "login"))
+
+
+def test_logout_discards_queued_messages_even_mid_send(env):
+    """Alice's queued messages must never be sent after she signs out, least of all with the token
+    of the next person who signs in on the same browser, even when a send is in flight."""
+    server, alice, bob = env
+    signed_in(alice, server, "alice")
+    open_chat(alice, "Project Apollo")
+    # Hold every message send until the test releases it, as a very slow network would.
+    alice.execute_script("""
+      window.__held = [];
+      const real = window.fetch;
+      window.fetch = (url, init) => (init && init.method === 'POST' && /\\/messages$/.test(String(url)))
+        ? new Promise((resolve, reject) => window.__held.push(() => real(url, init).then(resolve, reject)))
+        : real(url, init);""")
+    send(alice, "Held while signing out 1")
+    send(alice, "Held while signing out 2")
+    wait(alice, lambda d: d.execute_script("return window.__held.length") == 1, message="first send in flight")
+    logout_via_menu(alice)
+    assert alice.execute_script(
+        "return Object.keys(localStorage).filter(k => k.startsWith('vestnik.outbox.') && localStorage.getItem(k) !== '[]')") == []
+    # Bob signs in on the same page (no reload, so the held send and any leftover work survive).
+    alice.find_element(By.ID, "login").send_keys("bob")
+    alice.find_element(By.ID, "password").send_keys(PASSWORD, Keys.ENTER)
+    wait(alice, lambda d: d.find_element(By.ID, "chat-list"))
+    bob_token = token_of(alice)
+    alice.execute_script("window.__held.forEach((release) => release())")
+    time.sleep(3)
+    chat_id = next(item["chat"]["id"] for item in api_call(server, bob_token, "GET", "/chats")["chats"]
+                   if item["chat"].get("title") == "Project Apollo")
+    history = api_call(server, bob_token, "GET", f"/chats/{chat_id}/messages?limit=50")["messages"]
+    me = api_call(server, bob_token, "GET", "/me")
+    bob_id = (me.get("user") or me)["id"]
+    assert not [m for m in history if m["text"].startswith("Held while signing out") and m["sender_id"] == bob_id], history
+    assert not [m for m in history if m["text"] == "Held while signing out 2"], history
+    # The held send was answered 401 (Alice's session is over): that must not sign Bob out.
+    assert token_of(alice) == bob_token and alice.find_elements(By.ID, "chat-list")
+    logout_via_menu(alice)
+    login(alice, server, "alice")
+    wait(alice, lambda d: d.find_element(By.ID, "chat-list"))
+
+
+def test_half_open_stream_is_detected_by_ping(env):
+    """A server that stops answering without closing the socket (frozen, or a NAT that dropped the
+    flow) is noticed by the ping/pong heartbeat, and the client recovers when it answers again."""
+    server, alice, bob = env
+    signed_in(alice, server, "alice")
+    # The heartbeat's 25 s idle and 10 s pong timeout, shortened for the test.
+    alice.execute_script("sessionStorage.setItem('vestnik.heartbeat', '1000,1500')")
+    try:
+        alice.refresh()
+        open_chat(alice, "Project Apollo")
+        wait(alice, lambda d: "visible" not in d.find_element(By.ID, "conn-status").get_attribute("class"))
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait(alice, lambda d: "offline" in d.find_element(By.ID, "conn-status").get_attribute("class"),
+                 timeout=10, message="the frozen server is noticed")
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        wait(alice, lambda d: "visible" not in d.find_element(By.ID, "conn-status").get_attribute("class"), message="back online")
+        open_chat(bob, "Project Apollo")
+        send(bob, "After the freeze")
+        wait_message(alice, "After the freeze")
+        assert [m["text"] for m in messages(alice)].count("After the freeze") == 1
+    finally:
+        alice.execute_script("sessionStorage.removeItem('vestnik.heartbeat')")
+    logout_via_menu(alice)  # the tests that follow start signed out, as after test_logout_and_sessions
 
 
 def test_login_rate_limit_is_explained(env):

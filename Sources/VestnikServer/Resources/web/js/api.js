@@ -26,7 +26,10 @@ const enc = encodeURIComponent;
 
 async function request(method, path, body, { auth = true } = {}) {
   const headers = { Accept: 'application/json' };
-  if (auth && token) headers.Authorization = 'Bearer ' + token;
+  // The token this request carries: a 401 for a token that was replaced meanwhile (a request from
+  // before a logout, answered after the next sign-in) must not sign the new user out.
+  const sentToken = token;
+  if (auth && sentToken) headers.Authorization = 'Bearer ' + sentToken;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let response;
   try {
@@ -44,7 +47,7 @@ async function request(method, path, body, { auth = true } = {}) {
     const err = data && data.error ? data.error : {};
     const retryAfter = Number(response.headers.get('Retry-After')) || undefined;
     const error = new ApiError(response.status, err.code || 'http_' + response.status, err.message || response.statusText, retryAfter);
-    if (response.status === 401 && auth) onUnauthenticated(error);
+    if (response.status === 401 && auth && sentToken === token) onUnauthenticated(error);
     throw error;
   }
   return data;

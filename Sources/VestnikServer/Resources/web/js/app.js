@@ -1,7 +1,7 @@
 // Entry point: theme, language, session, stream, and the routes / (chat list), /chat/<id>, /login.
 import { api, getToken, setToken, setUnauthenticatedHandler } from './api.js';
 import { Stream } from './stream.js';
-import { state, emit, on, reset, loadSnapshot, applyEvent, applyEphemeral, loadOutbox, flushOutbox, rememberProfile } from './store.js';
+import { state, emit, on, reset, loadSnapshot, applyEvent, applyEphemeral, loadOutbox, flushOutbox, clearOutbox, rememberProfile, touchTimeline } from './store.js';
 import { h, replace, setTitle } from './dom.js';
 import { t, setLang, lang } from './i18n.js';
 import { renderLogin } from './views/login.js';
@@ -42,6 +42,7 @@ function route() {
 function openChat(chatId) {
   if (state.openChatId === chatId && chatView) return;
   state.openChatId = chatId;
+  if (chatId) touchTimeline(chatId);
   root.classList.toggle('chat-open', !!chatId);
   chatView?.destroy();
   chatView = new ChatView(document.getElementById('chat-pane'), chatId, { stream, navigate });
@@ -68,19 +69,27 @@ function stopSession() {
   stream = null;
   chatView?.destroy();
   chatView = null;
+  sidebar?.destroy();
   sidebar = null;
   closeAllDialogs();
   reset();
 }
 
 export async function logout() {
-  try { await api.logout(); } catch { /* the token is dropped either way */ }
+  // Stop acting for this user first: nothing queued is sent from here on (the next person on this
+  // browser must not send it), and the stream is closed so the server's own revocation of this
+  // session does not read as "ended elsewhere".
+  clearOutbox();
+  stream?.stop();
+  stream = null;
+  // A dead network must not keep the user from signing out: the token is dropped either way.
+  await Promise.race([api.logout().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 5000))]);
   forget();
   showLogin();
 }
 
 function forget(message) {
-  if (state.me) localStorage.removeItem('vestnik.outbox.' + state.me.id);
+  clearOutbox();
   setToken(null);
   localStorage.removeItem('vestnik.session');
   if (message) showLogin(message);
@@ -129,6 +138,7 @@ async function start() {
 }
 
 function buildLayout() {
+  sidebar?.destroy();
   root.className = 'layout';
   root.removeAttribute('aria-busy');
   const sidebarEl = h('nav', { class: 'sidebar', id: 'sidebar', 'aria-label': t('list.chats') });

@@ -10,7 +10,10 @@ export function h(tag, props, ...children) {
       if (key === 'class') el.className = value;
       else if (key === 'text') el.textContent = value;
       else if (key === 'dataset') Object.assign(el.dataset, value);
-      else if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+      else if (key.startsWith('on')) {
+        // Only functions: a string here would become an inline handler attribute (markup).
+        if (typeof value === 'function') el.addEventListener(key.slice(2), value);
+      }
       else if (key === 'value') el.value = value;
       else if (key === 'checked') el.checked = !!value;
       else el.setAttribute(key, value === true ? '' : String(value));

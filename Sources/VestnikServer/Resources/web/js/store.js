@@ -32,8 +32,22 @@ export const state = {
   snapshotLoaded: false,
 };
 
+// Bumped by reset(): work started for one signed-in user (an outbox flush awaiting the network,
+// a delayed retry) checks it after every await and stops if another session began meanwhile, so
+// nothing queued by one user is ever sent with the next user's token.
+let sessionEpoch = 0;
+
 export function reset() {
+  sessionEpoch += 1;
   for (const key of ['users', 'presence', 'chats', 'members', 'timelines', 'typing', 'pins', 'pending']) state[key].clear();
+  clearTimeout(flushTimer);
+  flushTimer = null;
+  flushing = null;
+  flushAgain = false;
+  for (const timer of typingTimers.values()) clearTimeout(timer);
+  typingTimers.clear();
+  fetchedQuotes.clear();
+  inflightUsers.clear();
   state.me = null;
   state.sessionId = null;
   state.openChatId = null;
@@ -60,7 +74,9 @@ export function rememberProfile(profile) {
 export function ensureUsers(ids) {
   for (const id of ids) {
     if (!id || state.users.has(id) || inflightUsers.has(id)) continue;
-    const request = api.user(id).then(rememberProfile).catch(() => {}).finally(() => inflightUsers.delete(id));
+    const epoch = sessionEpoch;
+    const request = api.user(id).then((profile) => { if (epoch === sessionEpoch) rememberProfile(profile); })
+      .catch(() => {}).finally(() => { if (inflightUsers.get(id) === request) inflightUsers.delete(id); });
     inflightUsers.set(id, request);
   }
 }
@@ -120,6 +136,15 @@ function refreshChatsSoon() {
 
 // ---- timelines ---------------------------------------------------------------------------
 
+// A long session visits many chats and keeps receiving messages in all of them; without limits
+// every message ever seen would stay in memory. Each timeline keeps a window of at most
+// MAX_WINDOW messages (MAX_WINDOW_OPEN for the chat on screen, so reading back is not cut short),
+// and only the MAX_TIMELINES most recently opened chats keep one at all (reopening a chat
+// reloads its latest page anyway).
+const MAX_WINDOW = 400;
+const MAX_WINDOW_OPEN = 1000;
+const MAX_TIMELINES = 12;
+
 export function timeline(chatId) {
   let tl = state.timelines.get(chatId);
   if (!tl) {
@@ -127,6 +152,16 @@ export function timeline(chatId) {
     state.timelines.set(chatId, tl);
   }
   return tl;
+}
+
+/** Marks `chatId`'s timeline as the most recently used and drops the least recently used ones. */
+export function touchTimeline(chatId) {
+  const tl = state.timelines.get(chatId);
+  if (tl) { state.timelines.delete(chatId); state.timelines.set(chatId, tl); }
+  for (const id of state.timelines.keys()) {
+    if (state.timelines.size <= MAX_TIMELINES) break;
+    if (id !== chatId && id !== state.openChatId) state.timelines.delete(id);
+  }
 }
 
 function insertSorted(tl, message) {
@@ -144,8 +179,7 @@ function insertSorted(tl, message) {
   return true;
 }
 
-function trim(tl, keepEnd) {
-  const max = 400;
+function trim(tl, keepEnd, max = MAX_WINDOW) {
   if (tl.messages.length <= max) return;
   const removed = keepEnd ? tl.messages.splice(0, tl.messages.length - max) : tl.messages.splice(max);
   for (const m of removed) tl.byId.delete(m.id);
@@ -209,11 +243,13 @@ export function findMessage(chatId, id) {
 }
 
 const fetchedQuotes = new Map();
-/** A message outside the loaded window (a reply's quote), fetched once. */
+const MAX_QUOTES = 500;
+/** A message outside the loaded window (a reply's quote), fetched once (a bounded cache). */
 export function fetchMessage(chatId, id) {
   const local = findMessage(chatId, id);
   if (local) return Promise.resolve(local);
   if (!fetchedQuotes.has(id)) {
+    if (fetchedQuotes.size >= MAX_QUOTES) fetchedQuotes.delete(fetchedQuotes.keys().next().value);
     fetchedQuotes.set(id, api.message(id).then((m) => { ensureUsers([m.sender_id]); return m; }).catch(() => null));
   }
   return fetchedQuotes.get(id);
@@ -300,11 +336,14 @@ function applyMessage(message, { isNew }) {
       }
     } else if (isNew && !tl.hasMoreAfter) {
       insertSorted(tl, message);
+      trim(tl, true, message.chat_id === state.openChatId ? MAX_WINDOW_OPEN : MAX_WINDOW);
       emit('message', { chatId: message.chat_id, message, inserted: true });
     }
   } else if (tl && isNew) {
-    // The first page is still loading and may have been read before this commit: keep it for then.
+    // The first page is still loading and may have been read before this commit: keep it for then
+    // (bounded: if the page never loads, the oldest are dropped; the reload fetches them anyway).
     (tl.early ||= []).push(message);
+    if (tl.early.length > MAX_WINDOW) tl.early.splice(0, tl.early.length - MAX_WINDOW);
   }
   // A new message from someone stops their typing indicator.
   const typing = isNew && state.typing.get(message.chat_id);
@@ -416,8 +455,9 @@ export function applyEphemeral(event) {
     const key = event.chat_id + '/' + event.user_id;
     clearTimeout(typingTimers.get(key));
     typingTimers.set(key, setTimeout(() => {
+      typingTimers.delete(key);
       const map = state.typing.get(event.chat_id);
-      if (map) map.delete(event.user_id);
+      if (map) { map.delete(event.user_id); if (!map.size) state.typing.delete(event.chat_id); }
       emit('typing', event.chat_id);
     }, 6000));
   } else if (event.type === 'presence.changed') {
@@ -451,8 +491,18 @@ export function loadOutbox() {
 }
 
 function saveOutbox() {
+  if (!state.me) return; // signed out: there is no one's outbox to write
   const all = [...state.pending.values()].flat().map(({ inFlight, ...p }) => p);
   localStorage.setItem(outboxKey(), JSON.stringify(all));
+}
+
+/** Forgets the signed-in user's queued messages, in memory and in storage (logout). */
+export function clearOutbox() {
+  if (state.me) localStorage.removeItem(outboxKey());
+  state.pending.clear();
+  clearTimeout(flushTimer);
+  flushTimer = null;
+  sessionEpoch += 1;
 }
 
 function newClientId() {
@@ -496,22 +546,50 @@ export function retryPending(chatId, clientId) {
 }
 
 let flushTimer = null;
-/** Sends every waiting message in order, per chat; transient failures retry later. */
-export async function flushOutbox() {
+let flushing = null;
+let flushAgain = false;
+
+/**
+ * Sends every waiting message in order, per chat; transient failures retry later with the same
+ * client_message_id (so a send that did reach the server is not stored twice); any other error
+ * marks the message failed for the user to retry or discard, never retried on its own.
+ *
+ * Only one flush runs at a time: a call during a flush makes it go round once more, so a message
+ * typed while an earlier one is in flight is sent right after it, in order.
+ */
+export function flushOutbox() {
+  if (flushing) { flushAgain = true; return flushing; }
   clearTimeout(flushTimer);
+  flushTimer = null;
+  const run = (async () => {
+    try {
+      do {
+        flushAgain = false;
+        await flushOnce();
+      } while (flushAgain && flushing === run);
+    } finally {
+      if (flushing === run) flushing = null;
+    }
+  })();
+  flushing = run;
+  return run;
+}
+
+async function flushOnce() {
+  const epoch = sessionEpoch;
   let retryLater = false;
-  for (const [chatId, list] of state.pending) {
+  let retryAfter = 0;
+  for (const [chatId, list] of [...state.pending]) {
     for (const entry of [...list]) {
-      if (entry.state !== 'sending') continue;
-      if (entry.inFlight) { retryLater = true; break; }
-      entry.inFlight = true;
+      if (epoch !== sessionEpoch) return;
+      if (entry.state !== 'sending' || !list.includes(entry)) continue;
       try {
         const message = await api.send(chatId, { text: entry.text, client_message_id: entry.client_message_id, reply_to: entry.reply_to });
-        entry.inFlight = false;
+        if (epoch !== sessionEpoch) return;
         applyMessage(message, { isNew: true });
         settlePending(chatId, entry.client_message_id);
       } catch (error) {
-        entry.inFlight = false;
+        if (epoch !== sessionEpoch) return;
         if (error instanceof ApiError && !error.transient && error.status !== 429) {
           entry.state = 'failed';
           entry.error = error.message;
@@ -519,12 +597,16 @@ export async function flushOutbox() {
           emit('pending', chatId);
         } else {
           retryLater = true;
+          if (error instanceof ApiError && error.retryAfter) retryAfter = Math.max(retryAfter, error.retryAfter * 1000);
           break; // keep this chat's order: later messages wait for this one
         }
       }
     }
   }
-  if (retryLater) flushTimer = setTimeout(flushOutbox, state.connection === 'online' ? 2000 : 5000);
+  if (retryLater && epoch === sessionEpoch) {
+    clearTimeout(flushTimer);
+    flushTimer = setTimeout(flushOutbox, Math.max(retryAfter, state.connection === 'online' ? 2000 : 5000));
+  }
 }
 
 /** Opens (or creates) the user's own notes chat. */

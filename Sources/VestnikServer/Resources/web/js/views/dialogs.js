@@ -222,11 +222,14 @@ export async function openSessionsDialog() {
 
 export function openForwardDialog(message, navigate) {
   const { body, close } = modal(t('forward.title'));
+  // One key per target for the life of this dialog: a second click or a retry after a network
+  // error forwards once, not twice.
+  const opened = Date.now();
   replace(body, h('ul', { class: 'people-list', role: 'listbox', 'aria-label': t('forward.title') }, sortedChats().map((item) => {
     const title = item.chat.kind === 'notes' ? t('kind.notes') : chatTitle(item);
     const pick = async () => {
       try {
-        await api.send(item.chat.id, { forward_of: message.id, client_message_id: 'fwd-' + message.id + '-' + item.chat.id + '-' + Date.now() });
+        await api.send(item.chat.id, { forward_of: message.id, client_message_id: 'fwd-' + message.id + '-' + item.chat.id + '-' + opened });
         close();
         navigate('/chat/' + item.chat.id);
       } catch (error) { showError(error); }

@@ -34,10 +34,16 @@ export class Sidebar {
     const newButton = h('button', { class: 'fab', id: 'new-chat', 'aria-label': t('list.newChat'), title: t('list.newChat'), onclick: () => openNewChatDialog(actions.navigate) }, icon('edit'));
     replace(el, h('div', { class: 'sidebar-head' }, this.menuButton, h('div', { class: 'search-box' }, icon('search'), this.search)), this.status, this.list, newButton);
     this.render = rafThrottle(() => this.draw());
-    for (const topic of ['chats', 'users', 'typing', 'presence']) on(topic, () => this.render());
-    on('connection', () => this.drawStatus());
+    // Unsubscribed in destroy(): a sidebar is rebuilt on every sign-in and language change.
+    this.offs = ['chats', 'users', 'typing', 'presence'].map((topic) => on(topic, () => this.render()));
+    this.offs.push(on('connection', () => this.drawStatus()));
     this.drawStatus();
     this.draw();
+  }
+
+  destroy() {
+    for (const off of this.offs) off();
+    this.offs = [];
   }
 
   drawStatus() {
