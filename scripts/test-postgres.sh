@@ -4,7 +4,8 @@
 #   scripts/test-postgres.sh scripts/test.sh
 # Runs as root (initdb itself runs as the postgres user) or as an ordinary user who can run initdb.
 set -euo pipefail
-PORT="${VESTNIK_TEST_POSTGRES_PORT:-25432}"
+# A free port unless one is given: several checkouts on one machine must not collide.
+PORT="${VESTNIK_TEST_POSTGRES_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
 PGBIN="$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 PGDIR="$(mktemp -d /tmp/vestnik-pg.XXXXXX)"
 as_owner() {
