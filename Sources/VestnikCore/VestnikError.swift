@@ -38,6 +38,8 @@ package struct VestnikError: Error, Sendable, CustomStringConvertible {
         package static let resyncRequired = Code("resync_required", .gone)
         package static let methodNotAllowed = Code("method_not_allowed", .methodNotAllowed)
         package static let unavailable = Code("unavailable", .unavailable)
+        /// A bot addressed a message to nobody who can receive it.
+        package static let recipientsEmpty = Code("event_recipients_list_is_empty", .badRequest)
         package static let internalError = Code("internal_error", .internalError)
     }
 
