@@ -118,11 +118,10 @@ final class PythonBot: Sendable {
         return exited ? process.terminationStatus : nil
     }
 
+    /// Kills the bot at once. Not SIGTERM: uvicorn's graceful shutdown waits for idle keep-alive
+    /// connections of the server under test, and nothing here needs a graceful bot exit.
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
     struct Skip: Error, CustomStringConvertible {

@@ -165,6 +165,8 @@ struct BotXPybotxTests {
         #expect(hello.text == "Hello, edited" && hello.bubble?.first?.first?.label == "Acknowledge")
         #expect(hello.metadata == .object(["ticket": .string("INC-1")]))
         #expect(page.contains { $0.attachments?.first?.fileName == "report.csv" })
+        let ping = page.first { $0.text.hasPrefix("Ping") }
+        #expect(ping?.text == "Ping @Alice and @all" && ping?.mentions == [.user(aliceUser.id), .all])
         #expect(page.contains { $0.text == "only alice" && $0.recipients == [aliceUser.id] })
         #expect(try await waitForMessage(alice, in: chat) { $0.senderID == echoID && $0.text == "internal: {'alert': 'db-1'}" } != nil)
     }

@@ -18,6 +18,7 @@ from pybotx import (
     FinalRecipientsListEmptyError,
     HandlerCollector,
     InvalidBotAccountError,
+    MentionBuilder,
     MessageNotFoundError,
     OutgoingAttachment,
     PermissionDeniedError,
@@ -61,8 +62,10 @@ async def scenario() -> None:
     bubbles = BubbleMarkup()
     bubbles.add_button(command="/ack", label="Acknowledge", data={"id": 7})
     sent = await check("send_message (callback)", lambda: bot.send_message(
-        bot_id=BOT_ID, chat_id=chat, body="Hello <embed_mention>user:%s:Alice</embed_mention>" % ALICE,
+        bot_id=BOT_ID, chat_id=chat, body=f"Hello {MentionBuilder.user(entity_id=ALICE, name='Alice')}",
         bubbles=bubbles, metadata={"ticket": "INC-1"}))
+    await check("send_message with mentions", lambda: bot.send_message(
+        bot_id=BOT_ID, chat_id=chat, body=f"Ping {MentionBuilder.user(entity_id=ALICE, name='Alice')} and {MentionBuilder.all()}"))
     await check("send_message_sync", lambda: bot.send_message_sync(bot_id=BOT_ID, chat_id=chat, body="sync hello"))
     if sent is not None:
         await check("edit_message", lambda: bot.edit_message(bot_id=BOT_ID, sync_id=sent, body="Hello, edited"))
