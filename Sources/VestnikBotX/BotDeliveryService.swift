@@ -76,11 +76,13 @@ package struct BotDeliveryService: Service {
                 }
                 waiting = stillWaiting
                 let now = ContinuousClock.now
-                if waiting.count < options.totalConcurrency, services.context.botOutbox.take() || now - lastClaim >= options.poll {
+                let poked = services.context.botOutbox.take()
+                if waiting.count < options.totalConcurrency, poked || now - lastClaim >= options.poll {
                     lastClaim = now
                     let busy = inFlight.busyBots(perBot: options.perBotConcurrency, waiting: waiting)
                     do {
-                        let claimed = try await services.bots.claimJobs(limit: options.totalConcurrency, lease: options.lease, skipping: busy)
+                        let claimed = try await services.bots.claimJobs(
+                            limit: options.totalConcurrency, lease: options.lease, skipping: busy, checkFirst: !poked)
                         waiting += claimed
                         if !claimed.isEmpty { continue }
                     } catch {

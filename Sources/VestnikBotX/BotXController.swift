@@ -53,6 +53,8 @@ package struct BotXController<Context: RequestContext>: Sendable {
         api.post("v3/botx/chats/add_admin", use: addAdmins)
         api.post("v3/botx/chats/pin_message", use: pin)
         api.post("v3/botx/chats/unpin_message", use: unpin)
+        api.post("v3/botx/chats/stealth_set", use: stealthSet)
+        api.post("v3/botx/chats/stealth_disable", use: stealthDisable)
         api.get("v3/botx/users/by_huid", use: { try await self.user($0, $1, by: "user_huid") })
         api.get("v3/botx/users/by_login", use: { try await self.user($0, $1, by: "ad_login") })
         api.get("v3/botx/users/by_email", use: { try await self.user($0, $1, by: "email") })
@@ -74,7 +76,6 @@ package struct BotXController<Context: RequestContext>: Sendable {
         [
             (.get, "v3/botx/files/download", "File download"), (.post, "v3/botx/files/upload", "File upload"),
             (.post, "v3/botx/chats/create_link", "Chat links"), (.post, "v3/botx/chats/create_thread", "Threads"),
-            (.post, "v3/botx/chats/stealth_set", "Stealth mode"), (.post, "v3/botx/chats/stealth_disable", "Stealth mode"),
             (.put, "v3/botx/users/update_profile", "Profile updates"), (.post, "v3/botx/stickers/packs", "Stickers"),
             (.get, "v3/botx/stickers/packs", "Stickers"), (.post, "v3/botx/smartapps/event", "SmartApps"),
             (.post, "v3/botx/smartapps/notification", "SmartApps"), (.post, "v4/botx/smartapps/notification", "SmartApps"),
@@ -333,6 +334,23 @@ package struct BotXController<Context: RequestContext>: Sendable {
             try await services.messages.setPinned(false, message: message.id, as: .bot(bot))
         }
         return BotXResponse.ok(.string("message_unpinned"))
+    }
+
+    /// POST /api/v3/botx/chats/stealth_set
+    @Sendable func stealthSet(_ request: Request, context: Context) async throws -> Response {
+        let bot = try await authenticate(request)
+        let body = try await decode(BotXStealthRequest.self, request)
+        try await services.bots.setStealth(
+            StealthSettings(burnIn: body.burnIn, expireIn: body.expireIn, disableWeb: body.disableWeb ?? false), in: body.groupChatID, as: bot)
+        return BotXResponse.ok(.bool(true))
+    }
+
+    /// POST /api/v3/botx/chats/stealth_disable
+    @Sendable func stealthDisable(_ request: Request, context: Context) async throws -> Response {
+        let bot = try await authenticate(request)
+        let body = try await decode(BotXChatRequest.self, request)
+        try await services.bots.setStealth(nil, in: body.groupChatID, as: bot)
+        return BotXResponse.ok(.bool(true))
     }
 
     // MARK: Users

@@ -76,6 +76,7 @@ package enum BotXErrors {
                 VestnikError.Code.notMessageAuthor.rawValue, VestnikError.Code.accountBlocked.rawValue:
                 (.forbidden, "no_permission_for_operation")
             case VestnikError.Code.recipientsEmpty.rawValue: (.badRequest, "event_recipients_list_is_empty")
+            case VestnikError.Code.stealthDisabled.rawValue: (.badRequest, "stealth_mode_disabled")
             case VestnikError.Code.payloadTooLarge.rawValue: (.contentTooLarge, "payload_too_large")
             case VestnikError.Code.rateLimited.rawValue: (.tooManyRequests, "too_many_requests")
             case VestnikError.Code.messageDeleted.rawValue: (.conflict, "event_already_deleted")

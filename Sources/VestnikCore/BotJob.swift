@@ -34,6 +34,14 @@ package struct BotSender: Sendable, Hashable, Codable {
     package var name: String
     package var isAdmin: Bool
     package var isCreator: Bool
+
+    package init(userID: UserID, login: String, name: String, isAdmin: Bool, isCreator: Bool) {
+        self.userID = userID
+        self.login = login
+        self.name = name
+        self.isAdmin = isAdmin
+        self.isCreator = isCreator
+    }
 }
 
 /// A user message or a button press for a bot.
@@ -51,6 +59,21 @@ package struct BotCommandJob: Sendable, Hashable, Codable {
     /// The bot message whose button was pressed.
     package var sourceSyncID: MessageID?
     package var attachments: [Attachment]
+
+    package init(
+        syncID: MessageID, chatID: ChatID, chatKind: ChatKind, sender: BotSender, body: String, data: JSONValue, metadata: JSONValue,
+        sourceSyncID: MessageID?, attachments: [Attachment]
+    ) {
+        self.syncID = syncID
+        self.chatID = chatID
+        self.chatKind = chatKind
+        self.sender = sender
+        self.body = body
+        self.data = data
+        self.metadata = metadata
+        self.sourceSyncID = sourceSyncID
+        self.attachments = attachments
+    }
 }
 
 /// A system event for a bot (BotX `system:<name>`).

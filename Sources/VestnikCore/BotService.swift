@@ -174,8 +174,11 @@ package struct BotService: Sendable {
     // MARK: Outbox (delivery service)
 
     /// Leases due jobs; jobs of `busyBots` stay queued.
-    package func claimJobs(limit: Int, lease: TimeInterval, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
+    /// - Parameter checkFirst: look with a read first and skip the write when nothing is due
+    ///   (the idle poll); a commit that just queued jobs skips the look.
+    package func claimJobs(limit: Int, lease: TimeInterval, skipping busyBots: [UserID], checkFirst: Bool = false) async throws -> [BotJobRecord] {
         let now = Date.millisecondNow()
+        if checkFirst, try await !context.read({ try await $0.hasDueBotJobs(now: now) }) { return [] }
         return try await context.write { tx, _ in
             try await tx.claimBotJobs(now: now, leaseUntil: now.addingTimeInterval(lease), limit: limit, skipping: busyBots)
         }
@@ -302,6 +305,11 @@ package struct BotService: Sendable {
                 if case .user(let id) = mention { return members.contains(id) }
                 return true
             }
+            var stealth: StealthSettings?
+            if extras.stealth == true {
+                stealth = try await tx.stealth(of: chatID)
+                guard stealth != nil else { throw VestnikError(.stealthDisabled, "Stealth mode is off in this chat.") }
+            }
             let now = Date.millisecondNow()
             chat.lastMessageSeq += 1
             chat.lastActivityAt = now
@@ -311,6 +319,7 @@ package struct BotService: Sendable {
                 mentions: mentions, createdAt: now)
             message.extras = extras
             try await tx.insertMessage(message)
+            if let lifetime = stealth?.lifetime { try await tx.setExpiry(now.addingTimeInterval(TimeInterval(lifetime)), of: message.id) }
             if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: bot, in: chatID) }
             try await log.append(.messageCreated(message), to: MessageService.audience(of: message, members: members), in: tx)
             return message
@@ -443,6 +452,39 @@ package struct BotService: Sendable {
             let job = BotSystemJob(name: .internalBotNotification, chatID: chatID, chatKind: chat.kind, userID: bot, data: data, opts: opts)
             for target in targets { try await log.enqueue(.system(job), for: target.id, in: tx) }
         }
+    }
+
+    /// Turns stealth on (with settings) or off (nil) in a group or channel the bot administers.
+    package func setStealth(_ settings: StealthSettings?, in chatID: ChatID, as bot: UserID) async throws {
+        if let settings {
+            for value in [settings.burnIn, settings.expireIn].compactMap({ $0 }) {
+                guard (1...31_536_000).contains(value) else { throw VestnikError.invalid("burn_in and expire_in are 1 s … 1 year.") }
+            }
+        }
+        try await context.write { tx, _ in
+            let (chat, member) = try await ChatService.membership(chatID, of: bot, in: tx)
+            try ChatService.requireManageable(chat, by: member)
+            try await tx.setStealth(settings, for: chatID)
+        }
+    }
+
+    /// Deletes stealth messages whose lifetime ended (for everyone, as tombstones).
+    /// - Returns: how many went.
+    @discardableResult
+    package func expireStealthMessages(limit: Int = 200) async throws -> Int {
+        let due = try await context.read { try await $0.expiredMessages(before: Date.millisecondNow(), limit: limit) }
+        for messageID in due {
+            try await context.write { tx, log in
+                guard let message = try await tx.message(messageID), !message.isDeleted else {
+                    return try await tx.setExpiry(nil, of: messageID)
+                }
+                try await MessageService.tombstone(message, in: tx)
+                guard let deleted = try await tx.message(messageID) else { return }
+                try await log.append(
+                    .messageDeleted(deleted), to: MessageService.audience(of: message, members: try await tx.memberIDs(of: message.chatID)), in: tx)
+            }
+        }
+        return due.count
     }
 
     // MARK: Helpers

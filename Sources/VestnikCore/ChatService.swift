@@ -88,7 +88,13 @@ package struct ChatService: Sendable {
 
     /// The caller's chats, most recent activity first.
     package func list(as caller: AuthenticatedSession) async throws -> [ChatListRow] {
-        try await context.read { try await $0.chatList(of: caller.userID) }
+        let rows = try await context.read { try await $0.chatList(of: caller.userID) }
+        // A bot message addressed to other members is not the caller's "last message".
+        return rows.map { row in
+            var row = row
+            if let last = row.lastMessage, !last.isVisible(to: caller.userID) { row.lastMessage = nil }
+            return row
+        }
     }
 
     /// One chat with its members.

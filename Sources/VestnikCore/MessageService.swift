@@ -150,7 +150,7 @@ package struct MessageService: Sendable {
                 throw VestnikError(.notMessageAuthor, "Only the author or a chat admin can delete a message.")
             }
             guard !message.isDeleted else { return message }
-            try await tx.markDeleted(messageID, at: Date.millisecondNow())
+            try await Self.tombstone(message, in: tx)
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             let full = try await Self.withState(updated, in: tx)
             try await log.append(.messageDeleted(full), to: Self.audience(of: full, members: try await tx.memberIDs(of: message.chatID)), in: tx)
@@ -347,6 +347,13 @@ package struct MessageService: Sendable {
             let chat = try await reader.chat(message.chatID), message.isVisible(to: user)
         else { throw VestnikError.messageNotFound }
         return (message, chat, member)
+    }
+
+    /// Deletes a message for everyone. A message addressed to some members stays addressed to
+    /// them as a tombstone, so others never learn it existed.
+    static func tombstone(_ message: Message, in tx: any StoreWriter) async throws {
+        try await tx.markDeleted(message.id, at: Date.millisecondNow())
+        if let recipients = message.recipients { try await tx.setExtras(MessageExtras(recipients: recipients), of: message.id) }
     }
 
     /// Who gets events about `message`: the chat's members, narrowed to its recipients if it has them.

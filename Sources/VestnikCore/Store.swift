@@ -145,6 +145,13 @@ package protocol StoreReader: Sendable {
     func botMembers(of chat: ChatID) async throws -> [BotRecord]
     /// Jobs queued for `bot` (for status display).
     func pendingBotJobs(of bot: UserID) async throws -> Int
+    /// A chat's stealth settings; nil when stealth is off.
+    func stealth(of chat: ChatID) async throws -> StealthSettings?
+    /// Messages whose stealth lifetime ended before `now`, at most `limit`.
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID]
+    /// Whether any job is due at `now`: a cheap read, so an idle deliverer need not open write
+    /// transactions to find out.
+    func hasDueBotJobs(now: Date) async throws -> Bool
     /// The oldest position still kept; a `since` below `oldest - 1` cannot be served.
     func oldestRetainedSeq() async throws -> EventSeq
     /// The newest committed position as this transaction sees it.
@@ -187,6 +194,11 @@ package protocol StoreWriter: StoreReader {
 
     /// Replaces a message's extras (buttons, metadata, attachments, …); empty extras clear them.
     func setExtras(_ extras: MessageExtras, of message: MessageID) async throws
+
+    /// Turns stealth on (settings) or off (nil) for a chat.
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws
+    /// Schedules a message's disappearance (nil: never).
+    func setExpiry(_ at: Date?, of message: MessageID) async throws
 
     func insertBot(_ bot: BotRecord) async throws
     /// Updates everything but the id and creation time.

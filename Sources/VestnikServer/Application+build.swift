@@ -94,7 +94,10 @@ package func buildApplication(
         application: application,
         background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)]
             + (opened.relay.map { [RelayService(relay: $0, services: services, logger: logger)] } ?? [])
-            + [BotDeliveryService(services: services, host: configuration.effectiveBotXHost, options: delivery, logger: logger)],
+            + [
+                BotDeliveryService(services: services, host: configuration.effectiveBotXHost, options: delivery, logger: logger),
+                StealthExpiryService(services: services, logger: logger),
+            ],
         fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval, listen: opened.listen, logger: logger),
         services: services, metrics: metrics, logger: logger, storeKind: opened.kind)
 }

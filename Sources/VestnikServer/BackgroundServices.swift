@@ -134,3 +134,25 @@ struct RelayService: Service {
         }
     }
 }
+
+/// Deletes stealth messages whose lifetime ended (BotX `stealth_set` `burn_in`/`expire_in`),
+/// once a second; a cheap indexed read when nothing is due.
+struct StealthExpiryService: Service {
+    let services: Services
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await services.bots.expireStealthMessages()
+            } catch {
+                logger.warning("stealth expiry failed", metadata: ["vestnik.error": "\(error)"])
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            } catch {
+                return
+            }
+        }
+    }
+}

@@ -489,6 +489,7 @@ struct PostgresAccess: StoreWriter {
             """)
         try await rows("DELETE FROM message_versions WHERE message_id = \(message.description)")
         try await rows("DELETE FROM reactions WHERE message_id = \(message.description)")
+        try await rows("DELETE FROM message_expiry WHERE message_id = \(message.description)")
     }
 
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
@@ -696,6 +697,39 @@ struct PostgresAccess: StoreWriter {
             UPDATE bot_outbox SET attempts = \(Int64(attempts)), next_attempt_at = \(at.millisecondsSince1970), last_error = \(String(error.prefix(500)))
             WHERE id = \(id.uuidString.lowercased())
             """)
+    }
+
+    func stealth(of chat: ChatID) async throws -> StealthSettings? {
+        guard let row = try await rows("SELECT burn_in, expire_in, disable_web FROM chat_stealth WHERE chat_id = \(chat.description)").first
+        else { return nil }
+        let c = Columns(row)
+        return StealthSettings(burnIn: try c.optionalInt(0).map(Int.init), expireIn: try c.optionalInt(1).map(Int.init), disableWeb: try c.bool(2))
+    }
+
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws {
+        try await rows("DELETE FROM chat_stealth WHERE chat_id = \(chat.description)")
+        guard let settings else { return }
+        try await rows(
+            """
+            INSERT INTO chat_stealth (chat_id, burn_in, expire_in, disable_web)
+            VALUES (\(chat.description), \(settings.burnIn.map(Int64.init)), \(settings.expireIn.map(Int64.init)), \(settings.disableWeb))
+            """)
+    }
+
+    func setExpiry(_ at: Date?, of message: MessageID) async throws {
+        try await rows("DELETE FROM message_expiry WHERE message_id = \(message.description)")
+        guard let at else { return }
+        try await rows("INSERT INTO message_expiry (message_id, expires_at) VALUES (\(message.description), \(at.millisecondsSince1970))")
+    }
+
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID] {
+        try await rows(
+            "SELECT message_id FROM message_expiry WHERE expires_at <= \(now.millisecondsSince1970) ORDER BY expires_at LIMIT \(Int64(limit))"
+        ).compactMap { MessageID(try Columns($0).text(0)) }
+    }
+
+    func hasDueBotJobs(now: Date) async throws -> Bool {
+        try await !rows("SELECT 1 FROM bot_outbox WHERE next_attempt_at <= \(now.millisecondsSince1970) LIMIT 1").isEmpty
     }
 
     func pendingBotJobs(of bot: UserID) async throws -> Int {

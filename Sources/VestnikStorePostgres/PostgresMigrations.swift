@@ -168,5 +168,23 @@ enum PostgresMigrations {
             "CREATE INDEX bot_outbox_due ON bot_outbox(next_attempt_at, created_at)",
             "CREATE INDEX bot_outbox_by_bot ON bot_outbox(bot_id)",
         ],
+        // 3: stealth chats (BotX stealth_set) and disappearing messages.
+        [
+            """
+            CREATE TABLE chat_stealth (
+                chat_id TEXT COLLATE "C" PRIMARY KEY REFERENCES chats(id),
+                burn_in BIGINT,
+                expire_in BIGINT,
+                disable_web BOOLEAN NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE message_expiry (
+                message_id TEXT COLLATE "C" PRIMARY KEY,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX message_expiry_due ON message_expiry(expires_at)",
+        ],
     ]
 }

@@ -127,5 +127,19 @@ enum SQLiteMigrations {
         CREATE INDEX bot_outbox_due ON bot_outbox(next_attempt_at, created_at);
         CREATE INDEX bot_outbox_by_bot ON bot_outbox(bot_id);
         """,
+        // 3: stealth chats (BotX stealth_set) and disappearing messages.
+        """
+        CREATE TABLE chat_stealth (
+            chat_id TEXT PRIMARY KEY REFERENCES chats(id),
+            burn_in INTEGER,
+            expire_in INTEGER,
+            disable_web INTEGER NOT NULL
+        );
+        CREATE TABLE message_expiry (
+            message_id TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX message_expiry_due ON message_expiry(expires_at);
+        """,
     ]
 }

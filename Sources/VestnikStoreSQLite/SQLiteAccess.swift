@@ -418,6 +418,7 @@ struct SQLiteAccess: StoreWriter {
             [.integer(at.millisecondsSince1970), .text(message.description)])
         try db.query("DELETE FROM message_versions WHERE message_id = ?", [.text(message.description)])
         try db.query("DELETE FROM reactions WHERE message_id = ?", [.text(message.description)])
+        try db.query("DELETE FROM message_expiry WHERE message_id = ?", [.text(message.description)])
     }
 
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
@@ -605,6 +606,41 @@ struct SQLiteAccess: StoreWriter {
         try db.query(
             "UPDATE bot_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
             [.integer(Int64(attempts)), .integer(at.millisecondsSince1970), .text(String(error.prefix(500))), .text(id.uuidString.lowercased())])
+    }
+
+    func stealth(of chat: ChatID) async throws -> StealthSettings? {
+        try db.query("SELECT burn_in, expire_in, disable_web FROM chat_stealth WHERE chat_id = ?", [.text(chat.description)]).first.map {
+            StealthSettings(burnIn: $0.optionalInt(0).map(Int.init), expireIn: $0.optionalInt(1).map(Int.init), disableWeb: $0.int(2) != 0)
+        }
+    }
+
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws {
+        try db.query("DELETE FROM chat_stealth WHERE chat_id = ?", [.text(chat.description)])
+        guard let settings else { return }
+        try db.query(
+            "INSERT INTO chat_stealth (chat_id, burn_in, expire_in, disable_web) VALUES (?, ?, ?, ?)",
+            [
+                .text(chat.description), settings.burnIn.map { .integer(Int64($0)) } ?? .null, settings.expireIn.map { .integer(Int64($0)) } ?? .null,
+                .integer(settings.disableWeb ? 1 : 0),
+            ])
+    }
+
+    func setExpiry(_ at: Date?, of message: MessageID) async throws {
+        try db.query("DELETE FROM message_expiry WHERE message_id = ?", [.text(message.description)])
+        guard let at else { return }
+        try db.query(
+            "INSERT INTO message_expiry (message_id, expires_at) VALUES (?, ?)", [.text(message.description), .integer(at.millisecondsSince1970)])
+    }
+
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID] {
+        try db.query(
+            "SELECT message_id FROM message_expiry WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+            [.integer(now.millisecondsSince1970), .integer(Int64(limit))]
+        ).compactMap { MessageID($0.text(0)) }
+    }
+
+    func hasDueBotJobs(now: Date) async throws -> Bool {
+        try !db.query("SELECT 1 FROM bot_outbox WHERE next_attempt_at <= ? LIMIT 1", [.integer(now.millisecondsSince1970)]).isEmpty
     }
 
     func pendingBotJobs(of bot: UserID) async throws -> Int {

@@ -169,5 +169,8 @@ struct BotXPybotxTests {
         #expect(ping?.text == "Ping @Alice and @all" && ping?.mentions == [.user(aliceUser.id), .all])
         #expect(page.contains { $0.text == "only alice" && $0.recipients == [aliceUser.id] })
         #expect(try await waitForMessage(alice, in: chat) { $0.senderID == echoID && $0.text == "internal: {'alert': 'db-1'}" } != nil)
+        // Stealth: the message sent with expire_in = 1 s disappears for everyone.
+        let stealthID = try #require(script.checks.first { $0["check"] == "send stealth" }.flatMap { MessageID($0["detail"] ?? "") })
+        #expect(try await waitUntil(timeout: .seconds(10)) { try await alice.message(stealthID).isDeleted })
     }
 }

@@ -22,6 +22,7 @@ from pybotx import (
     MessageNotFoundError,
     OutgoingAttachment,
     PermissionDeniedError,
+    StealthModeDisabledError,
     UserNotFoundError,
 )
 
@@ -80,6 +81,11 @@ async def scenario() -> None:
     await check("send file", lambda: bot.send_message(
         bot_id=BOT_ID, chat_id=chat, body="report attached", file=OutgoingAttachment(content=b"a,b\n1,2\n", filename="report.csv")))
     await check("recipients", lambda: bot.send_message(bot_id=BOT_ID, chat_id=chat, body="only alice", recipients=[ALICE]))
+    await check("stealth off → StealthModeDisabledError", lambda: bot.send_message(
+        bot_id=BOT_ID, chat_id=chat, body="secret", stealth_mode=True), expect=StealthModeDisabledError)
+    await check("enable_stealth", lambda: bot.enable_stealth(bot_id=BOT_ID, chat_id=chat, total_ttl=1, ttl_after_read=60))
+    await check("send stealth", lambda: bot.send_message(bot_id=BOT_ID, chat_id=chat, body="self-destructs", stealth_mode=True))
+    await check("disable_stealth", lambda: bot.disable_stealth(bot_id=BOT_ID, chat_id=chat))
     await check("start_typing", lambda: bot.start_typing(bot_id=BOT_ID, chat_id=chat))
     await check("stop_typing", lambda: bot.stop_typing(bot_id=BOT_ID, chat_id=chat))
 
