@@ -66,7 +66,8 @@ package struct BotDeliveryService: Service {
                 for job in waiting {
                     if inFlight.tryStart(job.botID, perBot: options.perBotConcurrency, total: options.totalConcurrency) {
                         group.addTask {
-                            await deliverer.deliver(job)
+                            // Not started once cancelled: the store may already be closing.
+                            if !Task.isCancelled { await deliverer.deliver(job) }
                             inFlight.finish(job.botID)
                             services.context.botOutbox.poke()
                         }
@@ -77,6 +78,7 @@ package struct BotDeliveryService: Service {
                 waiting = stillWaiting
                 let now = ContinuousClock.now
                 let poked = services.context.botOutbox.take()
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
                 if waiting.count < options.totalConcurrency, poked || now - lastClaim >= options.poll {
                     lastClaim = now
                     let busy = inFlight.busyBots(perBot: options.perBotConcurrency, waiting: waiting)
@@ -104,6 +106,7 @@ package struct BotDeliveryService: Service {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 for bot in try await services.bots.enabledBots() where due[bot.id].map({ $0 <= ContinuousClock.now }) ?? true {
+                    if Task.isCancelled { return }
                     let answered = await deliverer.refreshMenu(of: bot.id)
                     due[bot.id] = ContinuousClock.now + (answered ? options.menuRefresh : .seconds(5))
                 }
@@ -177,6 +180,8 @@ struct BotDeliverer: Sendable {
                 return try await services.bots.finish(job, retryAt: nil, status: "invalid job")
             }
             let outcome = await post(payload, to: endpoint.url + path, bot: job.botID, secret: endpoint.secret)
+            // Cancelled mid-request (shutdown): leave the job leased; it comes back after the lease.
+            if Task.isCancelled { return }
             switch outcome {
             case .delivered:
                 try await services.bots.finish(job, retryAt: nil, status: "ok")

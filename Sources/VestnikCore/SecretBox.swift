@@ -10,9 +10,14 @@ package struct SecretBox: Sendable {
 
     package init(key: SymmetricKey) { self.key = key }
 
-    /// Reads the 32-byte key at `path`, creating it (mode 0600) when it does not exist.
+    /// Reads the 32-byte key at `path`, creating it (mode 0600, its directory 0700) when it does
+    /// not exist. With PostgreSQL the data directory may hold nothing else yet.
     package static func loadOrCreate(path: String) throws -> SecretBox {
         let manager = FileManager.default
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, !manager.fileExists(atPath: directory) {
+            try? manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
         if let data = manager.contents(atPath: path) {
             guard data.count == 32 else { throw VestnikError(.internalError, "The bot key file \(path) is not 32 bytes.") }
             return SecretBox(key: SymmetricKey(data: data))

@@ -142,7 +142,9 @@ struct StealthExpiryService: Service {
     let logger: Logger
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        // Cancellation is checked too: on PostgreSQL a query issued after the connection pool
+        // stopped would wait forever.
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {
                 try await services.bots.expireStealthMessages()
             } catch {
