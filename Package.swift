@@ -68,10 +68,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The eXpress BotX-compatible bot API and server→bot delivery (decision 0004).
+        .target(
+            name: "VestnikBotX",
+            dependencies: [
+                "VestnikCore", "VestnikModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "VestnikServer",
             dependencies: [
-                "VestnikCore", "VestnikHTTP", "VestnikStoreSQLite", "VestnikStorePostgres", "VestnikModel",
+                "VestnikCore", "VestnikHTTP", "VestnikBotX", "VestnikStoreSQLite", "VestnikStorePostgres", "VestnikModel",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -121,6 +134,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "VestnikBotXTests",
+            dependencies: ["VestnikBotX", "VestnikCore", "VestnikModel"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "VestnikStorePostgresTests",
             dependencies: ["VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting"],
             swiftSettings: strict
@@ -128,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "VestnikIntegrationTests",
             dependencies: [
-                "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres",
+                "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres", "VestnikBotX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -40,6 +40,7 @@ package struct ChatService: Sendable {
                     try await tx.insertMember(ChatMember(userID: user, role: .member, joinedAt: now, readSeq: 0), into: chat.id)
                 }
                 try await log.append(.chatCreated(chat), to: [me, peer], in: tx)
+                try await Self.announceCreated(chat, tx: tx, log: log)
                 return (try await Self.details(chat.id, for: me, in: tx), true)
             }
         case .notes:
@@ -79,6 +80,7 @@ package struct ChatService: Sendable {
                     try await tx.insertMember(ChatMember(userID: user, role: .member, joinedAt: now, readSeq: 0), into: chat.id)
                 }
                 try await log.append(.chatCreated(chat), to: [me] + toAdd, in: tx)
+                try await Self.announceCreated(chat, tx: tx, log: log)
                 return (try await Self.details(chat.id, for: me, in: tx), true)
             }
         }
@@ -86,7 +88,13 @@ package struct ChatService: Sendable {
 
     /// The caller's chats, most recent activity first.
     package func list(as caller: AuthenticatedSession) async throws -> [ChatListRow] {
-        try await context.read { try await $0.chatList(of: caller.userID) }
+        let rows = try await context.read { try await $0.chatList(of: caller.userID) }
+        // A bot message addressed to other members is not the caller's "last message".
+        return rows.map { row in
+            var row = row
+            if let last = row.lastMessage, !last.isVisible(to: caller.userID) { row.lastMessage = nil }
+            return row
+        }
     }
 
     /// One chat with its members.
@@ -149,6 +157,11 @@ package struct ChatService: Sendable {
                 chat.memberCount = current.count
                 try await tx.updateChat(chat)
                 try await log.append(.membersJoined(chat: chat, members: joined, by: caller.userID), to: Array(current), in: tx)
+                try await BotTriggers.system(
+                    BotSystemJob(
+                        name: .addedToChat, chatID: chat.id, chatKind: chat.kind, userID: caller.userID,
+                        members: try await BotTriggers.memberInfo(joined, tx: tx)),
+                    chat: chat.id, except: caller.userID, tx: tx, log: log)
             }
             return try await tx.members(of: chatID)
         }
@@ -249,7 +262,24 @@ package struct ChatService: Sendable {
         return ChatDetailsView(chat: chat, myRole: member.role, members: try await reader.members(of: chatID))
     }
 
+    /// Tells the bots of a new chat (other than its creator) that it exists.
+    private static func announceCreated(_ chat: Chat, tx: any StoreWriter, log: EventLog) async throws {
+        let members = try await tx.members(of: chat.id)
+        try await BotTriggers.system(
+            BotSystemJob(
+                name: .chatCreated, chatID: chat.id, chatKind: chat.kind, userID: chat.createdBy,
+                members: try await BotTriggers.memberInfo(members, tx: tx), chatTitle: chat.title, creator: chat.createdBy),
+            chat: chat.id, except: chat.createdBy, tx: tx, log: log)
+    }
+
     private static func removeMembership(_ user: UserID, chat: Chat, by actor: UserID, tx: any StoreWriter, log: EventLog) async throws {
+        // Bots hear it before the row goes, so a removed bot learns it was removed.
+        let leaving = try await tx.members(of: chat.id).filter { $0.userID == user }
+        try await BotTriggers.system(
+            BotSystemJob(
+                name: user == actor ? .leftFromChat : .deletedFromChat, chatID: chat.id, chatKind: chat.kind, userID: actor,
+                members: try await BotTriggers.memberInfo(leaving, tx: tx)),
+            chat: chat.id, except: actor, tx: tx, log: log)
         let recipients = try await tx.memberIDs(of: chat.id)
         try await tx.deleteMember(user, from: chat.id)
         var updated = chat

@@ -10,8 +10,14 @@ package struct CoreContext: Sendable {
     package var logger: Logger
     /// Other nodes, for typing and presence; nil on a single node.
     package var relay: (any EphemeralRelay)?
+    /// Poked after a commit that queued bot deliveries, so they go out at once.
+    package let botOutbox: BotOutboxSignal
 
-    package init(store: any Store, hub: EventHub, limits: CoreLimits = CoreLimits(), logger: Logger, relay: (any EphemeralRelay)? = nil) {
+    package init(
+        store: any Store, hub: EventHub, limits: CoreLimits = CoreLimits(), logger: Logger, relay: (any EphemeralRelay)? = nil,
+        botOutbox: BotOutboxSignal = BotOutboxSignal()
+    ) {
+        self.botOutbox = botOutbox
         self.store = store
         self.hub = hub
         self.limits = limits
@@ -36,6 +42,7 @@ package struct CoreContext: Sendable {
         }
         let events = log.drain()
         if !events.isEmpty { await hub.publish(events) }
+        if log.queuedBotJobs { botOutbox.poke() }
         return result
     }
 
@@ -61,6 +68,9 @@ package struct CoreLimits: Sendable {
     package var maxDeviceNameLength = 128
     package var maxSearchLength = 128
     package var sessionLifetime: TimeInterval = 30 * 24 * 3600
+    /// Decoded bytes of all inline files of one bot message.
+    package var maxInlineFileBytes = 1024 * 1024
+    package var maxBotURLLength = 2048
     package init() {}
 }
 
@@ -79,6 +89,16 @@ package final class EventLog: Sendable {
         return seq
     }
 
+    /// Queues a delivery to a bot inside the transaction `tx`; the outbox is woken after commit.
+    package func enqueue(_ job: BotJob, for bot: UserID, in tx: any StoreWriter) async throws {
+        let now = Date.millisecondNow()
+        try await tx.enqueueBotJob(BotJobRecord(id: UUID(), botID: bot, job: job, attempts: 0, nextAttemptAt: now, createdAt: now))
+        botJobs.withLock { $0 = true }
+    }
+
+    private let botJobs = Synchronization.Mutex(false)
+    fileprivate var queuedBotJobs: Bool { botJobs.withLock { $0 } }
+
     fileprivate func drain() -> [CommittedEvent] {
         collected.withLock { events in
             defer { events.removeAll() }
@@ -88,3 +108,19 @@ package final class EventLog: Sendable {
 }
 
 import Synchronization
+
+/// Wakes the bot delivery service when jobs were queued in this process.
+///
+/// A flag rather than a queue: a burst of commits causes one claim round, which takes every due
+/// job anyway. The delivery service checks it every few milliseconds (no database work), and
+/// reads the database itself only when poked or on its slower poll for other writers.
+package final class BotOutboxSignal: Sendable {
+    private let flag = Synchronization.Mutex(false)
+
+    package init() {}
+
+    package func poke() { flag.withLock { $0 = true } }
+
+    /// Whether a poke came since the last call; clears it.
+    package func take() -> Bool { flag.withLock { value in defer { value = false }; return value } }
+}

@@ -42,7 +42,11 @@ package struct MessageService: Sendable {
 
     /// Sends a message. With a `clientMessageID` already used by this sender, returns the
     /// original message and `created == false`; nothing new is stored.
-    package func send(_ outgoing: OutgoingMessage, to chatID: ChatID, as caller: AuthenticatedSession) async throws -> (Message, created: Bool) {
+    /// - Parameter notifyBots: false for a button press shown as a message (the press itself is
+    ///   the bot's delivery).
+    package func send(
+        _ outgoing: OutgoingMessage, to chatID: ChatID, as caller: AuthenticatedSession, notifyBots: Bool = true
+    ) async throws -> (Message, created: Bool) {
         let me = caller.userID
         if let clientID = outgoing.clientMessageID {
             guard !clientID.isEmpty, clientID.utf8.count <= context.limits.maxClientMessageIDLength,
@@ -99,6 +103,7 @@ package struct MessageService: Sendable {
                 // Your own message is read by you.
                 if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: me, in: chatID) }
                 try await log.append(.messageCreated(message), to: memberIDs, in: tx)
+                if notifyBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
                 return (message, true)
             }
         } catch let error as VestnikError where error.code == .conflict && (error.cause as? StoreError).map(Self.isClientIDDuplicate) == true {
@@ -126,7 +131,12 @@ package struct MessageService: Sendable {
             try await tx.recordEdit(of: messageID, text: text, mentions: mentions, version: message.editCount + 1, at: Date.millisecondNow())
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             let full = try await Self.withState(updated, in: tx)
-            try await log.append(.messageEdited(full), to: try await tx.memberIDs(of: message.chatID), in: tx)
+            try await log.append(.messageEdited(full), to: Self.audience(of: full, members: try await tx.memberIDs(of: message.chatID)), in: tx)
+            if let chat = try await tx.chat(message.chatID) {
+                try await BotTriggers.system(
+                    BotSystemJob(name: .eventEdit, chatID: chat.id, chatKind: chat.kind, userID: caller.userID, messageIDs: [messageID], body: text),
+                    chat: chat.id, except: caller.userID, tx: tx, log: log)
+            }
             return full
         }
     }
@@ -140,10 +150,15 @@ package struct MessageService: Sendable {
                 throw VestnikError(.notMessageAuthor, "Only the author or a chat admin can delete a message.")
             }
             guard !message.isDeleted else { return message }
-            try await tx.markDeleted(messageID, at: Date.millisecondNow())
+            try await Self.tombstone(message, in: tx)
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             let full = try await Self.withState(updated, in: tx)
-            try await log.append(.messageDeleted(full), to: try await tx.memberIDs(of: message.chatID), in: tx)
+            try await log.append(.messageDeleted(full), to: Self.audience(of: full, members: try await tx.memberIDs(of: message.chatID)), in: tx)
+            try await BotTriggers.system(
+                BotSystemJob(
+                    name: .eventDeleted, chatID: chat.id, chatKind: chat.kind, userID: caller.userID, messageIDs: [messageID],
+                    at: full.deletedAt),
+                chat: chat.id, except: caller.userID, tx: tx, log: log)
             return full
         }
     }
@@ -237,12 +252,20 @@ package struct MessageService: Sendable {
     package func pins(in chatID: ChatID, as caller: AuthenticatedSession) async throws -> [Message] {
         try await context.read { reader in
             _ = try await ChatService.membership(chatID, of: caller.userID, in: reader)
-            return try await reader.pinnedMessages(in: chatID)
+            return try await reader.pinnedMessages(in: chatID).filter { $0.isVisible(to: caller.userID) }
         }
     }
 
     /// A page of history, oldest first, around an anchor.
     package func history(in chatID: ChatID, anchor: HistoryAnchor, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> HistoryPage {
+        var page = try await unfilteredHistory(in: chatID, anchor: anchor, limit: rawLimit, as: caller)
+        // Messages addressed to other members (bot `recipients`) are left out; a page may then be
+        // shorter than asked, which the `has_more_*` flags still describe correctly.
+        page.messages.removeAll { !$0.isVisible(to: caller.userID) }
+        return page
+    }
+
+    private func unfilteredHistory(in chatID: ChatID, anchor: HistoryAnchor, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> HistoryPage {
         let limit = max(1, min(rawLimit, context.limits.maxPageSize))
         return try await context.read { reader in
             let (chat, _) = try await ChatService.membership(chatID, of: caller.userID, in: reader)
@@ -321,9 +344,22 @@ package struct MessageService: Sendable {
     /// caller is not in its chat.
     static func visibleMessage(_ id: MessageID, for user: UserID, in reader: any StoreReader) async throws -> (Message, Chat, ChatMember) {
         guard let message = try await reader.message(id), let member = try await reader.member(user, of: message.chatID),
-            let chat = try await reader.chat(message.chatID)
+            let chat = try await reader.chat(message.chatID), message.isVisible(to: user)
         else { throw VestnikError.messageNotFound }
         return (message, chat, member)
+    }
+
+    /// Deletes a message for everyone. A message addressed to some members stays addressed to
+    /// them as a tombstone, so others never learn it existed.
+    static func tombstone(_ message: Message, in tx: any StoreWriter) async throws {
+        try await tx.markDeleted(message.id, at: Date.millisecondNow())
+        if let recipients = message.recipients { try await tx.setExtras(MessageExtras(recipients: recipients), of: message.id) }
+    }
+
+    /// Who gets events about `message`: the chat's members, narrowed to its recipients if it has them.
+    static func audience(of message: Message, members: [UserID]) -> [UserID] {
+        guard message.recipients != nil else { return members }
+        return members.filter { message.isVisible(to: $0) }
     }
 
     static func withState(_ message: Message, in reader: any StoreReader) async throws -> Message {

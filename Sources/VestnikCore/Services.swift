@@ -1,4 +1,5 @@
 import Foundation
+import Crypto
 import Logging
 import VestnikModel
 
@@ -10,13 +11,18 @@ package struct Services: Sendable {
     package let chats: ChatService
     package let messages: MessageService
     package let sync: SyncService
+    package let bots: BotService
 
-    package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
+    package init(
+        context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter,
+        botSecrets: SecretBox = SecretBox(key: .init(size: .bits256))
+    ) {
         self.context = context
         accounts = AccountService(context: context, hasher: hasher)
         sessions = SessionService(context: context, hasher: hasher, accountLimiter: accountLimiter, addressLimiter: addressLimiter)
         chats = ChatService(context: context)
         messages = MessageService(context: context)
         sync = SyncService(context: context)
+        bots = BotService(context: context, box: botSecrets, chats: chats, messages: messages)
     }
 }

@@ -136,6 +136,22 @@ package protocol StoreReader: Sendable {
 
     /// Events for `user` after `since`, in order, at most `limit`.
     func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent]
+
+    /// A registered bot (its user row has kind `botx`).
+    func bot(_ id: UserID) async throws -> BotRecord?
+    /// Every registered bot, by name.
+    func bots() async throws -> [BotRecord]
+    /// The registered bots that are members of `chat`.
+    func botMembers(of chat: ChatID) async throws -> [BotRecord]
+    /// Jobs queued for `bot` (for status display).
+    func pendingBotJobs(of bot: UserID) async throws -> Int
+    /// A chat's stealth settings; nil when stealth is off.
+    func stealth(of chat: ChatID) async throws -> StealthSettings?
+    /// Messages whose stealth lifetime ended before `now`, at most `limit`.
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID]
+    /// Whether any job is due at `now`: a cheap read, so an idle deliverer need not open write
+    /// transactions to find out.
+    func hasDueBotJobs(now: Date) async throws -> Bool
     /// The oldest position still kept; a `since` below `oldest - 1` cannot be served.
     func oldestRetainedSeq() async throws -> EventSeq
     /// The newest committed position as this transaction sees it.
@@ -176,6 +192,30 @@ package protocol StoreWriter: StoreReader {
     func removeReaction(_ emoji: String, by user: UserID, from message: MessageID) async throws -> Bool
     func setPinned(_ pinned: Bool, message: MessageID, at: Date) async throws
 
+    /// Replaces a message's extras (buttons, metadata, attachments, …); empty extras clear them.
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws
+
+    /// Turns stealth on (settings) or off (nil) for a chat.
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws
+    /// Schedules a message's disappearance (nil: never).
+    func setExpiry(_ at: Date?, of message: MessageID) async throws
+
+    func insertBot(_ bot: BotRecord) async throws
+    /// Updates everything but the id and creation time.
+    func updateBot(_ bot: BotRecord) async throws
+    /// Deletes the bot row and its queued deliveries (its user row stays, blocked, for history).
+    func deleteBot(_ id: UserID) async throws
+
+    /// Queues a delivery to a bot.
+    func enqueueBotJob(_ job: BotJobRecord) async throws
+    /// Leases up to `limit` jobs due at `now` (oldest first), skipping `busyBots`: their
+    /// `nextAttemptAt` becomes `leaseUntil`, so a crashed deliverer's jobs come back.
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord]
+    /// Removes a delivered (or abandoned) job.
+    func deleteBotJob(_ id: UUID) async throws
+    /// Reschedules a failed job.
+    func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws
+
     /// Appends a durable event for `recipients` and returns its position.
     func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq
     /// Deletes events older than `before`; returns how many.
@@ -214,5 +254,58 @@ extension Message {
             copy.reactions = byMessage[message.id] ?? []
             return copy
         }
+    }
+}
+
+/// A bot registration as stored.
+package struct BotRecord: Sendable, Hashable {
+    package var id: UserID
+    /// Where the bot listens: `{url}/command`, `{url}/status`, `{url}/notification/callback`.
+    package var url: String
+    /// The secret key sealed with the server key (see ``SecretBox``); never the plain secret.
+    package var sealedSecret: Data
+    package var allowedData: BotAllowedData
+    package var enabled: Bool
+    package var description: String
+    /// The last delivery outcome (`ok`, `http 503`, `connection refused`), for operators.
+    package var status: String?
+    package var statusAt: Date?
+    /// The command menu from the bot's `/status`.
+    package var commands: [BotCommand]
+    package var createdAt: Date
+
+    package init(
+        id: UserID, url: String, sealedSecret: Data, allowedData: BotAllowedData, enabled: Bool, description: String, status: String?,
+        statusAt: Date?, commands: [BotCommand], createdAt: Date
+    ) {
+        self.id = id
+        self.url = url
+        self.sealedSecret = sealedSecret
+        self.allowedData = allowedData
+        self.enabled = enabled
+        self.description = description
+        self.status = status
+        self.statusAt = statusAt
+        self.commands = commands
+        self.createdAt = createdAt
+    }
+}
+
+/// A queued delivery to a bot.
+package struct BotJobRecord: Sendable, Hashable {
+    package var id: UUID
+    package var botID: UserID
+    package var job: BotJob
+    package var attempts: Int
+    package var nextAttemptAt: Date
+    package var createdAt: Date
+
+    package init(id: UUID, botID: UserID, job: BotJob, attempts: Int, nextAttemptAt: Date, createdAt: Date) {
+        self.id = id
+        self.botID = botID
+        self.job = job
+        self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt
+        self.createdAt = createdAt
     }
 }

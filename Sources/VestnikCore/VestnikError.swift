@@ -38,6 +38,10 @@ package struct VestnikError: Error, Sendable, CustomStringConvertible {
         package static let resyncRequired = Code("resync_required", .gone)
         package static let methodNotAllowed = Code("method_not_allowed", .methodNotAllowed)
         package static let unavailable = Code("unavailable", .unavailable)
+        /// A bot addressed a message to nobody who can receive it.
+        package static let recipientsEmpty = Code("event_recipients_list_is_empty", .badRequest)
+        /// A bot sent in stealth mode to a chat where stealth is off.
+        package static let stealthDisabled = Code("stealth_mode_disabled", .badRequest)
         package static let internalError = Code("internal_error", .internalError)
     }
 

@@ -33,6 +33,7 @@ package func buildRouter(services: Services, metrics: ServerMetrics, options: HT
     ChatController(services: services).addRoutes(to: authenticated)
     MessageController(services: services, metrics: metrics).addRoutes(to: authenticated)
     EventController(services: services).addRoutes(to: authenticated)
+    BotController(services: services).addRoutes(to: authenticated)
     // A plain GET of the stream (no upgrade) lands here.
     api.get("stream") { _, _ -> Response in
         throw VestnikError.invalid("This endpoint is a WebSocket: send an Upgrade request.")

@@ -24,6 +24,20 @@ public struct Message: Hashable, Sendable, Codable {
     /// The sender's idempotency key (only shown to the sender's own clients would be nicer; it is
     /// harmless to others because it only deduplicates within the sender's own sends).
     public var clientMessageID: String?
+    /// Buttons shown under the message (BotX `bubble`), rows of buttons.
+    public var bubble: [[BotButton]]?
+    /// Buttons shown under the input field while this message is the latest (BotX `keyboard`).
+    public var keyboard: [[BotButton]]?
+    /// Opaque data the sending bot attached; it comes back to the bot with a button press.
+    public var metadata: JSONValue?
+    /// When set, only these members (and the sender) see the message.
+    public var recipients: [UserID]?
+    /// Files carried with the message (inline today; see ``Attachment``).
+    public var attachments: [Attachment]?
+    /// BotX `silent_response`: the user's next messages are not kept in the visible history.
+    public var silentResponse: Bool?
+    /// Sent in stealth mode (BotX `stealth_mode`): subject to the chat's stealth settings.
+    public var stealth: Bool?
 
     public init(
         id: MessageID, chatID: ChatID, chatSeq: Int64, senderID: UserID, text: String, replyTo: MessageID? = nil,
@@ -49,6 +63,30 @@ public struct Message: Hashable, Sendable, Codable {
     }
 
     public var isDeleted: Bool { deletedAt != nil }
+
+    /// Whether `user` may see the message: everyone unless it names recipients.
+    public func isVisible(to user: UserID) -> Bool {
+        guard let recipients else { return true }
+        return user == senderID || recipients.contains(user)
+    }
+
+    /// The optional structure beyond text, as one value (stored as one JSON column).
+    public var extras: MessageExtras {
+        get {
+            MessageExtras(
+                bubble: bubble, keyboard: keyboard, metadata: metadata, recipients: recipients, attachments: attachments,
+                silentResponse: silentResponse, stealth: stealth)
+        }
+        set {
+            bubble = newValue.bubble
+            keyboard = newValue.keyboard
+            metadata = newValue.metadata
+            recipients = newValue.recipients
+            attachments = newValue.attachments
+            silentResponse = newValue.silentResponse
+            stealth = newValue.stealth
+        }
+    }
 }
 
 /// Where a forwarded message came from; kept even if the origin is later deleted.

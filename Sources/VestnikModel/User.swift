@@ -1,8 +1,19 @@
 import Foundation
 
-/// A directory entry: a person (later also a bot) that can take part in chats.
+/// What kind of account a directory entry is (BotX `user_kind`).
+public enum UserKind: String, Hashable, Sendable, Codable {
+    /// A person with a login.
+    case user
+    /// A BotX-compatible bot: its id is the bot's `bot_id`; it has no password and acts through
+    /// the BotX API.
+    case botx
+}
+
+/// A directory entry: a person or a bot that can take part in chats.
 public struct User: Hashable, Sendable, Codable {
     public var id: UserID
+    /// `user` for people, `botx` for bots. Absent in older payloads, which means `user`.
+    public var kind: UserKind
     public var login: String
     public var displayName: String
     public var email: String?
@@ -14,9 +25,10 @@ public struct User: Hashable, Sendable, Codable {
 
     public init(
         id: UserID, login: String, displayName: String, email: String? = nil, department: String? = nil,
-        position: String? = nil, isAdmin: Bool = false, isBlocked: Bool = false, createdAt: Date
+        position: String? = nil, isAdmin: Bool = false, isBlocked: Bool = false, createdAt: Date, kind: UserKind = .user
     ) {
         self.id = id
+        self.kind = kind
         self.login = login
         self.displayName = displayName
         self.email = email
@@ -25,6 +37,24 @@ public struct User: Hashable, Sendable, Codable {
         self.isAdmin = isAdmin
         self.isBlocked = isBlocked
         self.createdAt = createdAt
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, kind, login, displayName, email, department, position, isAdmin, isBlocked, createdAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(UserID.self, forKey: .id)
+        kind = try c.decodeIfPresent(UserKind.self, forKey: .kind) ?? .user
+        login = try c.decode(String.self, forKey: .login)
+        displayName = try c.decode(String.self, forKey: .displayName)
+        email = try c.decodeIfPresent(String.self, forKey: .email)
+        department = try c.decodeIfPresent(String.self, forKey: .department)
+        position = try c.decodeIfPresent(String.self, forKey: .position)
+        isAdmin = try c.decode(Bool.self, forKey: .isAdmin)
+        isBlocked = try c.decode(Bool.self, forKey: .isBlocked)
+        createdAt = try c.decode(Date.self, forKey: .createdAt)
     }
 }
 

@@ -63,4 +63,26 @@ package struct AdminConsole: Sendable {
         let user = try await services.accounts.findUser(loginOrID, as: .localAdmin)
         return (user, try await services.sessions.issue(for: user.id, deviceName: deviceName, as: .localAdmin).token)
     }
+
+    // MARK: Bots
+
+    package func addBot(name: String, url: String, allowedData: BotAllowedData, description: String?) async throws -> (BotRegistration, String) {
+        try await services.bots.register(name: name, url: url, allowedData: allowedData, description: description, as: .localAdmin)
+    }
+
+    package func listBots() async throws -> [BotRegistration] {
+        try await services.bots.list(as: .localAdmin)
+    }
+
+    package func setBotEnabled(_ enabled: Bool, bot: String) async throws -> BotRegistration {
+        try await services.bots.setEnabled(enabled, bot: bot, as: .localAdmin)
+    }
+
+    package func rotateBotSecret(bot: String) async throws -> (User, String) {
+        try await services.bots.rotateSecret(bot: bot, as: .localAdmin)
+    }
+
+    package func removeBot(bot: String) async throws -> User {
+        try await services.bots.remove(bot: bot, as: .localAdmin)
+    }
 }

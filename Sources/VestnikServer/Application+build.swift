@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import VestnikAPI
+import VestnikBotX
 import VestnikCore
 import VestnikHTTP
 
@@ -58,6 +59,19 @@ package func buildApplication(
     options.version = vestnikVersion
     options.webAssets = WebClientBundle.assets
     let router = buildRouter(services: services, metrics: metrics, options: options)
+    BotXController<VestnikRequestContext>(
+        services: services, options: {
+            var botx = BotXOptions(host: configuration.effectiveBotXHost)
+            botx.maxInlineFileBytes = configuration.botInlineFileBytes
+            botx.maxBodyBytes = max(botx.maxBodyBytes, configuration.botInlineFileBytes * 2)
+            return botx
+        }()
+    ).addRoutes(to: router)
+    var delivery = BotDeliveryOptions()
+    delivery.perBotConcurrency = configuration.botConcurrency
+    delivery.requestTimeout = .seconds(Int64(configuration.botRequestTimeout))
+    delivery.firstRetry = configuration.botFirstRetry
+    delivery.lease = configuration.botLease
     let webSocketRouter = buildWebSocketRouter(services: services, metrics: metrics, options: options)
 
     var application = Application(
@@ -81,7 +95,11 @@ package func buildApplication(
     return VestnikServerApp(
         application: application,
         background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)]
-            + (opened.relay.map { [RelayService(relay: $0, services: services, logger: logger)] } ?? []),
+            + (opened.relay.map { [RelayService(relay: $0, services: services, logger: logger)] } ?? [])
+            + [
+                BotDeliveryService(services: services, host: configuration.effectiveBotXHost, options: delivery, logger: logger),
+                StealthExpiryService(services: services, logger: logger),
+            ],
         fanOut: FanOutService(hub: services.context.hub, interval: configuration.foreignWritePollInterval, listen: opened.listen, logger: logger),
         services: services, metrics: metrics, logger: logger, storeKind: opened.kind)
 }

@@ -79,11 +79,14 @@ package enum Backend {
         // The live position is set before the server starts (see `buildApplication`), when the
         // store is known to be reachable and migrated.
         let hub = EventHub(store: store, startingAfter: nil, bufferLimit: configuration.streamBufferLimit, logger: logger)
-        let context = CoreContext(store: store, hub: hub, logger: logger, relay: relay)
+        var limits = CoreLimits()
+        limits.maxInlineFileBytes = configuration.botInlineFileBytes
+        let context = CoreContext(store: store, hub: hub, limits: limits, logger: logger, relay: relay)
         return Services(
             context: context,
             hasher: configuration.fastPasswordHashing ? .fastForTests : .standard,
             accountLimiter: RateLimiter(limit: configuration.loginFailuresPerAccount, window: configuration.loginWindow),
-            addressLimiter: RateLimiter(limit: configuration.loginAttemptsPerAddress, window: configuration.loginWindow))
+            addressLimiter: RateLimiter(limit: configuration.loginAttemptsPerAddress, window: configuration.loginWindow),
+            botSecrets: try SecretBox.loadOrCreate(path: configuration.effectiveBotKeyFile))
     }
 }

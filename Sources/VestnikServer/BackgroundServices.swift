@@ -134,3 +134,27 @@ struct RelayService: Service {
         }
     }
 }
+
+/// Deletes stealth messages whose lifetime ended (BotX `stealth_set` `burn_in`/`expire_in`),
+/// once a second; a cheap indexed read when nothing is due.
+struct StealthExpiryService: Service {
+    let services: Services
+    let logger: Logger
+
+    func run() async throws {
+        // Cancellation is checked too: on PostgreSQL a query issued after the connection pool
+        // stopped would wait forever.
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                try await services.bots.expireStealthMessages()
+            } catch {
+                logger.warning("stealth expiry failed", metadata: ["vestnik.error": "\(error)"])
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            } catch {
+                return
+            }
+        }
+    }
+}

@@ -26,12 +26,36 @@ package struct ServerConfiguration: Sendable {
     /// Cheap password hashing, for tests only.
     package var fastPasswordHashing = false
     package var allowedOrigins: [String] = []
+    /// The host name bots use in their `cts_url` (their JWT `aud`); default: `host`.
+    package var botxHost: String?
+    /// The key sealing bot secrets at rest; default `bot-secrets.key` in the data directory.
+    /// Nodes of a PostgreSQL cluster (and the admin CLI) must share one.
+    package var botKeyFile: String?
+    /// Decoded bytes of inline files in one bot message.
+    package var botInlineFileBytes = 1024 * 1024
+    /// Concurrent deliveries to one bot.
+    package var botConcurrency = 4
+    /// Time limit of one request to a bot, in seconds.
+    package var botRequestTimeout = 10
+    /// First retry delay after a failed delivery, in seconds (doubles up to 5 minutes).
+    package var botFirstRetry: TimeInterval = 1
+    /// How long a claimed bot delivery stays with the node that claimed it (tests shorten it).
+    package var botLease: TimeInterval = 120
 
     package init() {}
 
+    /// The BotX host (JWT audience) in effect.
+    package var effectiveBotXHost: String { botxHost ?? host }
+
+    /// The bot secret key file in effect.
+    package var effectiveBotKeyFile: String {
+        botKeyFile ?? (dataDirectory as NSString).appendingPathComponent("bot-secrets.key")
+    }
+
     /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
     /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_LOG_LEVEL`,
-    /// `VESTNIK_ALLOWED_ORIGINS` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`.
+    /// `VESTNIK_ALLOWED_ORIGINS` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
+    /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`.
     package mutating func apply(environment: [String: String]) throws {
         if let host = environment["VESTNIK_HOST"] { self.host = host }
         if let raw = environment["VESTNIK_PORT"] {
@@ -53,6 +77,8 @@ package struct ServerConfiguration: Sendable {
         if let raw = environment["VESTNIK_ALLOWED_ORIGINS"] {
             allowedOrigins = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let raw = environment["VESTNIK_BOTX_HOST"], !raw.isEmpty { botxHost = raw }
+        if let raw = environment["VESTNIK_BOT_KEY_FILE"], !raw.isEmpty { botKeyFile = raw }
         if let raw = environment["VESTNIK_EVENT_RETENTION_DAYS"] {
             guard let days = Double(raw), days > 0 else { throw ConfigurationError("VESTNIK_EVENT_RETENTION_DAYS must be positive") }
             eventRetention = days * 24 * 3600

@@ -45,14 +45,15 @@ struct PostgresAccess: StoreWriter {
     // MARK: Users
 
     private static let userColumns =
-        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash"
+        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash, kind"
 
     private func userRecord(_ row: PostgresRow) throws -> UserRecord? {
         let c = Columns(row)
         guard let id = UserID(try c.text(0)) else { return nil }
         let user = User(
             id: id, login: try c.text(1), displayName: try c.text(2), email: try c.optionalText(3), department: try c.optionalText(4),
-            position: try c.optionalText(5), isAdmin: try c.bool(6), isBlocked: try c.bool(7), createdAt: try c.date(8))
+            position: try c.optionalText(5), isAdmin: try c.bool(6), isBlocked: try c.bool(7), createdAt: try c.date(8),
+            kind: UserKind(rawValue: try c.text(10)) ?? .user)
         return UserRecord(user: user, passwordHash: try c.optionalText(9))
     }
 
@@ -101,7 +102,7 @@ struct PostgresAccess: StoreWriter {
             """
             INSERT INTO users (\(unescaped: Self.userColumns), search_text) VALUES (\(u.id.description), \(u.login), \(u.displayName),
               \(u.email), \(u.department), \(u.position), \(u.isAdmin), \(u.isBlocked), \(u.createdAt.millisecondsSince1970),
-              \(record.passwordHash), \(searchText))
+              \(record.passwordHash), \(u.kind.rawValue), \(searchText))
             """)
     }
 
@@ -318,7 +319,7 @@ struct PostgresAccess: StoreWriter {
 
     private static let messageColumns = """
         id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edited_at, edit_count,
-        deleted_at, pinned_at, client_message_id
+        deleted_at, pinned_at, client_message_id, extras_json
         """
 
     private func messages(_ rows: [PostgresRow]) async throws -> [Message] {
@@ -330,13 +331,16 @@ struct PostgresAccess: StoreWriter {
             guard let id = MessageID(try c.text(0)), let chatID = ChatID(try c.text(1)), let sender = UserID(try c.text(3)) else { continue }
             let forward = try c.optionalText(6).map { try decoder.decode(ForwardOrigin.self, from: Data($0.utf8)) }
             let mentions = try c.optionalText(7).map { try decoder.decode([Mention].self, from: Data($0.utf8)) } ?? []
-            result.append(
+            let extras = try c.optionalText(14).map { try decoder.decode(MessageExtras.self, from: Data($0.utf8)) }
+            var message =
                 Message(
                     id: id, chatID: chatID, chatSeq: try c.int(2), senderID: sender, text: try c.utf8(4),
                     replyTo: try c.optionalText(5).flatMap(MessageID.init), forwardedFrom: forward, mentions: mentions,
                     createdAt: try c.date(8), editedAt: try c.optionalInt(9).map(Date.init(millisecondsSince1970:)),
                     editCount: Int(try c.int(10)), deletedAt: try c.optionalInt(11).map(Date.init(millisecondsSince1970:)),
-                    reactions: [], pinned: try c.optionalInt(12) != nil, clientMessageID: try c.optionalUTF8(13)))
+                    reactions: [], pinned: try c.optionalInt(12) != nil, clientMessageID: try c.optionalUTF8(13))
+            if let extras { message.extras = extras }
+            result.append(message)
         }
         return try await attachReactions(result)
     }
@@ -445,12 +449,13 @@ struct PostgresAccess: StoreWriter {
         let encoder = VestnikJSON.makeEncoder()
         let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
+        let extras = m.extras.isEmpty ? nil : String(decoding: try encoder.encode(m.extras), as: UTF8.self)
         try await rows(
             """
             INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
-              edit_count, client_message_id) VALUES (\(m.id.description), \(m.chatID.description), \(m.chatSeq), \(m.senderID.description),
+              edit_count, client_message_id, extras_json) VALUES (\(m.id.description), \(m.chatID.description), \(m.chatSeq), \(m.senderID.description),
               \(Data(m.text.utf8)), \(m.replyTo?.description), \(forward), \(mentions), \(m.createdAt.millisecondsSince1970), 0,
-              \(m.clientMessageID.map { Data($0.utf8) }))
+              \(m.clientMessageID.map { Data($0.utf8) }), \(extras))
             """)
         try await rows(
             """
@@ -478,11 +483,13 @@ struct PostgresAccess: StoreWriter {
         // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
         try await rows(
             """
-            UPDATE messages SET text = \(Data()), mentions_json = NULL, deleted_at = \(at.millisecondsSince1970), pinned_at = NULL
+            UPDATE messages SET text = \(Data()), mentions_json = NULL, extras_json = NULL, deleted_at = \(at.millisecondsSince1970),
+              pinned_at = NULL
             WHERE id = \(message.description)
             """)
         try await rows("DELETE FROM message_versions WHERE message_id = \(message.description)")
         try await rows("DELETE FROM reactions WHERE message_id = \(message.description)")
+        try await rows("DELETE FROM message_expiry WHERE message_id = \(message.description)")
     }
 
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
@@ -586,5 +593,146 @@ struct PostgresAccess: StoreWriter {
             result.append(CommittedEvent(seq: EventSeq(seq), event: event, recipients: recipients[seq] ?? [], payload: payload))
         }
         return result
+    }
+
+    // MARK: Bots
+
+    private static let botColumns =
+        "b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at"
+
+    private func botRecord(_ row: PostgresRow) throws -> BotRecord? {
+        let c = Columns(row)
+        guard let id = UserID(try c.text(0)) else { return nil }
+        return BotRecord(
+            id: id, url: try c.text(1), sealedSecret: try c.bytes(2), allowedData: BotAllowedData(rawValue: try c.text(3)) ?? .commands,
+            enabled: try c.bool(4), description: try c.text(5), status: try c.optionalText(6),
+            statusAt: try c.optionalInt(7).map(Date.init(millisecondsSince1970:)),
+            commands: try VestnikJSON.decode([BotCommand].self, from: Data(try c.text(8).utf8)), createdAt: try c.date(9))
+    }
+
+    func bot(_ id: UserID) async throws -> BotRecord? {
+        try await rows("SELECT \(unescaped: Self.botColumns) FROM bots b WHERE b.id = \(id.description)\(unescaped: forUpdate)")
+            .first.flatMap { try botRecord($0) }
+    }
+
+    func bots() async throws -> [BotRecord] {
+        try await rows("SELECT \(unescaped: Self.botColumns) FROM bots b JOIN users u ON u.id = b.id ORDER BY u.display_name, b.id")
+            .compactMap { try botRecord($0) }
+    }
+
+    func botMembers(of chat: ChatID) async throws -> [BotRecord] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.botColumns) FROM chat_members m JOIN bots b ON b.id = m.user_id
+            WHERE m.chat_id = \(chat.description) ORDER BY b.id
+            """
+        ).compactMap { try botRecord($0) }
+    }
+
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws {
+        let json = extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(extras), as: UTF8.self)
+        try await rows("UPDATE messages SET extras_json = \(json) WHERE id = \(message.description)")
+    }
+
+    func insertBot(_ b: BotRecord) async throws {
+        let commands = String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)
+        try await rows(
+            """
+            INSERT INTO bots (id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at)
+            VALUES (\(b.id.description), \(b.url), \(b.sealedSecret), \(b.allowedData.rawValue), \(b.enabled), \(b.description), \(b.status),
+              \(b.statusAt?.millisecondsSince1970), \(commands), \(b.createdAt.millisecondsSince1970))
+            """)
+    }
+
+    func updateBot(_ b: BotRecord) async throws {
+        let commands = String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)
+        try await rows(
+            """
+            UPDATE bots SET url = \(b.url), sealed_secret = \(b.sealedSecret), allowed_data = \(b.allowedData.rawValue), enabled = \(b.enabled),
+              description = \(b.description), status = \(b.status), status_at = \(b.statusAt?.millisecondsSince1970), commands_json = \(commands)
+            WHERE id = \(b.id.description)
+            """)
+    }
+
+    func deleteBot(_ id: UserID) async throws {
+        try await rows("DELETE FROM bot_outbox WHERE bot_id = \(id.description)")
+        try await rows("DELETE FROM bots WHERE id = \(id.description)")
+    }
+
+    func enqueueBotJob(_ job: BotJobRecord) async throws {
+        try await rows(
+            """
+            INSERT INTO bot_outbox (id, bot_id, job, attempts, next_attempt_at, created_at)
+            VALUES (\(job.id.uuidString.lowercased()), \(job.botID.description), \(try VestnikJSON.encode(job.job)), \(Int64(job.attempts)),
+              \(job.nextAttemptAt.millisecondsSince1970), \(job.createdAt.millisecondsSince1970))
+            """)
+    }
+
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
+        // SKIP LOCKED: nodes claiming at the same time take disjoint jobs instead of waiting.
+        let found = try await rows(
+            """
+            SELECT id, bot_id, job, attempts, created_at FROM bot_outbox
+            WHERE next_attempt_at <= \(now.millisecondsSince1970) AND NOT (bot_id = ANY(\(busyBots.map(\.description))))
+            ORDER BY next_attempt_at, created_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED
+            """)
+        var claimed: [BotJobRecord] = []
+        for row in found {
+            let c = Columns(row)
+            guard let id = UUID(uuidString: try c.text(0)), let bot = UserID(try c.text(1)) else { continue }
+            let job = try VestnikJSON.decode(BotJob.self, from: try c.bytes(2))
+            try await rows("UPDATE bot_outbox SET next_attempt_at = \(leaseUntil.millisecondsSince1970) WHERE id = \(try c.text(0))")
+            claimed.append(BotJobRecord(id: id, botID: bot, job: job, attempts: Int(try c.int(3)), nextAttemptAt: leaseUntil, createdAt: try c.date(4)))
+        }
+        return claimed
+    }
+
+    func deleteBotJob(_ id: UUID) async throws {
+        try await rows("DELETE FROM bot_outbox WHERE id = \(id.uuidString.lowercased())")
+    }
+
+    func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws {
+        try await rows(
+            """
+            UPDATE bot_outbox SET attempts = \(Int64(attempts)), next_attempt_at = \(at.millisecondsSince1970), last_error = \(String(error.prefix(500)))
+            WHERE id = \(id.uuidString.lowercased())
+            """)
+    }
+
+    func stealth(of chat: ChatID) async throws -> StealthSettings? {
+        guard let row = try await rows("SELECT burn_in, expire_in, disable_web FROM chat_stealth WHERE chat_id = \(chat.description)").first
+        else { return nil }
+        let c = Columns(row)
+        return StealthSettings(burnIn: try c.optionalInt(0).map(Int.init), expireIn: try c.optionalInt(1).map(Int.init), disableWeb: try c.bool(2))
+    }
+
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws {
+        try await rows("DELETE FROM chat_stealth WHERE chat_id = \(chat.description)")
+        guard let settings else { return }
+        try await rows(
+            """
+            INSERT INTO chat_stealth (chat_id, burn_in, expire_in, disable_web)
+            VALUES (\(chat.description), \(settings.burnIn.map(Int64.init)), \(settings.expireIn.map(Int64.init)), \(settings.disableWeb))
+            """)
+    }
+
+    func setExpiry(_ at: Date?, of message: MessageID) async throws {
+        try await rows("DELETE FROM message_expiry WHERE message_id = \(message.description)")
+        guard let at else { return }
+        try await rows("INSERT INTO message_expiry (message_id, expires_at) VALUES (\(message.description), \(at.millisecondsSince1970))")
+    }
+
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID] {
+        try await rows(
+            "SELECT message_id FROM message_expiry WHERE expires_at <= \(now.millisecondsSince1970) ORDER BY expires_at LIMIT \(Int64(limit))"
+        ).compactMap { MessageID(try Columns($0).text(0)) }
+    }
+
+    func hasDueBotJobs(now: Date) async throws -> Bool {
+        try await !rows("SELECT 1 FROM bot_outbox WHERE next_attempt_at <= \(now.millisecondsSince1970) LIMIT 1").isEmpty
+    }
+
+    func pendingBotJobs(of bot: UserID) async throws -> Int {
+        try await count("SELECT count(*) FROM bot_outbox WHERE bot_id = \(bot.description)")
     }
 }

@@ -135,6 +135,56 @@ enum PostgresMigrations {
             )
             """,
             "INSERT INTO log_state (id, head_seq, oldest_seq) VALUES (1, 0, 1)",
-        ]
+        ],
+        // 2: bots (decision 0004): user kinds, message extras, bot registrations, the bot outbox.
+        [
+            "ALTER TABLE users ADD COLUMN kind TEXT COLLATE \"C\" NOT NULL DEFAULT 'user'",
+            "ALTER TABLE messages ADD COLUMN extras_json TEXT COLLATE \"C\"",
+            """
+            CREATE TABLE bots (
+                id TEXT COLLATE "C" PRIMARY KEY REFERENCES users(id),
+                url TEXT COLLATE "C" NOT NULL,
+                sealed_secret BYTEA NOT NULL,
+                allowed_data TEXT COLLATE "C" NOT NULL,
+                enabled BOOLEAN NOT NULL,
+                description TEXT COLLATE "C" NOT NULL,
+                status TEXT COLLATE "C",
+                status_at BIGINT,
+                commands_json TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE bot_outbox (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                bot_id TEXT COLLATE "C" NOT NULL,
+                job BYTEA NOT NULL,
+                attempts BIGINT NOT NULL,
+                next_attempt_at BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                last_error TEXT COLLATE "C"
+            )
+            """,
+            "CREATE INDEX bot_outbox_due ON bot_outbox(next_attempt_at, created_at)",
+            "CREATE INDEX bot_outbox_by_bot ON bot_outbox(bot_id)",
+        ],
+        // 3: stealth chats (BotX stealth_set) and disappearing messages.
+        [
+            """
+            CREATE TABLE chat_stealth (
+                chat_id TEXT COLLATE "C" PRIMARY KEY REFERENCES chats(id),
+                burn_in BIGINT,
+                expire_in BIGINT,
+                disable_web BOOLEAN NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE message_expiry (
+                message_id TEXT COLLATE "C" PRIMARY KEY,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX message_expiry_due ON message_expiry(expires_at)",
+        ],
     ]
 }

@@ -98,6 +98,48 @@ enum SQLiteMigrations {
             oldest_seq INTEGER NOT NULL
         );
         INSERT INTO log_state (id, head_seq, oldest_seq) VALUES (1, 0, 1);
+        """,
+        // 2: bots (decision 0004): user kinds, message extras, bot registrations, the bot outbox.
         """
+        ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'user';
+        ALTER TABLE messages ADD COLUMN extras_json TEXT;
+        CREATE TABLE bots (
+            id TEXT PRIMARY KEY REFERENCES users(id),
+            url TEXT NOT NULL,
+            sealed_secret BLOB NOT NULL,
+            allowed_data TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            status TEXT,
+            status_at INTEGER,
+            commands_json TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE bot_outbox (
+            id TEXT PRIMARY KEY,
+            bot_id TEXT NOT NULL,
+            job BLOB NOT NULL,
+            attempts INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_error TEXT
+        );
+        CREATE INDEX bot_outbox_due ON bot_outbox(next_attempt_at, created_at);
+        CREATE INDEX bot_outbox_by_bot ON bot_outbox(bot_id);
+        """,
+        // 3: stealth chats (BotX stealth_set) and disappearing messages.
+        """
+        CREATE TABLE chat_stealth (
+            chat_id TEXT PRIMARY KEY REFERENCES chats(id),
+            burn_in INTEGER,
+            expire_in INTEGER,
+            disable_web INTEGER NOT NULL
+        );
+        CREATE TABLE message_expiry (
+            message_id TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX message_expiry_due ON message_expiry(expires_at);
+        """,
     ]
 }

@@ -11,14 +11,14 @@ struct SQLiteAccess: StoreWriter {
     // MARK: Users
 
     private static let userColumns =
-        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash"
+        "id, login, display_name, email, department, position, is_admin, is_blocked, created_at, password_hash, kind"
 
     private func userRecord(_ row: SQLRow) -> UserRecord? {
         guard let id = UserID(row.text(0)) else { return nil }
         let user = User(
             id: id, login: row.text(1), displayName: row.text(2), email: row.optionalText(3), department: row.optionalText(4),
             position: row.optionalText(5), isAdmin: row.int(6) != 0, isBlocked: row.int(7) != 0,
-            createdAt: Date(millisecondsSince1970: row.int(8)))
+            createdAt: Date(millisecondsSince1970: row.int(8)), kind: UserKind(rawValue: row.text(10)) ?? .user)
         return UserRecord(user: user, passwordHash: row.optionalText(9))
     }
 
@@ -54,11 +54,11 @@ struct SQLiteAccess: StoreWriter {
     func insertUser(_ record: UserRecord, searchText: String) async throws {
         let u = record.user
         try db.query(
-            "INSERT INTO users (\(Self.userColumns), search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (\(Self.userColumns), search_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(u.id.description), .text(u.login), .text(u.displayName), optional(u.email), optional(u.department),
                 optional(u.position), .integer(u.isAdmin ? 1 : 0), .integer(u.isBlocked ? 1 : 0), .integer(u.createdAt.millisecondsSince1970),
-                optional(record.passwordHash), .text(searchText),
+                optional(record.passwordHash), .text(u.kind.rawValue), .text(searchText),
             ])
     }
 
@@ -267,7 +267,7 @@ struct SQLiteAccess: StoreWriter {
 
     private static let messageColumns = """
         id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edited_at, edit_count,
-        deleted_at, pinned_at, client_message_id
+        deleted_at, pinned_at, client_message_id, extras_json
         """
 
     private func messages(_ rows: [SQLRow]) throws -> [Message] {
@@ -278,13 +278,16 @@ struct SQLiteAccess: StoreWriter {
             guard let id = MessageID(row.text(0)), let chatID = ChatID(row.text(1)), let sender = UserID(row.text(3)) else { continue }
             let forward = try row.optionalText(6).map { try decoder.decode(ForwardOrigin.self, from: Data($0.utf8)) }
             let mentions = try row.optionalText(7).map { try decoder.decode([Mention].self, from: Data($0.utf8)) } ?? []
-            result.append(
+            let extras = try row.optionalText(14).map { try decoder.decode(MessageExtras.self, from: Data($0.utf8)) }
+            var message =
                 Message(
                     id: id, chatID: chatID, chatSeq: row.int(2), senderID: sender, text: row.text(4),
                     replyTo: row.optionalText(5).flatMap(MessageID.init), forwardedFrom: forward, mentions: mentions,
                     createdAt: Date(millisecondsSince1970: row.int(8)), editedAt: row.optionalInt(9).map(Date.init(millisecondsSince1970:)),
                     editCount: Int(row.int(10)), deletedAt: row.optionalInt(11).map(Date.init(millisecondsSince1970:)),
-                    reactions: [], pinned: row.optionalInt(12) != nil, clientMessageID: row.optionalText(13)))
+                    reactions: [], pinned: row.optionalInt(12) != nil, clientMessageID: row.optionalText(13))
+            if let extras { message.extras = extras }
+            result.append(message)
         }
         return try attachReactions(result)
     }
@@ -382,15 +385,16 @@ struct SQLiteAccess: StoreWriter {
         let encoder = VestnikJSON.makeEncoder()
         let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
         let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
+        let extras = m.extras.isEmpty ? nil : String(decoding: try encoder.encode(m.extras), as: UTF8.self)
         try db.query(
             """
             INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
-              edit_count, client_message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+              edit_count, client_message_id, extras_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
             """,
             [
                 .text(m.id.description), .text(m.chatID.description), .integer(m.chatSeq), .text(m.senderID.description), .text(m.text),
                 optional(m.replyTo?.description), optional(forward), optional(mentions), .integer(m.createdAt.millisecondsSince1970),
-                optional(m.clientMessageID),
+                optional(m.clientMessageID), optional(extras),
             ])
         try db.query(
             "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, 0, ?, ?)",
@@ -410,10 +414,11 @@ struct SQLiteAccess: StoreWriter {
     func markDeleted(_ message: MessageID, at: Date) async throws {
         // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
         try db.query(
-            "UPDATE messages SET text = '', mentions_json = NULL, deleted_at = ?, pinned_at = NULL WHERE id = ?",
+            "UPDATE messages SET text = '', mentions_json = NULL, extras_json = NULL, deleted_at = ?, pinned_at = NULL WHERE id = ?",
             [.integer(at.millisecondsSince1970), .text(message.description)])
         try db.query("DELETE FROM message_versions WHERE message_id = ?", [.text(message.description)])
         try db.query("DELETE FROM reactions WHERE message_id = ?", [.text(message.description)])
+        try db.query("DELETE FROM message_expiry WHERE message_id = ?", [.text(message.description)])
     }
 
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool {
@@ -505,6 +510,150 @@ struct SQLiteAccess: StoreWriter {
             guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { return nil }
             return CommittedEvent(seq: EventSeq(row.int(0)), event: event, recipients: recipients[row.int(0)] ?? [], payload: payload)
         }
+    }
+
+    // MARK: Bots
+
+    private static let botColumns = "id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at"
+
+    private func botRecord(_ row: SQLRow, offset o: Int = 0) throws -> BotRecord? {
+        guard let id = UserID(row.text(o)) else { return nil }
+        return BotRecord(
+            id: id, url: row.text(o + 1), sealedSecret: Data(row.blob(o + 2)), allowedData: BotAllowedData(rawValue: row.text(o + 3)) ?? .commands,
+            enabled: row.int(o + 4) != 0, description: row.text(o + 5), status: row.optionalText(o + 6),
+            statusAt: row.optionalInt(o + 7).map(Date.init(millisecondsSince1970:)),
+            commands: try VestnikJSON.decode([BotCommand].self, from: Data(row.text(o + 8).utf8)),
+            createdAt: Date(millisecondsSince1970: row.int(o + 9)))
+    }
+
+    func bot(_ id: UserID) async throws -> BotRecord? {
+        try db.query("SELECT \(Self.botColumns) FROM bots WHERE id = ?", [.text(id.description)]).first.flatMap { try botRecord($0) }
+    }
+
+    func bots() async throws -> [BotRecord] {
+        try db.query(
+            "SELECT b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at FROM bots b JOIN users u ON u.id = b.id ORDER BY u.display_name, b.id",
+            []
+        ).compactMap { try botRecord($0) }
+    }
+
+    func botMembers(of chat: ChatID) async throws -> [BotRecord] {
+        try db.query(
+            """
+            SELECT b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at
+            FROM chat_members m JOIN bots b ON b.id = m.user_id WHERE m.chat_id = ? ORDER BY b.id
+            """, [.text(chat.description)]
+        ).compactMap { try botRecord($0) }
+    }
+
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws {
+        let json = extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(extras), as: UTF8.self)
+        try db.query("UPDATE messages SET extras_json = ? WHERE id = ?", [optional(json), .text(message.description)])
+    }
+
+    func insertBot(_ b: BotRecord) async throws {
+        try db.query(
+            "INSERT INTO bots (\(Self.botColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                .text(b.id.description), .text(b.url), .blob(Array(b.sealedSecret)), .text(b.allowedData.rawValue), .integer(b.enabled ? 1 : 0),
+                .text(b.description), optional(b.status), b.statusAt.map { .integer($0.millisecondsSince1970) } ?? .null,
+                .text(String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)), .integer(b.createdAt.millisecondsSince1970),
+            ])
+    }
+
+    func updateBot(_ b: BotRecord) async throws {
+        try db.query(
+            """
+            UPDATE bots SET url = ?, sealed_secret = ?, allowed_data = ?, enabled = ?, description = ?, status = ?, status_at = ?,
+              commands_json = ? WHERE id = ?
+            """,
+            [
+                .text(b.url), .blob(Array(b.sealedSecret)), .text(b.allowedData.rawValue), .integer(b.enabled ? 1 : 0), .text(b.description),
+                optional(b.status), b.statusAt.map { .integer($0.millisecondsSince1970) } ?? .null,
+                .text(String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)), .text(b.id.description),
+            ])
+    }
+
+    func deleteBot(_ id: UserID) async throws {
+        try db.query("DELETE FROM bot_outbox WHERE bot_id = ?", [.text(id.description)])
+        try db.query("DELETE FROM bots WHERE id = ?", [.text(id.description)])
+    }
+
+    func enqueueBotJob(_ job: BotJobRecord) async throws {
+        try db.query(
+            "INSERT INTO bot_outbox (id, bot_id, job, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                .text(job.id.uuidString.lowercased()), .text(job.botID.description), .blob(Array(try VestnikJSON.encode(job.job))),
+                .integer(Int64(job.attempts)), .integer(job.nextAttemptAt.millisecondsSince1970), .integer(job.createdAt.millisecondsSince1970),
+            ])
+    }
+
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
+        let busy = Set(busyBots)
+        let rows = try db.query(
+            "SELECT id, bot_id, job, attempts, next_attempt_at, created_at FROM bot_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
+            [.integer(now.millisecondsSince1970), .integer(Int64(limit + busy.count * 4))])
+        var claimed: [BotJobRecord] = []
+        for row in rows where claimed.count < limit {
+            guard let id = UUID(uuidString: row.text(0)), let bot = UserID(row.text(1)), !busy.contains(bot) else { continue }
+            let job = try VestnikJSON.decode(BotJob.self, from: Data(row.blob(2)))
+            try db.query(
+                "UPDATE bot_outbox SET next_attempt_at = ? WHERE id = ?", [.integer(leaseUntil.millisecondsSince1970), .text(row.text(0))])
+            claimed.append(
+                BotJobRecord(
+                    id: id, botID: bot, job: job, attempts: Int(row.int(3)), nextAttemptAt: leaseUntil,
+                    createdAt: Date(millisecondsSince1970: row.int(5))))
+        }
+        return claimed
+    }
+
+    func deleteBotJob(_ id: UUID) async throws {
+        try db.query("DELETE FROM bot_outbox WHERE id = ?", [.text(id.uuidString.lowercased())])
+    }
+
+    func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws {
+        try db.query(
+            "UPDATE bot_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            [.integer(Int64(attempts)), .integer(at.millisecondsSince1970), .text(String(error.prefix(500))), .text(id.uuidString.lowercased())])
+    }
+
+    func stealth(of chat: ChatID) async throws -> StealthSettings? {
+        try db.query("SELECT burn_in, expire_in, disable_web FROM chat_stealth WHERE chat_id = ?", [.text(chat.description)]).first.map {
+            StealthSettings(burnIn: $0.optionalInt(0).map(Int.init), expireIn: $0.optionalInt(1).map(Int.init), disableWeb: $0.int(2) != 0)
+        }
+    }
+
+    func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws {
+        try db.query("DELETE FROM chat_stealth WHERE chat_id = ?", [.text(chat.description)])
+        guard let settings else { return }
+        try db.query(
+            "INSERT INTO chat_stealth (chat_id, burn_in, expire_in, disable_web) VALUES (?, ?, ?, ?)",
+            [
+                .text(chat.description), settings.burnIn.map { .integer(Int64($0)) } ?? .null, settings.expireIn.map { .integer(Int64($0)) } ?? .null,
+                .integer(settings.disableWeb ? 1 : 0),
+            ])
+    }
+
+    func setExpiry(_ at: Date?, of message: MessageID) async throws {
+        try db.query("DELETE FROM message_expiry WHERE message_id = ?", [.text(message.description)])
+        guard let at else { return }
+        try db.query(
+            "INSERT INTO message_expiry (message_id, expires_at) VALUES (?, ?)", [.text(message.description), .integer(at.millisecondsSince1970)])
+    }
+
+    func expiredMessages(before now: Date, limit: Int) async throws -> [MessageID] {
+        try db.query(
+            "SELECT message_id FROM message_expiry WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+            [.integer(now.millisecondsSince1970), .integer(Int64(limit))]
+        ).compactMap { MessageID($0.text(0)) }
+    }
+
+    func hasDueBotJobs(now: Date) async throws -> Bool {
+        try !db.query("SELECT 1 FROM bot_outbox WHERE next_attempt_at <= ? LIMIT 1", [.integer(now.millisecondsSince1970)]).isEmpty
+    }
+
+    func pendingBotJobs(of bot: UserID) async throws -> Int {
+        Int(try db.query("SELECT count(*) FROM bot_outbox WHERE bot_id = ?", [.text(bot.description)]).first?.int(0) ?? 0)
     }
 
     private func optional(_ value: String?) -> SQLValue {

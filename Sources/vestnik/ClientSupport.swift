@@ -391,7 +391,20 @@ final class ClientSession {
         if message.editedAt != nil, !message.isDeleted { line += " (edited)" }
         if !message.reactions.isEmpty { line += " [\(Self.reactions(message.reactions))]" }
         if message.pinned { line += " [pinned]" }
-        return line + " (id \(message.id))"
+        for attachment in message.attachments ?? [] { line += " [file \(attachment.fileName), \(attachment.size) bytes]" }
+        line += " (id \(message.id))"
+        // Bot buttons, numbered as `vestnik press MESSAGE N` takes them.
+        var number = 0
+        for (title, rows) in [("buttons", message.bubble ?? []), ("keyboard", message.keyboard ?? [])] where !rows.isEmpty {
+            let labels = rows.map { row in
+                row.map { button -> String in
+                    number += 1
+                    return "[\(number)] \(button.label)"
+                }.joined(separator: "  ")
+            }
+            line += "\n    \(title): " + labels.joined(separator: " | ")
+        }
+        return line
     }
 
     static func reactions(_ reactions: [ReactionSummary]) -> String {

@@ -32,11 +32,17 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env VESTNIK_PORT, default 8080).") var port: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
+    @Option(name: .customLong("botx-host"), help: "Host name bots use in their cts_url, their JWT audience (env VESTNIK_BOTX_HOST, default --host).")
+    var botxHost: String?
+    @Option(name: .customLong("bot-key-file"), help: "Key sealing bot secrets (env VESTNIK_BOT_KEY_FILE, default <data-dir>/bot-secrets.key).")
+    var botKeyFile: String?
 
     func run() async throws {
         var configuration = try data.configuration()
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
+        if let botxHost { configuration.botxHost = botxHost }
+        if let botKeyFile { configuration.botKeyFile = botKeyFile }
         if let port {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
             configuration.port = port
@@ -55,7 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "admin", abstract: "Administer the server through its data directory (works whether it runs or not).",
-        subcommands: [AdminUserCommand.self, AdminSessionCommand.self])
+        subcommands: [AdminUserCommand.self, AdminSessionCommand.self, AdminBotCommand.self])
 }
 
 struct AdminUserCommand: AsyncParsableCommand {

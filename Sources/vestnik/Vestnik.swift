@@ -12,7 +12,7 @@ struct Vestnik: AsyncParsableCommand {
             ChatsCommand.self, ChatCommand.self,
             SendCommand.self, EditCommand.self, DeleteCommand.self, ReactCommand.self, PinCommand.self,
             UnpinCommand.self, HistoryCommand.self, EditsCommand.self, ReadCommand.self, ReadByCommand.self,
-            TailCommand.self,
+            TailCommand.self, PressCommand.self, BotCommandsCommand.self,
         ]
     )
 }

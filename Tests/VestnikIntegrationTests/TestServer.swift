@@ -50,10 +50,10 @@ final class TestServer: Sendable {
     }
 
     /// Creates a user through the admin path and returns a logged-in client.
-    func client(_ login: String, name: String? = nil) async throws -> (VestnikClient, User) {
+    func client(_ login: String, name: String? = nil, email: String? = nil) async throws -> (VestnikClient, User) {
         let password = "password-\(login)-123"
         let (user, _) = try await services.accounts.createUser(
-            NewAccount(login: login, displayName: name ?? login.capitalized), password: password, as: .localAdmin)
+            NewAccount(login: login, displayName: name ?? login.capitalized, email: email), password: password, as: .localAdmin)
         let client = VestnikClient(serverURL: url, token: nil)
         _ = try await client.login(login: login, password: password, deviceName: "integration test")
         return (client, user)

@@ -21,6 +21,9 @@ package enum StoreConformance {
         ("concurrent writes: a failing one leaves no trace, the others all commit", concurrentFailures),
         ("event log: pruning moves the oldest retained position", pruning),
         ("text round-trips byte for byte", textFidelity),
+        ("bots: registrations, kinds, bot members", bots),
+        ("bot outbox: due order, leases, busy bots, retries", botOutbox),
+        ("message extras round-trip and go with deletion", messageExtras),
     ]
 
     // MARK: Fixtures

@@ -1,0 +1,273 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import VestnikCore
+import VestnikModel
+
+/// Tuning of server→bot delivery.
+package struct BotDeliveryOptions: Sendable {
+    /// Requests in flight to one bot; a slow bot cannot take more.
+    package var perBotConcurrency = 4
+    /// Requests in flight overall.
+    package var totalConcurrency = 64
+    /// One request's time limit (connect included): a hanging bot costs this, then a retry.
+    package var requestTimeout: TimeAmount = .seconds(10)
+    /// How often the outbox is read for jobs written elsewhere (other nodes, the admin CLI).
+    package var poll: Duration = .milliseconds(250)
+    /// A claimed job comes back after this long if its deliverer died.
+    package var lease: TimeInterval = 120
+    /// Retries back off exponentially from `firstRetry` to `maxRetry`.
+    package var firstRetry: TimeInterval = 1
+    package var maxRetry: TimeInterval = 300
+    /// Jobs older than this are abandoned; callbacks sooner (pybotx stops waiting after 60 s).
+    package var maxAge: TimeInterval = 24 * 3600
+    package var callbackMaxAge: TimeInterval = 120
+    /// How often command menus (`GET {url}/status`) are refreshed.
+    package var menuRefresh: Duration = .seconds(300)
+
+    package init() {}
+}
+
+/// Drains the bot outbox: POSTs commands, system events and callbacks to bots with a fresh JWT
+/// each, retries with backoff, keeps per-bot concurrency bounded, and refreshes command menus.
+///
+/// Users never wait for this: their request committed the job and returned. Jobs are leased, so
+/// a restart (or another node) picks up whatever was not delivered: at-least-once.
+package struct BotDeliveryService: Service {
+    let services: Services
+    let host: String
+    let options: BotDeliveryOptions
+    let logger: Logger
+
+    package init(services: Services, host: String, options: BotDeliveryOptions = BotDeliveryOptions(), logger: Logger) {
+        self.services = services
+        self.host = host
+        self.options = options
+        self.logger = logger
+    }
+
+    package func run() async throws {
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: options.requestTimeout))
+        configuration.redirectConfiguration = .disallow
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let deliverer = BotDeliverer(client: client, services: services, host: host, options: options, logger: logger)
+        let inFlight = InFlight()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await refreshMenus(deliverer) }
+            var waiting: [BotJobRecord] = []
+            var lastClaim = ContinuousClock.now - options.poll
+            while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                // Start what the per-bot and total limits allow, oldest first.
+                var stillWaiting: [BotJobRecord] = []
+                for job in waiting {
+                    if inFlight.tryStart(job.botID, perBot: options.perBotConcurrency, total: options.totalConcurrency) {
+                        group.addTask {
+                            // Not started once cancelled: the store may already be closing.
+                            if !Task.isCancelled { await deliverer.deliver(job) }
+                            inFlight.finish(job.botID)
+                            services.context.botOutbox.poke()
+                        }
+                    } else {
+                        stillWaiting.append(job)
+                    }
+                }
+                waiting = stillWaiting
+                let now = ContinuousClock.now
+                let poked = services.context.botOutbox.take()
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                if waiting.count < options.totalConcurrency, poked || now - lastClaim >= options.poll {
+                    lastClaim = now
+                    let busy = inFlight.busyBots(perBot: options.perBotConcurrency, waiting: waiting)
+                    do {
+                        let claimed = try await services.bots.claimJobs(
+                            limit: options.totalConcurrency, lease: options.lease, skipping: busy, checkFirst: !poked)
+                        waiting += claimed
+                        if !claimed.isEmpty { continue }
+                    } catch {
+                        logger.warning("bot outbox claim failed", metadata: ["vestnik.error": "\(error)"])
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+            group.cancelAll()
+        }
+        try? await client.shutdown()
+    }
+
+    /// Fetches every enabled bot's `/status` menu now and then. A bot this node has not asked yet
+    /// (just registered, or the server just started) is asked within seconds; one that did not
+    /// answer is asked again after 5 s, one that answered after `menuRefresh`.
+    private func refreshMenus(_ deliverer: BotDeliverer) async {
+        var due: [UserID: ContinuousClock.Instant] = [:]
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                for bot in try await services.bots.enabledBots() where due[bot.id].map({ $0 <= ContinuousClock.now }) ?? true {
+                    if Task.isCancelled { return }
+                    let answered = await deliverer.refreshMenu(of: bot.id)
+                    due[bot.id] = ContinuousClock.now + (answered ? options.menuRefresh : .seconds(5))
+                }
+            } catch {
+                logger.warning("bot menu refresh failed", metadata: ["vestnik.error": "\(error)"])
+            }
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            } catch {
+                return
+            }
+        }
+    }
+}
+
+/// Requests in flight, per bot and in total.
+final class InFlight: Sendable {
+    private let counts = Mutex<[UserID: Int]>([:])
+
+    func tryStart(_ bot: UserID, perBot: Int, total: Int) -> Bool {
+        counts.withLock { counts in
+            guard counts[bot, default: 0] < perBot, counts.values.reduce(0, +) < total else { return false }
+            counts[bot, default: 0] += 1
+            return true
+        }
+    }
+
+    func finish(_ bot: UserID) {
+        counts.withLock { counts in
+            counts[bot, default: 1] -= 1
+            if counts[bot] == 0 { counts[bot] = nil }
+        }
+    }
+
+    /// Bots that already have enough work (in flight plus waiting locally): not claimed for now.
+    func busyBots(perBot: Int, waiting: [BotJobRecord]) -> [UserID] {
+        var load = counts.withLock { $0 }
+        for job in waiting { load[job.botID, default: 0] += 1 }
+        return load.filter { $0.value >= perBot }.map(\.key)
+    }
+}
+
+/// One delivery: the wire payload, the HTTP request, and what its outcome means for the job.
+struct BotDeliverer: Sendable {
+    let client: HTTPClient
+    let services: Services
+    let host: String
+    let options: BotDeliveryOptions
+    let logger: Logger
+
+    func deliver(_ job: BotJobRecord) async {
+        let age = Date().timeIntervalSince(job.createdAt)
+        do {
+            guard let endpoint = try await services.bots.endpoint(of: job.botID) else {
+                // Disabled or removed: nothing will ever take this job.
+                return try await services.bots.finish(job, retryAt: nil, status: "disabled")
+            }
+            if age > (job.job.kind == .callback ? options.callbackMaxAge : options.maxAge) {
+                logger.warning("bot delivery abandoned", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.bot.attempts": "\(job.attempts)"])
+                return try await services.bots.finish(job, retryAt: nil, status: "gave up after \(job.attempts) attempts")
+            }
+            let path: String
+            let payload: JSONValue
+            if job.job.kind == .callback, let callback = job.job.callback {
+                path = "/notification/callback"
+                payload = BotXPayloads.callback(callback)
+            } else if let command = BotXPayloads.command(for: job.job, bot: job.botID, host: host) {
+                path = "/command"
+                payload = command
+            } else {
+                return try await services.bots.finish(job, retryAt: nil, status: "invalid job")
+            }
+            let outcome = await post(payload, to: endpoint.url + path, bot: job.botID, secret: endpoint.secret)
+            // Cancelled mid-request (shutdown): leave the job leased; it comes back after the lease.
+            if Task.isCancelled { return }
+            switch outcome {
+            case .delivered:
+                try await services.bots.finish(job, retryAt: nil, status: "ok")
+            case .rejected(let status):
+                logger.notice("bot rejected a delivery", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.http.status": "\(status)"])
+                try await services.bots.finish(job, retryAt: nil, status: "rejected: http \(status)")
+            case .failed(let why):
+                let delay = min(options.maxRetry, options.firstRetry * pow(2, Double(min(job.attempts, 20))))
+                let jitter = delay * Double.random(in: 0...0.2)
+                try await services.bots.finish(job, retryAt: Date().addingTimeInterval(delay + jitter), status: why)
+            }
+        } catch {
+            // The store failed: the lease brings the job back.
+            logger.warning("bot delivery bookkeeping failed", metadata: ["vestnik.error": "\(error)"])
+        }
+    }
+
+    enum Outcome {
+        case delivered
+        /// A 4xx: the bot refuses this payload; retrying cannot help.
+        case rejected(Int)
+        /// Unreachable, timed out, or 5xx/408/429: retry later.
+        case failed(String)
+    }
+
+    func post(_ payload: JSONValue, to url: String, bot: UserID, secret: String) async -> Outcome {
+        do {
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Authorization", value: "Bearer " + BotXToken.mintForBot(bot: bot, audience: host, secret: secret))
+            request.body = .bytes(ByteBuffer(bytes: try VestnikJSON.encode(payload)))
+            let response = try await client.execute(request, timeout: options.requestTimeout)
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            let status = Int(response.status.code)
+            switch status {
+            case 200..<300: return .delivered
+            case 408, 429: return .failed("http \(status)")
+            case 400..<500: return .rejected(status)
+            default: return .failed("http \(status)")
+            }
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            return .failed("timeout")
+        } catch {
+            return .failed("unreachable")
+        }
+    }
+
+    /// `GET {url}/status`: the bot's command menu. True when the bot answered.
+    @discardableResult
+    func refreshMenu(of bot: UserID) async -> Bool {
+        do {
+            guard let endpoint = try await services.bots.endpoint(of: bot) else { return false }
+            var components = URLComponents(string: endpoint.url + "/status")
+            components?.queryItems = [
+                URLQueryItem(name: "bot_id", value: bot.description), URLQueryItem(name: "user_huid", value: bot.description),
+                URLQueryItem(name: "ad_login", value: ""), URLQueryItem(name: "ad_domain", value: ""), URLQueryItem(name: "is_admin", value: ""),
+                URLQueryItem(name: "chat_type", value: "chat"),
+            ]
+            guard let url = components?.string else { return false }
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer " + BotXToken.mintForBot(bot: bot, audience: host, secret: endpoint.secret))
+            let status: String
+            var commands = endpoint.record.commands
+            do {
+                let response = try await client.execute(request, timeout: options.requestTimeout)
+                let body = try await response.body.collect(upTo: 256 * 1024)
+                if response.status.code == 200 {
+                    commands = try VestnikJSON.decode(StatusResponse.self, from: Data(buffer: body)).result.commands
+                    status = "ok"
+                } else {
+                    status = "status: http \(response.status.code)"
+                }
+            } catch {
+                status = "unreachable"
+            }
+            try await services.bots.setCommands(commands, status: status, of: bot)
+            return status == "ok"
+        } catch {
+            logger.warning("bot menu refresh failed", metadata: ["vestnik.bot.id": "\(bot)", "vestnik.error": "\(error)"])
+            return false
+        }
+    }
+
+    struct StatusResponse: Decodable {
+        struct Result: Decodable { var commands: [BotCommand] }
+        var result: Result
+    }
+}

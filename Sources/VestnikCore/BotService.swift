@@ -1,0 +1,529 @@
+import Crypto
+import Foundation
+import VestnikModel
+
+extension AuthenticatedSession {
+    /// A bot acting as its own user. Bots have no sessions; the nil session id only satisfies the
+    /// type. Every membership and role rule then applies to bots exactly as to people.
+    package static func bot(_ id: UserID) -> AuthenticatedSession {
+        AuthenticatedSession(userID: id, sessionID: SessionID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))))
+    }
+}
+
+/// A bot as administrators and the delivery service see it.
+package struct BotRegistration: Sendable {
+    package var user: User
+    package var bot: BotRecord
+    /// Deliveries still queued.
+    package var pending: Int
+}
+
+/// What a bot asks to post.
+package struct BotOutgoing: Sendable {
+    /// The new message's id, chosen before it is stored: async BotX methods answer with it at once.
+    package var syncID: MessageID
+    package var text: String
+    package var mentions: [Mention]
+    package var extras: MessageExtras
+
+    package init(syncID: MessageID, text: String, mentions: [Mention], extras: MessageExtras) {
+        self.syncID = syncID
+        self.text = text
+        self.mentions = mentions
+        self.extras = extras
+    }
+}
+
+/// Which users a bot looks up (BotX `users/by_*`).
+package enum BotUserQuery: Sendable {
+    case id(UserID)
+    case email(String)
+    case login(String)
+}
+
+/// Bots: registration (administrators), the outbox (the delivery service), button presses and
+/// command menus (users), and everything a bot does through the BotX API (bots).
+///
+/// Bots act through the same chat and message services as users (see
+/// ``AuthenticatedSession/bot(_:)``), so authorization stays in one place: a bot touches only the
+/// chats it is a member of, and anything else is `chat_not_found` / `message_not_found`.
+package struct BotService: Sendable {
+    private let context: CoreContext
+    private let box: SecretBox
+    private let chats: ChatService
+    private let messages: MessageService
+
+    package init(context: CoreContext, box: SecretBox, chats: ChatService, messages: MessageService) {
+        self.context = context
+        self.box = box
+        self.chats = chats
+        self.messages = messages
+    }
+
+    // MARK: Administration
+
+    /// Registers a bot: a directory entry of kind `botx` plus its endpoint and a new secret key.
+    /// - Returns: the registration and the secret key (shown once; stored sealed).
+    package func register(
+        name: String, url: String, allowedData: BotAllowedData, description: String?, as principal: Principal
+    ) async throws -> (BotRegistration, secret: String) {
+        try requireAdministrator(principal)
+        let name = try Validation.text(name, field: "name", min: 1, max: 128)
+        let description = try Validation.text(description ?? "", field: "description", min: 0, max: context.limits.maxDescriptionLength)
+        let url = try validateURL(url)
+        let secret = Self.generateSecret()
+        let sealed = try box.seal(secret)
+        let id = UserID.random()
+        let now = Date.millisecondNow()
+        let user = User(
+            id: id, login: "bot-" + id.description.replacingOccurrences(of: "-", with: "").prefix(12), displayName: name,
+            position: description.isEmpty ? nil : description, createdAt: now, kind: .botx)
+        let bot = BotRecord(
+            id: id, url: url, sealedSecret: sealed, allowedData: allowedData, enabled: true, description: description, status: nil,
+            statusAt: nil, commands: [], createdAt: now)
+        try await context.write { tx, _ in
+            try await tx.insertUser(UserRecord(user: user, passwordHash: nil), searchText: AccountService.searchText(user))
+            try await tx.insertBot(bot)
+        }
+        context.logger.info("bot registered", metadata: ["vestnik.bot.id": "\(id)"])
+        return (BotRegistration(user: user, bot: bot, pending: 0), secret)
+    }
+
+    /// Every bot with its queue length.
+    package func list(as principal: Principal) async throws -> [BotRegistration] {
+        try requireAdministrator(principal)
+        return try await context.read { reader in
+            var result: [BotRegistration] = []
+            for bot in try await reader.bots() {
+                guard let user = try await reader.user(bot.id)?.user else { continue }
+                result.append(BotRegistration(user: user, bot: bot, pending: try await reader.pendingBotJobs(of: bot.id)))
+            }
+            return result
+        }
+    }
+
+    /// Enables or disables a bot. A disabled bot gets no deliveries and its API calls are refused.
+    package func setEnabled(_ enabled: Bool, bot reference: String, as principal: Principal) async throws -> BotRegistration {
+        try requireAdministrator(principal)
+        return try await context.write { tx, _ in
+            var (user, bot) = try await Self.find(reference, in: tx)
+            bot.enabled = enabled
+            try await tx.updateBot(bot)
+            return BotRegistration(user: user, bot: bot, pending: try await tx.pendingBotJobs(of: bot.id))
+        }
+    }
+
+    /// Issues a new secret key; the old one stops working at once.
+    package func rotateSecret(bot reference: String, as principal: Principal) async throws -> (User, secret: String) {
+        try requireAdministrator(principal)
+        let secret = Self.generateSecret()
+        let sealed = try box.seal(secret)
+        let user = try await context.write { tx, _ in
+            var (user, bot) = try await Self.find(reference, in: tx)
+            bot.sealedSecret = sealed
+            try await tx.updateBot(bot)
+            return user
+        }
+        context.logger.notice("bot secret rotated", metadata: ["vestnik.bot.id": "\(user.id)"])
+        return (user, secret)
+    }
+
+    /// Removes a bot: no more deliveries or API access. Its user stays (blocked) so history still
+    /// names the sender.
+    package func remove(bot reference: String, as principal: Principal) async throws -> User {
+        try requireAdministrator(principal)
+        return try await context.write { tx, _ in
+            var (user, bot) = try await Self.find(reference, in: tx)
+            try await tx.deleteBot(bot.id)
+            user.isBlocked = true
+            try await tx.updateUser(user, searchText: AccountService.searchText(user))
+            bot.enabled = false
+            return user
+        }
+    }
+
+    private static func find(_ reference: String, in reader: any StoreReader) async throws -> (User, BotRecord) {
+        guard reference.count <= 128 else { throw VestnikError(.notFound, "No such bot.") }
+        var candidate: UserID? = UserID(reference)
+        if candidate == nil {
+            if let user = try await reader.user(login: reference.lowercased())?.user {
+                candidate = user.id
+            } else {
+                for bot in try await reader.bots() {
+                    if try await reader.user(bot.id)?.user.displayName == reference {
+                        candidate = bot.id
+                        break
+                    }
+                }
+            }
+        }
+        guard let id = candidate, let bot = try await reader.bot(id), let user = try await reader.user(id)?.user else {
+            throw VestnikError(.notFound, "No such bot.")
+        }
+        return (user, bot)
+    }
+
+    // MARK: Authentication (BotX edge)
+
+    /// The secret key of an enabled bot, to verify its tokens; nil for unknown or disabled bots.
+    package func verificationKey(for bot: UserID) async throws -> String? {
+        guard let record = try await context.read({ try await $0.bot(bot) }), record.enabled else { return nil }
+        return try box.open(record.sealedSecret)
+    }
+
+    // MARK: Outbox (delivery service)
+
+    /// Leases due jobs; jobs of `busyBots` stay queued.
+    /// - Parameter checkFirst: look with a read first and skip the write when nothing is due
+    ///   (the idle poll); a commit that just queued jobs skips the look.
+    package func claimJobs(limit: Int, lease: TimeInterval, skipping busyBots: [UserID], checkFirst: Bool = false) async throws -> [BotJobRecord] {
+        let now = Date.millisecondNow()
+        if checkFirst, try await !context.read({ try await $0.hasDueBotJobs(now: now) }) { return [] }
+        return try await context.write { tx, _ in
+            try await tx.claimBotJobs(now: now, leaseUntil: now.addingTimeInterval(lease), limit: limit, skipping: busyBots)
+        }
+    }
+
+    /// Where and with which key to deliver to a bot; nil if it is gone or disabled.
+    package func endpoint(of bot: UserID) async throws -> (url: String, secret: String, record: BotRecord)? {
+        guard let record = try await context.read({ try await $0.bot(bot) }), record.enabled else { return nil }
+        return (record.url, try box.open(record.sealedSecret), record)
+    }
+
+    /// Records a delivery outcome: the job is removed (delivered, rejected or abandoned) or
+    /// retried at `retryAt`; the bot's visible status becomes `status`.
+    package func finish(_ job: BotJobRecord, retryAt: Date?, status: String) async throws {
+        let now = Date.millisecondNow()
+        try await context.write { tx, _ in
+            if let retryAt {
+                try await tx.rescheduleBotJob(job.id, attempts: job.attempts + 1, at: retryAt, error: status)
+            } else {
+                try await tx.deleteBotJob(job.id)
+            }
+            if var bot = try await tx.bot(job.botID), bot.status != status || (bot.statusAt.map { now.timeIntervalSince($0) > 60 } ?? true) {
+                bot.status = status
+                bot.statusAt = now
+                try await tx.updateBot(bot)
+            }
+        }
+    }
+
+    /// Stores the command menu a bot reported from `/status`.
+    package func setCommands(_ commands: [BotCommand], status: String, of botID: UserID) async throws {
+        let now = Date.millisecondNow()
+        try await context.write { tx, _ in
+            guard var bot = try await tx.bot(botID) else { return }
+            bot.commands = Array(commands.prefix(200))
+            bot.status = status
+            bot.statusAt = now
+            try await tx.updateBot(bot)
+        }
+    }
+
+    /// Every enabled bot (for menu refreshes).
+    package func enabledBots() async throws -> [BotRecord] {
+        try await context.read { try await $0.bots() }.filter(\.enabled)
+    }
+
+    // MARK: Users
+
+    /// The command menus of the bots in a chat the caller is a member of.
+    package func commands(in chatID: ChatID, as caller: AuthenticatedSession) async throws -> [(User, [BotCommand])] {
+        try await context.read { reader in
+            _ = try await ChatService.membership(chatID, of: caller.userID, in: reader)
+            var result: [(User, [BotCommand])] = []
+            for bot in try await reader.botMembers(of: chatID) where bot.enabled {
+                if let user = try await reader.user(bot.id)?.user { result.append((user, bot.commands)) }
+            }
+            return result
+        }
+    }
+
+    /// Presses a button of a bot message: the bot receives a command with the button's `data`,
+    /// the message's `metadata` and `source_sync_id`. A button that is not silent also appears in
+    /// the chat as the caller's message.
+    /// - Parameter button: the label, the command, or the 1-based position (bubble first, row by row).
+    /// - Returns: the message shown in the chat, if any.
+    package func press(_ messageID: MessageID, button reference: String, as caller: AuthenticatedSession) async throws -> Message? {
+        let (message, chat, member) = try await context.read { try await MessageService.visibleMessage(messageID, for: caller.userID, in: $0) }
+        guard !message.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
+        let buttons = (message.bubble ?? []).flatMap { $0 } + (message.keyboard ?? []).flatMap { $0 }
+        let found =
+            Int(reference).flatMap { $0 >= 1 && $0 <= buttons.count ? buttons[$0 - 1] : nil }
+            ?? buttons.first(where: { $0.label == reference }) ?? buttons.first(where: { $0.command == reference })
+        guard let button = found else { throw VestnikError(.notFound, "The message has no such button.") }
+        guard button.handler != "client" else { throw VestnikError.invalid("That button is handled by the client (it opens a link).") }
+        let body = button.command ?? button.label
+        var shown: Message?
+        var syncID = MessageID.random()
+        if !button.silent {
+            // A visible press is an ordinary message of the user; its id is the command's sync_id.
+            // The bot is not also sent it as a plain message: the press below is the delivery.
+            shown = try await messages.send(OutgoingMessage(text: body), to: chat.id, as: caller, notifyBots: false).0
+            syncID = shown?.id ?? syncID
+        }
+        let commandID = syncID
+        try await context.write { tx, log in
+            guard let bot = try await tx.bot(message.senderID), bot.enabled, try await tx.member(bot.id, of: chat.id) != nil,
+                let user = try await tx.user(caller.userID)?.user
+            else { throw VestnikError(.unavailable, "The bot is not available.") }
+            let job = BotCommandJob(
+                syncID: commandID, chatID: chat.id, chatKind: chat.kind,
+                sender: BotSender(
+                    userID: user.id, login: user.login, name: user.displayName, isAdmin: member.role == .admin, isCreator: chat.createdBy == user.id),
+                body: body, data: button.data ?? .emptyObject, metadata: message.metadata ?? .emptyObject, sourceSyncID: message.id,
+                attachments: [])
+            try await log.enqueue(.command(job), for: bot.id, in: tx)
+        }
+        return shown
+    }
+
+    // MARK: Bot-facing (the BotX API)
+
+    /// Posts a bot message into a chat the bot is a member of.
+    package func send(_ outgoing: BotOutgoing, to chatID: ChatID, replyTo: MessageID? = nil, as bot: UserID) async throws -> Message {
+        let text = try validate(outgoing)
+        return try await context.write { tx, log in
+            var (chat, member) = try await ChatService.membership(chatID, of: bot, in: tx)
+            guard chat.kind != .channel || member.role == .admin else {
+                throw VestnikError(.channelReadOnly, "Only admins post in a channel.")
+            }
+            if let replyTo {
+                guard let original = try await tx.message(replyTo), original.chatID == chatID, original.isVisible(to: bot) else {
+                    throw VestnikError.messageNotFound
+                }
+            }
+            let members = try await tx.memberIDs(of: chatID)
+            var extras = outgoing.extras
+            if let recipients = extras.recipients {
+                let memberSet = Set(members)
+                let kept = recipients.filter { memberSet.contains($0) && $0 != bot }
+                guard !kept.isEmpty else { throw VestnikError(.recipientsEmpty, "None of the recipients is a member of the chat.") }
+                extras.recipients = Array(Set(kept)).sorted()
+            }
+            let mentions = outgoing.mentions.filter { mention in
+                if case .user(let id) = mention { return members.contains(id) }
+                return true
+            }
+            var stealth: StealthSettings?
+            if extras.stealth == true {
+                stealth = try await tx.stealth(of: chatID)
+                guard stealth != nil else { throw VestnikError(.stealthDisabled, "Stealth mode is off in this chat.") }
+            }
+            let now = Date.millisecondNow()
+            chat.lastMessageSeq += 1
+            chat.lastActivityAt = now
+            try await tx.updateChat(chat)
+            var message = Message(
+                id: outgoing.syncID, chatID: chatID, chatSeq: chat.lastMessageSeq, senderID: bot, text: text, replyTo: replyTo,
+                mentions: mentions, createdAt: now)
+            message.extras = extras
+            try await tx.insertMessage(message)
+            if let lifetime = stealth?.lifetime { try await tx.setExpiry(now.addingTimeInterval(TimeInterval(lifetime)), of: message.id) }
+            if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: bot, in: chatID) }
+            try await log.append(.messageCreated(message), to: MessageService.audience(of: message, members: members), in: tx)
+            return message
+        }
+    }
+
+    /// Replies to a message (the reply goes to that message's chat).
+    package func reply(_ outgoing: BotOutgoing, to source: MessageID, as bot: UserID) async throws -> Message {
+        let chatID = try await context.read { try await MessageService.visibleMessage(source, for: bot, in: $0).1.id }
+        return try await send(outgoing, to: chatID, replyTo: source, as: bot)
+    }
+
+    /// Changes the bot's own message: the text (when given) and the extras `change` computes.
+    package func edit(
+        _ messageID: MessageID, text newText: String?, mentions: [Mention]?, change: @escaping @Sendable (MessageExtras) -> MessageExtras,
+        as bot: UserID
+    ) async throws -> Message {
+        if let newText { _ = try validate(BotOutgoing(syncID: messageID, text: newText, mentions: [], extras: MessageExtras())) }
+        let limits = context.limits
+        return try await context.write { tx, log in
+            let (message, _, _) = try await MessageService.visibleMessage(messageID, for: bot, in: tx)
+            guard message.senderID == bot else { throw VestnikError(.notMessageAuthor, "Only the author can edit a message.") }
+            guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
+            if let newText, newText != message.text {
+                let members = try await tx.memberIDs(of: message.chatID)
+                let resolved = mentions?.filter { if case .user(let id) = $0 { members.contains(id) } else { true } } ?? message.mentions
+                try await tx.recordEdit(of: messageID, text: newText, mentions: Array(resolved.prefix(limits.maxMembersPerRequest)), version: message.editCount + 1, at: Date.millisecondNow())
+            }
+            let extras = change(message.extras)
+            if extras != message.extras {
+                try Self.checkInlineSize(extras, limit: limits.maxInlineFileBytes)
+                try await tx.setExtras(extras, of: messageID)
+            }
+            guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
+            if updated != message {
+                try await log.append(
+                    .messageEdited(updated), to: MessageService.audience(of: updated, members: try await tx.memberIDs(of: message.chatID)), in: tx)
+            }
+            return updated
+        }
+    }
+
+    /// Queues the callback of an async method (the bot waits for it, by default up to 60 s).
+    package func enqueueCallback(_ syncID: MessageID, error: VestnikError?, chatID: ChatID?, for bot: UserID) async throws {
+        try await context.write { tx, log in
+            try await log.enqueue(
+                .callback(BotCallbackJob(syncID: syncID, errorCode: error?.code.rawValue, errorMessage: error?.message, chatID: chatID)),
+                for: bot, in: tx)
+        }
+    }
+
+    /// A chat the bot is in, with its members' directory entries.
+    package func chatInfo(_ chatID: ChatID, as bot: UserID) async throws -> (ChatDetailsView, [User]) {
+        try await context.read { reader in
+            let details = try await ChatService.details(chatID, for: bot, in: reader)
+            return (details, try await reader.users(details.members.map(\.userID)))
+        }
+    }
+
+    /// The bot's chats with their member ids.
+    package func chatList(as bot: UserID) async throws -> [(Chat, [UserID])] {
+        try await context.read { reader in
+            var result: [(Chat, [UserID])] = []
+            for row in try await reader.chatList(of: bot) { result.append((row.chat, try await reader.memberIDs(of: row.chat.id))) }
+            return result
+        }
+    }
+
+    /// The personal chat between the bot and a user, if it exists.
+    package func personalChat(with user: UserID, as bot: UserID) async throws -> (ChatDetailsView, [User]) {
+        let chatID = try await context.read { try await $0.personalChat(between: bot, and: user) }
+        guard let chatID else { throw VestnikError.chatNotFound }
+        return try await chatInfo(chatID, as: bot)
+    }
+
+    /// Directory lookups for bots (active and blocked accounts alike, as BotX does).
+    package func users(_ query: BotUserQuery) async throws -> [User] {
+        try await context.read { reader in
+            switch query {
+            case .id(let id):
+                return try await reader.user(id).map { [$0.user] } ?? []
+            case .login(let login):
+                guard login.count <= 64 else { return [] }
+                return try await reader.user(login: login.lowercased()).map { [$0.user] } ?? []
+            case .email(let email):
+                let needle = email.lowercased()
+                guard needle.count <= 256, !needle.isEmpty else { return [] }
+                return try await reader.searchUsers(needle, limit: 50).filter { $0.email?.lowercased() == needle }
+            }
+        }
+    }
+
+    /// Directory entries of the given kinds (BotX `users_as_csv`).
+    package func directory(kinds: Set<UserKind>) async throws -> [User] {
+        try await context.read { try await $0.allUsers(limit: 100_000, offset: 0) }.filter { kinds.contains($0.kind) }
+    }
+
+    /// Every registered bot with its directory entry (BotX bot catalog).
+    package func catalog() async throws -> [(User, BotRecord)] {
+        try await context.read { reader in
+            var result: [(User, BotRecord)] = []
+            for bot in try await reader.bots() {
+                if let user = try await reader.user(bot.id)?.user { result.append((user, bot)) }
+            }
+            return result
+        }
+    }
+
+    /// Delivery and read state of the bot's message: members it was sent to, and who read it.
+    package func status(of messageID: MessageID, as bot: UserID) async throws -> (Message, sentTo: [UserID], readBy: [UserID]) {
+        try await context.read { reader in
+            let (message, chat, _) = try await MessageService.visibleMessage(messageID, for: bot, in: reader)
+            let audience = MessageService.audience(of: message, members: try await reader.memberIDs(of: chat.id)).filter { $0 != message.senderID }
+            let readers = Set(try await reader.readers(of: chat.id, atLeast: message.chatSeq))
+            return (message, audience.sorted(), audience.filter { readers.contains($0) }.sorted())
+        }
+    }
+
+    /// Passes data from one bot to the other bots of a chat (BotX internal notification).
+    /// - Parameter recipients: bot ids; nil means every other bot in the chat.
+    package func internalNotification(
+        data: JSONValue, opts: JSONValue, recipients: [UserID]?, in chatID: ChatID, as bot: UserID
+    ) async throws {
+        try await context.write { tx, log in
+            let (chat, _) = try await ChatService.membership(chatID, of: bot, in: tx)
+            let targets = try await tx.botMembers(of: chatID).filter { candidate in
+                candidate.enabled && candidate.id != bot && (recipients?.contains(candidate.id) ?? true)
+            }
+            guard !targets.isEmpty else { throw VestnikError(.recipientsEmpty, "No bot in the chat can receive it.") }
+            let job = BotSystemJob(name: .internalBotNotification, chatID: chatID, chatKind: chat.kind, userID: bot, data: data, opts: opts)
+            for target in targets { try await log.enqueue(.system(job), for: target.id, in: tx) }
+        }
+    }
+
+    /// Turns stealth on (with settings) or off (nil) in a group or channel the bot administers.
+    package func setStealth(_ settings: StealthSettings?, in chatID: ChatID, as bot: UserID) async throws {
+        if let settings {
+            for value in [settings.burnIn, settings.expireIn].compactMap({ $0 }) {
+                guard (1...31_536_000).contains(value) else { throw VestnikError.invalid("burn_in and expire_in are 1 s … 1 year.") }
+            }
+        }
+        try await context.write { tx, _ in
+            let (chat, member) = try await ChatService.membership(chatID, of: bot, in: tx)
+            try ChatService.requireManageable(chat, by: member)
+            try await tx.setStealth(settings, for: chatID)
+        }
+    }
+
+    /// Deletes stealth messages whose lifetime ended (for everyone, as tombstones).
+    /// - Returns: how many went.
+    @discardableResult
+    package func expireStealthMessages(limit: Int = 200) async throws -> Int {
+        let due = try await context.read { try await $0.expiredMessages(before: Date.millisecondNow(), limit: limit) }
+        for messageID in due {
+            try await context.write { tx, log in
+                guard let message = try await tx.message(messageID), !message.isDeleted else {
+                    return try await tx.setExpiry(nil, of: messageID)
+                }
+                try await MessageService.tombstone(message, in: tx)
+                guard let deleted = try await tx.message(messageID) else { return }
+                try await log.append(
+                    .messageDeleted(deleted), to: MessageService.audience(of: message, members: try await tx.memberIDs(of: message.chatID)), in: tx)
+            }
+        }
+        return due.count
+    }
+
+    // MARK: Helpers
+
+    private func validate(_ outgoing: BotOutgoing) throws -> String {
+        let text = outgoing.text
+        guard text.utf8.count <= context.limits.maxMessageBytes else {
+            throw VestnikError(.payloadTooLarge, "A message is at most \(context.limits.maxMessageBytes / 1024) KiB of text.")
+        }
+        guard !text.unicodeScalars.contains(where: { $0.value == 0 }) else { throw VestnikError.invalid("A message must not contain NUL characters.") }
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !(outgoing.extras.attachments ?? []).isEmpty
+            || outgoing.extras.bubble != nil
+        else { throw VestnikError.invalid("A message needs text or a file.") }
+        try Self.checkInlineSize(outgoing.extras, limit: context.limits.maxInlineFileBytes)
+        let buttons = (outgoing.extras.bubble ?? []).flatMap { $0 } + (outgoing.extras.keyboard ?? []).flatMap { $0 }
+        guard buttons.count <= 100 else { throw VestnikError.invalid("A message has at most 100 buttons.") }
+        return text
+    }
+
+    private static func checkInlineSize(_ extras: MessageExtras, limit: Int) throws {
+        let size = (extras.attachments ?? []).reduce(0) { $0 + $1.size }
+        guard size <= limit else { throw VestnikError(.payloadTooLarge, "Inline files are at most \(limit / 1024) KiB per message.") }
+    }
+
+    private func validateURL(_ raw: String) throws -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        guard trimmed.count <= context.limits.maxBotURLLength, let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", url.host != nil
+        else { throw VestnikError.invalid("The bot URL must be an http(s) URL.") }
+        return trimmed.hasSuffix("/") ? String(trimmed.dropLast()) : trimmed
+    }
+
+    private func requireAdministrator(_ principal: Principal) throws {
+        guard principal == .localAdmin else { throw VestnikError(.forbidden, "Only an administrator can do this.") }
+    }
+
+    /// 32 hex characters (128 bits), the form eXpress issues.
+    static func generateSecret() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+    }
+}

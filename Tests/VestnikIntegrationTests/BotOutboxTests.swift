@@ -1,0 +1,186 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Testing
+import VestnikBotX
+import VestnikCore
+import VestnikKit
+import VestnikModel
+import VestnikServer
+
+/// A stand-in bot over real HTTP: records what the server sends and fails on demand.
+actor FakeBot {
+    struct Delivery: Sendable {
+        var path: String
+        var authorization: String
+        var body: Data
+        var command: String? {
+            guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return nil }
+            return (object["command"] as? [String: Any])?["body"] as? String
+        }
+    }
+
+    private(set) var deliveries: [Delivery] = []
+    /// Commands whose first N deliveries are answered 503.
+    private var failures: [String: Int] = [:]
+
+    func failFirst(_ count: Int, of command: String) { failures[command] = count }
+
+    /// Records a delivery; true if it should be refused.
+    func record(_ delivery: Delivery) -> Bool {
+        deliveries.append(delivery)
+        guard let command = delivery.command, let left = failures[command], left > 0 else { return false }
+        failures[command] = left - 1
+        return true
+    }
+
+    func attempts(of command: String) -> Int { deliveries.filter { $0.command == command }.count }
+
+    /// Starts the fake on `port`; cancel the task to stop it.
+    func serve(port: Int) -> Task<Void, any Error> {
+        let router = Router()
+        router.post("command") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let refuse = await self.record(
+                Delivery(path: "/command", authorization: request.headers[.authorization] ?? "", body: Data(buffer: body)))
+            return Response(status: refuse ? .serviceUnavailable : .accepted)
+        }
+        router.post("notification/callback") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            _ = await self.record(Delivery(path: "/notification/callback", authorization: request.headers[.authorization] ?? "", body: Data(buffer: body)))
+            return Response(status: .accepted)
+        }
+        router.get("status") { _, _ -> Response in
+            let json = #"{"status":"ok","result":{"enabled":true,"status_message":"ok","commands":[{"body":"/ping","name":"/ping","description":"Ping"}]}}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        return Task { try await app.runService(gracefulShutdownSignals: []) }
+    }
+}
+
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct BotOutboxTests {
+    @Test("a bot answering 503 gets the command on a later attempt, with a valid v2 JWT and a v4 payload")
+    func retriesAfterServerErrors() async throws {
+        let server = try await TestServer.start { $0.botFirstRetry = 0.2 }
+        defer { Task { await server.stop() } }
+        let fake = FakeBot()
+        let port = try freeLocalPort()
+        await fake.failFirst(2, of: "/ping now")
+        let serving = await fake.serve(port: port)
+        defer { serving.cancel() }
+        let (registration, secret) = try await server.services.bots.register(
+            name: "Flaky", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let (alice, aliceUser) = try await server.client("alice")
+        let chat = try await alice.openPersonalChat(with: botID).chat.id
+
+        let started = ContinuousClock.now
+        let sent = try await alice.sendMessage(chatID: chat, text: "/ping now")
+        #expect(ContinuousClock.now - started < .seconds(2), "the user's send never waits for the bot")
+        _ = try await alice.sendMessage(chatID: chat, text: "not a command")
+
+        #expect(await waitUntil(timeout: .seconds(20)) { await fake.attempts(of: "/ping now") >= 3 })
+        let deliveries = await fake.deliveries.filter { $0.command == "/ping now" }
+        #expect(deliveries.count == 3, "two 503s, then accepted")
+        let last = try #require(deliveries.last)
+        let token = String(last.authorization.dropFirst("Bearer ".count))
+        let claims = try BotXToken.verify(token, bot: botID, secret: secret, audience: "127.0.0.1", allowServerToBot: true)
+        #expect(claims.version == 2 && claims.exp - claims.iat == 60)
+        #expect(Set(deliveries.map(\.authorization)).count == 3, "a fresh token per request")
+        let payload = try #require(try JSONSerialization.jsonObject(with: last.body) as? [String: Any])
+        #expect(payload["proto_version"] as? Int == 4 && payload["sync_id"] as? String == sent.id.description)
+        #expect(payload.keys.contains("source_sync_id") && payload["bot_id"] as? String == botID.description)
+        let from = try #require(payload["from"] as? [String: Any])
+        #expect(from["user_huid"] as? String == aliceUser.id.description && from["chat_type"] as? String == "chat" && from["host"] as? String == "127.0.0.1")
+        // allowed_data=commands: the plain message was not delivered.
+        #expect(await fake.deliveries.allSatisfy { $0.command != "not a command" })
+        // The outcome is visible to operators, and the menu was fetched.
+        #expect(await waitUntil(timeout: .seconds(10)) {
+            let bot = try? await server.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
+            return bot?.bot.status == "ok" && bot?.pending == 0 && bot?.bot.commands.first?.body == "/ping"
+        })
+    }
+
+    @Test("deliveries queued while the bot is down survive a server restart")
+    func survivesRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-outbox-\(UUID().uuidString)").path
+        let database = try await TestBackend.freshDatabaseURL()
+        let configure: @Sendable (inout ServerConfiguration) -> Void = {
+            $0.databaseURL = database
+            $0.botFirstRetry = 0.2
+            // The first node may be stopped mid-attempt, leaving its claim until the lease ends.
+            $0.botLease = 5
+        }
+        let port = try freeLocalPort()
+        let first = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        let (registration, _) = try await first.services.bots.register(
+            name: "Sleepy", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let (alice, _) = try await first.client("alice")
+        let chat = try await alice.openPersonalChat(with: botID).chat.id
+        _ = try await alice.sendMessage(chatID: chat, text: "while you were out")
+        // Nobody listens: the delivery fails and stays queued; the status says so.
+        #expect(await waitUntil(timeout: .seconds(10)) {
+            let bot = try? await first.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
+            return bot?.bot.status == "unreachable" && (bot?.pending ?? 0) >= 1
+        })
+        // Stopped without waiting for the whole shutdown (on PostgreSQL it can outlast the test);
+        // its deliverer stops at once.
+        let stopping = Task { await first.stop() }
+        // Up to 10 s for the first node to be gone (a loaded CI machine is slow), so the delivery
+        // below is the restarted node's: the first one must not get to retry once the bot is up.
+        _ = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await stopping.value; return true }
+            group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
+            let done = await group.next() ?? false
+            group.cancelAll()
+            return done
+        }
+
+        let fake = FakeBot()
+        let serving = await fake.serve(port: port)
+        defer { serving.cancel() }
+        let second = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        defer { Task { await second.stop() } }
+        #expect(await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") == 1 })
+    }
+
+    @Test("BotX errors have the BotX envelope: bad token 401 unverified_request, malformed body 400, unknown chat 404")
+    func botxErrorEnvelopes() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (registration, secret) = try await server.services.bots.register(
+            name: "Strict", url: "http://127.0.0.1:9", allowedData: .commands, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        func json(_ response: HTTPContractTests.RawResponse) -> [String: Any] {
+            (try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]) ?? [:]
+        }
+        let garbage = try await HTTPContractTests.raw(server, .GET, "/api/v3/botx/chats/list", token: "not.a.jwt")
+        #expect(garbage.status == 401 && json(garbage)["reason"] as? String == "unverified_request" && json(garbage)["status"] as? String == "error")
+        let wrongAudience = BotXToken.mint(bot: botID, audience: "elsewhere.example.com", secret: secret)
+        #expect(try await HTTPContractTests.raw(server, .GET, "/api/v3/botx/chats/list", token: wrongAudience).status == 401)
+        let token = BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret)
+        let list = try await HTTPContractTests.raw(server, .GET, "/api/v3/botx/chats/list", token: token)
+        #expect(list.status == 200 && json(list)["status"] as? String == "ok")
+        let replayed = try await HTTPContractTests.raw(server, .GET, "/api/v3/botx/chats/list", token: token)
+        #expect(replayed.status == 401, "a jti is single-use")
+        let malformed = try await HTTPContractTests.raw(
+            server, .POST, "/api/v4/botx/notifications/direct", token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret),
+            body: Data(#"{"group_chat_id": 5}"#.utf8))
+        #expect(malformed.status == 400 && json(malformed)["reason"] as? String == "malformed_request")
+        let missing = try await HTTPContractTests.raw(
+            server, .GET, "/api/v3/botx/chats/info?group_chat_id=\(UUID().uuidString.lowercased())",
+            token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret))
+        #expect(missing.status == 404 && json(missing)["reason"] as? String == "chat_not_found")
+        let big = Data(("{\"group_chat_id\":\"\(UUID().uuidString.lowercased())\",\"notification\":{\"body\":\"" + String(repeating: "x", count: 3 << 20) + "\"}}").utf8)
+        let tooLarge = try await HTTPContractTests.raw(
+            server, .POST, "/api/v4/botx/notifications/direct", token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret), body: big)
+        #expect(tooLarge.status == 413 && json(tooLarge)["reason"] as? String == "payload_too_large", "\(tooLarge.status) \(String(decoding: tooLarge.body, as: UTF8.self))")
+        let unsupported = try await HTTPContractTests.raw(
+            server, .POST, "/api/v3/botx/chats/create_thread", token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret),
+            body: Data("{}".utf8))
+        #expect(unsupported.status == 501 && json(unsupported)["status"] as? String == "error")
+    }
+}

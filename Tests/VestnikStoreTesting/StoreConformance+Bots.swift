@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import VestnikCore
+import VestnikModel
+
+extension StoreConformance {
+    /// Bot registrations, bot members of a chat, user kinds.
+    @Sendable package static func bots(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice"))
+        var botDraft = makeUser("bot-0123456789ab", name: "Service desk")
+        botDraft.kind = .botx
+        let botUser = botDraft
+        try await store.write { tx in try await tx.insertUser(UserRecord(user: botUser, passwordHash: nil), searchText: "service desk") }
+        let now = Date.millisecondNow()
+        let registered = BotRecord(
+            id: botUser.id, url: "http://127.0.0.1:8001", sealedSecret: Data([0, 1, 2, 255]), allowedData: .all, enabled: true,
+            description: "Tickets", status: nil, statusAt: nil, commands: [], createdAt: now)
+        try await store.write { tx in try await tx.insertBot(registered) }
+        #expect(try await store.read { try await $0.user(botUser.id) }?.user.kind == .botx)
+        #expect(try await store.read { try await $0.user(alice.id) }?.user.kind == .user)
+        #expect(try await store.read { try await $0.bot(botUser.id) } == registered)
+        #expect(try await store.read { try await $0.bot(alice.id) } == nil)
+
+        var changed = registered
+        changed.commands = [BotCommand(body: "/echo", name: "/echo", description: "Echo «эхо»")]
+        changed.status = "http 503"
+        changed.statusAt = now
+        changed.enabled = false
+        changed.sealedSecret = Data(repeating: 7, count: 44)
+        let updated = changed
+        try await store.write { tx in try await tx.updateBot(updated) }
+        #expect(try await store.read { try await $0.bots() } == [updated])
+
+        let chat = makeChat(.group, by: alice.id)
+        try await insertChat(store, chat, members: [alice.id, botUser.id])
+        #expect(try await store.read { try await $0.botMembers(of: chat.id) }.map(\.id) == [botUser.id])
+        let other = makeChat(.group, by: alice.id)
+        try await insertChat(store, other, members: [alice.id])
+        #expect(try await store.read { try await $0.botMembers(of: other.id) }.isEmpty)
+
+        try await store.write { tx in try await tx.deleteBot(botUser.id) }
+        #expect(try await store.read { try await $0.bot(botUser.id) } == nil)
+        #expect(try await store.read { try await $0.user(botUser.id) } != nil, "the user row stays for history")
+    }
+
+    /// The bot outbox: due order, leases, busy bots skipped, reschedule, delete.
+    @Sendable package static func botOutbox(_ store: any Store) async throws {
+        let botA = UserID.random()
+        let botB = UserID.random()
+        let start = Date(millisecondsSince1970: Date.millisecondNow().millisecondsSince1970 - 10_000)
+        func job(_ bot: UserID, _ offset: TimeInterval, _ body: String) -> BotJobRecord {
+            let command = BotCommandJob(
+                syncID: .random(), chatID: .random(), chatKind: .personal,
+                sender: BotSender(userID: .random(), login: "alice", name: "Алиса", isAdmin: false, isCreator: true), body: body,
+                data: .object(["camelCase": .int(1)]), metadata: .emptyObject, sourceSyncID: nil, attachments: [])
+            return BotJobRecord(
+                id: UUID(), botID: bot, job: .command(command), attempts: 0, nextAttemptAt: start.addingTimeInterval(offset),
+                createdAt: start.addingTimeInterval(offset))
+        }
+        let a1 = job(botA, 0, "/one")
+        let a2 = job(botA, 1, "/two")
+        let b1 = job(botB, 2, "/three")
+        let future = job(botB, 3600, "/later")
+        try await store.write { tx in for j in [future, b1, a2, a1] { try await tx.enqueueBotJob(j) } }
+        #expect(try await store.read { try await $0.pendingBotJobs(of: botA) } == 2)
+
+        let now = Date.millisecondNow()
+        let lease = now.addingTimeInterval(60)
+        let claimed = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: [botB]) }
+        #expect(claimed.map(\.id) == [a1.id, a2.id], "due jobs, oldest first, busy bots skipped")
+        #expect(claimed.first?.job == a1.job, "the job round-trips")
+        let again = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: []) }
+        #expect(again.map(\.id) == [b1.id], "leased jobs are not claimed twice; future ones wait")
+
+        try await store.write { tx in
+            try await tx.deleteBotJob(a1.id)
+            try await tx.rescheduleBotJob(a2.id, attempts: 1, at: start, error: "http 503")
+        }
+        let retried = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: []) }
+        #expect(retried.map(\.id) == [a2.id] && retried.first?.attempts == 1)
+        #expect(try await store.read { try await $0.pendingBotJobs(of: botA) } == 1)
+    }
+
+    /// Message extras (buttons, metadata with bot-owned keys, recipients, files) round-trip;
+    /// deleting a message clears them.
+    @Sendable package static func messageExtras(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice"))
+        let chat = makeChat(.group, by: alice.id)
+        try await insertChat(store, chat, members: [alice.id])
+        let message = try await appendMessage(store, chat: chat.id, from: alice.id, text: "plain")
+        #expect(try await store.read { try await $0.message(message.id) }?.extras.isEmpty == true)
+        let extras = MessageExtras(
+            bubble: [[BotButton(command: "/choose", label: "Red", data: .object(["camelCase": .string("kept"), "snake_key": .null]), silent: true)]],
+            keyboard: nil, metadata: .object(["fooBar": .array([.int(1), .double(2.5), .bool(true)])]), recipients: [alice.id],
+            attachments: [Attachment(type: "document", fileName: "a.txt", mimeType: "text/plain", size: 2, data: "aGk=")], silentResponse: true,
+            stealth: nil)
+        try await store.write { tx in try await tx.setExtras(extras, of: message.id) }
+        #expect(try await store.read { try await $0.message(message.id) }?.extras == extras)
+        #expect(try await store.read { try await $0.messages(in: chat.id, .latest, limit: 10) }.first?.extras == extras)
+        // Stealth settings and expiry.
+        #expect(try await store.read { try await $0.stealth(of: chat.id) } == nil)
+        let stealth = StealthSettings(burnIn: 60, expireIn: nil, disableWeb: true)
+        try await store.write { tx in
+            try await tx.setStealth(stealth, for: chat.id)
+            try await tx.setExpiry(Date(millisecondsSince1970: 1000), of: message.id)
+        }
+        #expect(try await store.read { try await $0.stealth(of: chat.id) } == stealth)
+        #expect(try await store.read { try await $0.expiredMessages(before: Date(millisecondsSince1970: 999), limit: 10) }.isEmpty)
+        #expect(try await store.read { try await $0.expiredMessages(before: Date(millisecondsSince1970: 1000), limit: 10) } == [message.id])
+        try await store.write { tx in try await tx.setStealth(nil, for: chat.id) }
+        #expect(try await store.read { try await $0.stealth(of: chat.id) } == nil)
+        try await store.write { tx in try await tx.markDeleted(message.id, at: Date.millisecondNow()) }
+        #expect(try await store.read { try await $0.message(message.id) }?.extras.isEmpty == true)
+        #expect(try await store.read { try await $0.expiredMessages(before: Date(), limit: 10) }.isEmpty, "deletion ends the expiry")
+    }
+}
