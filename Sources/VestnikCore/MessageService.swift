@@ -73,14 +73,17 @@ package struct MessageService: Sendable {
                     throw VestnikError(.channelReadOnly, "Only admins post in a channel.")
                 }
                 if let replyTo = outgoing.replyTo {
-                    guard let original = try await tx.message(replyTo), original.chatID == chatID else {
+                    // A message addressed to other members only is as good as absent for the caller.
+                    guard let original = try await tx.message(replyTo), original.chatID == chatID, original.isVisible(to: me) else {
                         throw VestnikError.invalid("reply_to must be a message in the same chat.")
                     }
                 }
                 var messageText = finalText
                 var origin: ForwardOrigin?
                 if let forwardOf = outgoing.forwardOf {
-                    guard let original = try await tx.message(forwardOf), try await tx.member(me, of: original.chatID) != nil else {
+                    guard let original = try await tx.message(forwardOf), original.isVisible(to: me),
+                        try await tx.member(me, of: original.chatID) != nil
+                    else {
                         throw VestnikError.messageNotFound
                     }
                     guard !original.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be forwarded.") }
@@ -178,7 +181,7 @@ package struct MessageService: Sendable {
             if changed {
                 try await log.append(
                     .reactionsChanged(chatID: message.chatID, messageID: messageID, reactions: reactions),
-                    to: try await tx.memberIDs(of: message.chatID), in: tx)
+                    to: Self.audience(of: message, members: try await tx.memberIDs(of: message.chatID)), in: tx)
             }
             return reactions
         }
@@ -199,7 +202,7 @@ package struct MessageService: Sendable {
                 pinned
                 ? .messagePinned(chatID: chat.id, messageID: messageID, by: caller.userID)
                 : .messageUnpinned(chatID: chat.id, messageID: messageID, by: caller.userID)
-            try await log.append(event, to: try await tx.memberIDs(of: chat.id), in: tx)
+            try await log.append(event, to: Self.audience(of: message, members: try await tx.memberIDs(of: chat.id)), in: tx)
         }
     }
 

@@ -183,4 +183,34 @@ struct BotOutboxTests {
             body: Data("{}".utf8))
         #expect(unsupported.status == 501 && json(unsupported)["status"] as? String == "error")
     }
+
+    @Test("a bot message for some members only cannot be reached by the others through forward, reply, react or pin")
+    func recipientsStayPrivate() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (registration, _) = try await server.services.bots.register(
+            name: "Private", url: "http://127.0.0.1:9", allowedData: .all, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let (alice, aliceUser) = try await server.client("alice")
+        let (bob, bobUser) = try await server.client("bob")
+        let chat = try await alice.createGroup(title: "Team", members: [bobUser.id, botID]).chat.id
+        let secret = try await server.services.bots.send(
+            BotOutgoing(syncID: .random(), text: "for alice only", mentions: [], extras: MessageExtras(recipients: [aliceUser.id])),
+            to: chat, as: botID)
+        let bobNotes = try await bob.openNotesChat().chat.id
+        await #expect(throws: VestnikClientError.self) { _ = try await bob.forwardMessage(secret.id, to: bobNotes) }
+        await #expect(throws: VestnikClientError.self) { _ = try await bob.sendMessage(chatID: chat, text: "re", replyTo: secret.id) }
+        await #expect(throws: VestnikClientError.self) { _ = try await bob.addReaction(messageID: secret.id, emoji: "👍") }
+        // Alice may react; Bob's event log must not learn about that message.
+        _ = try await alice.addReaction(messageID: secret.id, emoji: "👍")
+        let bobEvents = try await bob.events(since: EventSeq(0)).events
+        #expect(!bobEvents.contains { event in
+            switch event.event {
+            case .reactionsChanged(_, let messageID, _), .messagePinned(_, let messageID, _): return messageID == secret.id
+            case .messageCreated(let message): return message.id == secret.id
+            default: return false
+            }
+        })
+        #expect(!(try await bob.history(chatID: chat, limit: 50).messages.contains { $0.id == secret.id }))
+    }
 }
