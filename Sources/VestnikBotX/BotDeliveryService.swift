@@ -84,7 +84,8 @@ package struct BotDeliveryService: Service {
                     let busy = inFlight.busyBots(perBot: options.perBotConcurrency, waiting: waiting)
                     do {
                         let claimed = try await services.bots.claimJobs(
-                            limit: options.totalConcurrency, lease: options.lease, skipping: busy, checkFirst: !poked)
+                            limit: options.totalConcurrency, perBot: options.perBotConcurrency, lease: options.lease, skipping: busy,
+                            checkFirst: !poked)
                         waiting += claimed
                         if !claimed.isEmpty { continue }
                     } catch {

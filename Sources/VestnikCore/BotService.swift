@@ -176,11 +176,13 @@ package struct BotService: Sendable {
     /// Leases due jobs; jobs of `busyBots` stay queued.
     /// - Parameter checkFirst: look with a read first and skip the write when nothing is due
     ///   (the idle poll); a commit that just queued jobs skips the look.
-    package func claimJobs(limit: Int, lease: TimeInterval, skipping busyBots: [UserID], checkFirst: Bool = false) async throws -> [BotJobRecord] {
+    package func claimJobs(
+        limit: Int, perBot: Int = 4, lease: TimeInterval, skipping busyBots: [UserID], checkFirst: Bool = false
+    ) async throws -> [BotJobRecord] {
         let now = Date.millisecondNow()
         if checkFirst, try await !context.read({ try await $0.hasDueBotJobs(now: now) }) { return [] }
         return try await context.write { tx, _ in
-            try await tx.claimBotJobs(now: now, leaseUntil: now.addingTimeInterval(lease), limit: limit, skipping: busyBots)
+            try await tx.claimBotJobs(now: now, leaseUntil: now.addingTimeInterval(lease), limit: limit, perBot: perBot, skipping: busyBots)
         }
     }
 

@@ -208,9 +208,10 @@ package protocol StoreWriter: StoreReader {
 
     /// Queues a delivery to a bot.
     func enqueueBotJob(_ job: BotJobRecord) async throws
-    /// Leases up to `limit` jobs due at `now` (oldest first), skipping `busyBots`: their
-    /// `nextAttemptAt` becomes `leaseUntil`, so a crashed deliverer's jobs come back.
-    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord]
+    /// Leases up to `limit` jobs due at `now` (oldest first), at most `perBot` of any one bot,
+    /// skipping `busyBots`: their `nextAttemptAt` becomes `leaseUntil`, so a crashed deliverer's
+    /// jobs come back. The per-bot cap is what keeps one bot's backlog from filling every claim.
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, perBot: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord]
     /// Removes a delivered (or abandoned) job.
     func deleteBotJob(_ id: UUID) async throws
     /// Reschedules a failed job.

@@ -668,12 +668,18 @@ struct PostgresAccess: StoreWriter {
             """)
     }
 
-    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
-        // SKIP LOCKED: nodes claiming at the same time take disjoint jobs instead of waiting.
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, perBot: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
+        // SKIP LOCKED: nodes claiming at the same time take disjoint jobs instead of waiting. The
+        // per-bot cap (a window over the due jobs) keeps one bot's backlog from filling a claim.
         let found = try await rows(
             """
             SELECT id, bot_id, job, attempts, created_at FROM bot_outbox
-            WHERE next_attempt_at <= \(now.millisecondsSince1970) AND NOT (bot_id = ANY(\(busyBots.map(\.description))))
+            WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, row_number() OVER (PARTITION BY bot_id ORDER BY next_attempt_at, created_at) AS place FROM bot_outbox
+                    WHERE next_attempt_at <= \(now.millisecondsSince1970) AND NOT (bot_id = ANY(\(busyBots.map(\.description))))
+                ) ranked WHERE place <= \(Int64(max(1, perBot)))
+            )
             ORDER BY next_attempt_at, created_at LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED
             """)
         var claimed: [BotJobRecord] = []

@@ -588,14 +588,22 @@ struct SQLiteAccess: StoreWriter {
             ])
     }
 
-    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
-        let busy = Set(busyBots)
+    func claimBotJobs(now: Date, leaseUntil: Date, limit: Int, perBot: Int, skipping busyBots: [UserID]) async throws -> [BotJobRecord] {
+        // Busy bots are skipped and each bot capped in SQL: filtering afterwards let one bot's
+        // backlog fill every claim while other bots' jobs waited behind it.
+        let busy = "[" + busyBots.map { "\"\($0.description)\"" }.joined(separator: ",") + "]"
         let rows = try db.query(
-            "SELECT id, bot_id, job, attempts, next_attempt_at, created_at FROM bot_outbox WHERE next_attempt_at <= ? ORDER BY next_attempt_at, created_at LIMIT ?",
-            [.integer(now.millisecondsSince1970), .integer(Int64(limit + busy.count * 4))])
+            """
+            SELECT id, bot_id, job, attempts, next_attempt_at, created_at FROM (
+                SELECT id, bot_id, job, attempts, next_attempt_at, created_at,
+                    row_number() OVER (PARTITION BY bot_id ORDER BY next_attempt_at, created_at) AS place
+                FROM bot_outbox WHERE next_attempt_at <= ? AND bot_id NOT IN (SELECT value FROM json_each(?))
+            ) WHERE place <= ? ORDER BY next_attempt_at, created_at LIMIT ?
+            """,
+            [.integer(now.millisecondsSince1970), .text(busy), .integer(Int64(max(1, perBot))), .integer(Int64(limit))])
         var claimed: [BotJobRecord] = []
         for row in rows where claimed.count < limit {
-            guard let id = UUID(uuidString: row.text(0)), let bot = UserID(row.text(1)), !busy.contains(bot) else { continue }
+            guard let id = UUID(uuidString: row.text(0)), let bot = UserID(row.text(1)) else { continue }
             let job = try VestnikJSON.decode(BotJob.self, from: Data(row.blob(2)))
             try db.query(
                 "UPDATE bot_outbox SET next_attempt_at = ? WHERE id = ?", [.integer(leaseUntil.millisecondsSince1970), .text(row.text(0))])

@@ -66,17 +66,22 @@ extension StoreConformance {
 
         let now = Date.millisecondNow()
         let lease = now.addingTimeInterval(60)
-        let claimed = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: [botB]) }
+        // At most one per bot: botA's second job waits, so another bot's job is not stuck behind it.
+        let capped = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, perBot: 1, skipping: [botB]) }
+        #expect(capped.map(\.id) == [a1.id], "the per-bot cap holds; busy bots are skipped")
+        let claimed = [a1] + (try await store.write { tx in
+            try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, perBot: 4, skipping: [botB])
+        })
         #expect(claimed.map(\.id) == [a1.id, a2.id], "due jobs, oldest first, busy bots skipped")
-        #expect(claimed.first?.job == a1.job, "the job round-trips")
-        let again = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: []) }
+        #expect(capped.first?.job == a1.job, "the job round-trips")
+        let again = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, perBot: 4, skipping: []) }
         #expect(again.map(\.id) == [b1.id], "leased jobs are not claimed twice; future ones wait")
 
         try await store.write { tx in
             try await tx.deleteBotJob(a1.id)
             try await tx.rescheduleBotJob(a2.id, attempts: 1, at: start, error: "http 503")
         }
-        let retried = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, skipping: []) }
+        let retried = try await store.write { tx in try await tx.claimBotJobs(now: now, leaseUntil: lease, limit: 10, perBot: 4, skipping: []) }
         #expect(retried.map(\.id) == [a2.id] && retried.first?.attempts == 1)
         #expect(try await store.read { try await $0.pendingBotJobs(of: botA) } == 1)
     }
