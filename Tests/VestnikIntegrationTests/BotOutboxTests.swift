@@ -107,12 +107,14 @@ struct BotOutboxTests {
     func survivesRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-outbox-\(UUID().uuidString)").path
         let database = try await TestBackend.freshDatabaseURL()
-        let configure: @Sendable (inout ServerConfiguration) -> Void = {
-            $0.databaseURL = database
-            $0.botFirstRetry = 0.2
+        // The first server retries slowly, so it is stopped between attempts (an attempt cut off by
+        // the stop would keep its lease, and come back only when the lease ends).
+        let configure: @Sendable (inout ServerConfiguration, TimeInterval) -> Void = { configuration, retry in
+            configuration.databaseURL = database
+            configuration.botFirstRetry = retry
         }
         let port = try freeLocalPort()
-        let first = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        let first = try await TestServer.start(dataDirectory: directory) { configure(&$0, 5) }
         let (registration, _) = try await first.services.bots.register(
             name: "Sleepy", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
         let botID = registration.user.id
@@ -132,7 +134,7 @@ struct BotOutboxTests {
         let fake = FakeBot()
         let serving = await fake.serve(port: port)
         defer { serving.cancel() }
-        let second = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        let second = try await TestServer.start(dataDirectory: directory) { configure(&$0, 0.2) }
         defer { Task { await second.stop() } }
         #expect(await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") == 1 })
     }
