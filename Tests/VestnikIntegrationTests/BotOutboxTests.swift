@@ -126,6 +126,10 @@ struct BotOutboxTests {
             let bot = try? await first.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
             return bot?.bot.status == "unreachable" && (bot?.pending ?? 0) >= 1
         })
+        // Both queued jobs (chat_created, the message) have had their immediate attempt well
+        // before the first retry at +5 s; stopping now cuts no attempt off (a cut-off attempt keeps
+        // its lease for a minute).
+        try await Task.sleep(for: .milliseconds(1500))
         // Stopped without waiting for the whole shutdown (on PostgreSQL it can outlast the test);
         // its deliverer stops at once.
         Task { await first.stop() }
