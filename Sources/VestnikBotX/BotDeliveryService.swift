@@ -18,8 +18,9 @@ package struct BotDeliveryOptions: Sendable {
     package var requestTimeout: TimeAmount = .seconds(10)
     /// How often the outbox is read for jobs written elsewhere (other nodes, the admin CLI).
     package var poll: Duration = .milliseconds(250)
-    /// A claimed job comes back after this long if its deliverer died.
-    package var lease: TimeInterval = 120
+    /// A claimed job comes back after this long if its deliverer died (or was stopped mid-request):
+    /// well above `requestTimeout`, so a live deliverer always finishes first.
+    package var lease: TimeInterval = 60
     /// Retries back off exponentially from `firstRetry` to `maxRetry`.
     package var firstRetry: TimeInterval = 1
     package var maxRetry: TimeInterval = 300

@@ -40,7 +40,7 @@ package struct ServerConfiguration: Sendable {
     /// First retry delay after a failed delivery, in seconds (doubles up to 5 minutes).
     package var botFirstRetry: TimeInterval = 1
     /// How long a claimed bot delivery stays with the node that claimed it (tests shorten it).
-    package var botLease: TimeInterval = 120
+    package var botLease: TimeInterval = 60
 
     package init() {}
 

@@ -107,14 +107,16 @@ struct BotOutboxTests {
     func survivesRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-outbox-\(UUID().uuidString)").path
         let database = try await TestBackend.freshDatabaseURL()
-        let configure: @Sendable (inout ServerConfiguration) -> Void = {
-            $0.databaseURL = database
-            $0.botFirstRetry = 0.2
-            // The first node may be stopped mid-attempt, leaving its claim until the lease ends.
-            $0.botLease = 5
+        // The first server retries slowly, so it is stopped between attempts (an attempt cut off by
+        // the stop would keep its lease, and come back only when the lease ends).
+        let configure: @Sendable (inout ServerConfiguration, TimeInterval) -> Void = { configuration, retry in
+            configuration.databaseURL = database
+            configuration.botFirstRetry = retry
+            // A claim cut off by the stop would otherwise come back only after the 60 s lease.
+            configuration.botLease = 5
         }
-        let port = try freeLocalPort()
-        let first = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        let (reserved, port) = try reserveLocalPort()
+        let first = try await TestServer.start(dataDirectory: directory) { configure(&$0, 5) }
         let (registration, _) = try await first.services.bots.register(
             name: "Sleepy", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
         let botID = registration.user.id
@@ -126,6 +128,10 @@ struct BotOutboxTests {
             let bot = try? await first.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
             return bot?.bot.status == "unreachable" && (bot?.pending ?? 0) >= 1
         })
+        // Both queued jobs (chat_created, the message) have had their immediate attempt well
+        // before the first retry at +5 s; stopping now cuts no attempt off (a cut-off attempt keeps
+        // its lease for a minute).
+        try await Task.sleep(for: .milliseconds(1500))
         // Stopped without waiting for the whole shutdown (on PostgreSQL it can outlast the test);
         // its deliverer stops at once.
         let stopping = Task { await first.stop() }
@@ -140,11 +146,15 @@ struct BotOutboxTests {
         }
 
         let fake = FakeBot()
+        close(reserved)
         let serving = await fake.serve(port: port)
         defer { serving.cancel() }
-        let second = try await TestServer.start(dataDirectory: directory) { configure(&$0) }
+        let second = try await TestServer.start(dataDirectory: directory) { configure(&$0, 0.2) }
         defer { Task { await second.stop() } }
-        #expect(await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") == 1 })
+        let arrived = await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") >= 1 }
+        let state = try? await second.services.bots.list(as: .localAdmin).first { $0.user.id == botID }
+        let received = await fake.deliveries.count
+        #expect(arrived, "status \(state?.bot.status ?? "-"), queued \(state?.pending ?? -1), deliveries \(received)")
     }
 
     @Test("BotX errors have the BotX envelope: bad token 401 unverified_request, malformed body 400, unknown chat 404")

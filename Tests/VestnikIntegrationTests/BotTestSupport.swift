@@ -9,18 +9,28 @@ import VestnikModel
 
 /// A free TCP port on 127.0.0.1 (bound to port 0, then released).
 func freeLocalPort() throws -> Int {
+    let (fd, port) = try reserveLocalPort()
+    close(fd)
+    return port
+}
+
+/// A port bound but not listening: connections to it are refused (a bot that is down), and no
+/// other test can take it until `close(fd)`.
+func reserveLocalPort() throws -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EMFILE) }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
     let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+    guard bound == 0 else {
+        close(fd)
+        throw POSIXError(.EADDRINUSE)
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 /// The Python of the pybotx venv (`VESTNIK_PYBOTX_PYTHON`, set by scripts/test.sh), or nil.

@@ -40,7 +40,10 @@ struct DurabilityTests {
                     }
                 }
             }
-            try? await Task.sleep(for: .milliseconds(400))
+            // Kill while sends are in flight: once some were acknowledged (a fixed delay alone can
+            // pass before the first acknowledgement on a loaded machine), a little later.
+            _ = await waitUntil(timeout: .seconds(20)) { await !acked.messages.isEmpty }
+            try? await Task.sleep(for: .milliseconds(200))
             second.kill9()
         }
         let racing = await acked.messages
