@@ -167,8 +167,19 @@ package struct BotService: Sendable {
 
     /// The secret key of an enabled bot, to verify its tokens; nil for unknown or disabled bots.
     package func verificationKey(for bot: UserID) async throws -> String? {
-        guard let record = try await context.read({ try await $0.bot(bot) }), record.enabled else { return nil }
+        guard let record = try await Self.activeBot(bot, in: context) else { return nil }
         return try box.open(record.sealedSecret)
+    }
+
+    /// The bot's record if it may act and be delivered to: enabled, and its user not blocked (an
+    /// administrator blocking the account stops the bot like `bot disable` does).
+    private static func activeBot(_ bot: UserID, in context: CoreContext) async throws -> BotRecord? {
+        try await context.read { reader -> BotRecord? in
+            guard let record = try await reader.bot(bot), record.enabled, let user = try await reader.user(bot), !user.user.isBlocked else {
+                return nil
+            }
+            return record
+        }
     }
 
     // MARK: Outbox (delivery service)
@@ -188,7 +199,7 @@ package struct BotService: Sendable {
 
     /// Where and with which key to deliver to a bot; nil if it is gone or disabled.
     package func endpoint(of bot: UserID) async throws -> (url: String, secret: String, record: BotRecord)? {
-        guard let record = try await context.read({ try await $0.bot(bot) }), record.enabled else { return nil }
+        guard let record = try await Self.activeBot(bot, in: context) else { return nil }
         return (record.url, try box.open(record.sealedSecret), record)
     }
 

@@ -223,4 +223,21 @@ struct BotOutboxTests {
         })
         #expect(!(try await bob.history(chatID: chat, limit: 50).messages.contains { $0.id == secret.id }))
     }
+
+    @Test("blocking a bot's user account stops its BotX access like disabling the bot")
+    func blockedBotIsRefused() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (registration, secret) = try await server.services.bots.register(
+            name: "Blockable", url: "http://127.0.0.1:9", allowedData: .commands, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let before = try await HTTPContractTests.raw(
+            server, .GET, "/api/v3/botx/chats/list", token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret))
+        #expect(before.status == 200)
+        _ = try await server.services.accounts.setBlocked(true, user: botID, as: .localAdmin)
+        let after = try await HTTPContractTests.raw(
+            server, .GET, "/api/v3/botx/chats/list", token: BotXToken.mint(bot: botID, audience: "127.0.0.1", secret: secret))
+        #expect(after.status == 401)
+        #expect(try await server.services.bots.endpoint(of: botID) == nil, "no deliveries to a blocked bot")
+    }
 }
