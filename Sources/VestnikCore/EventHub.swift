@@ -18,48 +18,126 @@ package actor EventHub {
         case ephemeral(event: ServerEvent, payload: Data)
     }
 
-    /// A live subscription. The stream ends when the subscriber is closed; ``closeReason`` then
-    /// says why (nil when the subscriber itself cancelled).
+    /// A live subscription. Deliveries queue in a bounded mailbox that the consumer empties a
+    /// batch at a time (``nextBatch()``): one wake-up of the consumer then carries every delivery
+    /// that arrived meanwhile, so under load a connection writes several events with one flush
+    /// instead of one task switch and one system call per event. When the hub closes the
+    /// subscription the consumer still receives what was queued, then an empty batch;
+    /// ``closeReason`` then says why (nil when the subscriber itself went away).
     package final class Subscription: Sendable {
         package let id: Int
         package let userID: UserID
         package let sessionID: SessionID?
-        package let stream: AsyncStream<Delivery>
-        /// Every durable event after this position will be delivered on `stream`; everything up to
-        /// it is in the store.
+        /// Every durable event after this position will be delivered here; everything up to it
+        /// is in the store.
         package let deliveredFrom: EventSeq
-        fileprivate let continuation: AsyncStream<Delivery>.Continuation
-        private let reason = Mutex<String?>(nil)
+        private let bufferLimit: Int
+        private let mailbox = Mutex(Mailbox())
+
+        private struct Mailbox {
+            var queued: [Delivery] = []
+            var waiter: CheckedContinuation<[Delivery], Never>?
+            var finished = false
+            var reason: String?
+        }
 
         fileprivate init(id: Int, userID: UserID, sessionID: SessionID?, deliveredFrom: EventSeq, bufferLimit: Int) {
             self.id = id
             self.userID = userID
             self.sessionID = sessionID
             self.deliveredFrom = deliveredFrom
-            let (stream, continuation) = AsyncStream<Delivery>.makeStream(bufferingPolicy: .bufferingOldest(bufferLimit))
-            self.stream = stream
-            self.continuation = continuation
+            self.bufferLimit = bufferLimit
         }
 
-        /// Why the hub ended the stream (`slow_consumer`, `shutdown`), if it did.
-        package var closeReason: String? { reason.withLock { $0 } }
+        /// Why the hub ended the subscription (`slow_consumer`, `shutdown`, …), if it did.
+        package var closeReason: String? { mailbox.withLock { $0.reason } }
 
-        fileprivate func close(reason newReason: String) {
-            reason.withLock { if $0 == nil { $0 = newReason } }
-            continuation.finish()
+        /// Every delivery queued since the last call, waiting for at least one; empty once the
+        /// subscription has ended and its queue is drained, or when the waiting task is
+        /// cancelled. Meant for one consumer at a time.
+        package func nextBatch() async -> [Delivery] {
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<[Delivery], Never>) in
+                    let ready: [Delivery]? = mailbox.withLock { box in
+                        if !box.queued.isEmpty {
+                            defer { box.queued = [] }
+                            return box.queued
+                        }
+                        if box.finished || Task.isCancelled { return [] }
+                        box.waiter = continuation
+                        return nil
+                    }
+                    if let ready { continuation.resume(returning: ready) }
+                }
+            } onCancel: {
+                let waiter = mailbox.withLock { box in
+                    defer { box.waiter = nil }
+                    return box.waiter
+                }
+                waiter?.resume(returning: [])
+            }
         }
 
-        /// Offers a delivery; false when the buffer is full. A full buffer closes the subscriber
-        /// only for durable events (it must resume from the log); ephemeral ones are just dropped,
-        /// so a flood of typing notifications can never disconnect anyone.
+        /// The deliveries one at a time (tests and simple consumers).
+        package var stream: AsyncStream<Delivery> {
+            AsyncStream { continuation in
+                let task = Task {
+                    while true {
+                        let batch = await self.nextBatch()
+                        if batch.isEmpty { break }
+                        for delivery in batch { continuation.yield(delivery) }
+                    }
+                    continuation.finish()
+                }
+                continuation.onTermination = { _ in task.cancel() }
+            }
+        }
+
+        fileprivate func close(reason newReason: String?) {
+            let waiter = mailbox.withLock { box -> CheckedContinuation<[Delivery], Never>? in
+                if box.reason == nil { box.reason = newReason }
+                box.finished = true
+                defer { box.waiter = nil }
+                return box.waiter
+            }
+            waiter?.resume(returning: [])
+        }
+
+        /// Offers a delivery; false when it was not queued. A full mailbox closes the subscriber
+        /// only for durable events (it must resume from the log); ephemeral ones are just
+        /// dropped, so a flood of typing notifications can never disconnect anyone.
         fileprivate func offer(_ delivery: Delivery) -> Bool {
-            switch continuation.yield(delivery) {
-            case .enqueued: return true
-            case .dropped:
-                if case .durable = delivery { close(reason: "slow_consumer") }
+            enum Outcome { case queued, full, finished }
+            var isDurable = false
+            if case .durable = delivery { isDurable = true }
+            let limit = bufferLimit
+            let (outcome, waiter) = mailbox.withLock { box -> (Outcome, CheckedContinuation<[Delivery], Never>?) in
+                if box.finished { return (.finished, nil) }
+                guard box.queued.count < limit else {
+                    if isDurable {
+                        box.finished = true
+                        if box.reason == nil { box.reason = "slow_consumer" }
+                        defer { box.waiter = nil }
+                        return (.full, box.waiter)
+                    }
+                    return (.full, nil)
+                }
+                if let waiter = box.waiter {
+                    box.waiter = nil
+                    return (.queued, waiter)  // handed over directly, nothing stays queued
+                }
+                box.queued.append(delivery)
+                return (.queued, nil)
+            }
+            switch outcome {
+            case .queued:
+                waiter?.resume(returning: [delivery])
+                return true
+            case .full:
+                waiter?.resume(returning: [])
                 return false
-            case .terminated: return false
-            @unknown default: return false
+            case .finished:
+                return false
             }
         }
     }
@@ -124,7 +202,7 @@ package actor EventHub {
 
     /// Removes a subscriber (idempotent).
     package func unsubscribe(_ subscription: Subscription) -> PresenceTransition {
-        subscription.continuation.finish()
+        subscription.close(reason: nil)
         guard subscribers[subscription.userID]?.removeValue(forKey: subscription.id) != nil else { return .none }
         if subscribers[subscription.userID]?.isEmpty ?? true {
             subscribers[subscription.userID] = nil

@@ -16,10 +16,13 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
     /// The peer address (for rate limiting); "unknown" for Unix sockets.
     package let clientAddress: String
     package let requestID: String
+    /// The connection, for the stream's frame writer (``StreamFrameWriter``).
+    package let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         webSocket = .init()
+        channel = source.channel
         session = nil
         clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
         requestID = source.logger[metadataKey: "hb.request.id"]?.description ?? RequestID.make()

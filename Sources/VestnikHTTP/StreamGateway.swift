@@ -42,6 +42,7 @@ struct StreamGateway {
 
     @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
         let logger = context.logger
+        let frames = StreamFrameWriter(channel: context.requestContext.channel)
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
         // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
@@ -73,7 +74,7 @@ struct StreamGateway {
             }
         } catch {
             let mapped = ErrorMiddleware.map(error)
-            try? await send(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)), outbound)
+            try? await frames.write(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)))
             let closeCode = mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : WebSocketErrorCode.unexpectedServerError
             try? await outbound.close(closeCode, reason: mapped.code.rawValue)
             return
@@ -91,7 +92,7 @@ struct StreamGateway {
             do {
                 _ = try await services.sessions.authenticate(token: token)
             } catch {
-                try? await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
+                try? await frames.write(Self.sessionRevokedFrame)
                 try? await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
                 await services.sync.disconnect(subscription)
                 return
@@ -107,9 +108,7 @@ struct StreamGateway {
                         let page = try await services.sync.catchUpPage(
                             after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
                         guard let last = page.last else { break }
-                        for event in page {
-                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: event.seq, payload: event.payload))))
-                        }
+                        try await frames.write(page.map { StreamFrames.event(seq: $0.seq, payload: $0.payload) })
                         cursor = last.seq
                     }
                     lastSent = max(since, subscription.deliveredFrom)
@@ -117,14 +116,13 @@ struct StreamGateway {
                     // The stream stays open and live from `seq`: the client refetches its
                     // snapshot after this frame, and whatever commits meanwhile still arrives
                     // here, so nothing falls between the snapshot and the stream.
-                    try await send(
+                    try await frames.write(
                         StreamFrames.control(
-                            ServerFrame(type: .resyncRequired, seq: subscription.deliveredFrom, code: error.code.rawValue, message: error.message)),
-                        outbound)
+                            ServerFrame(type: .resyncRequired, seq: subscription.deliveredFrom, code: error.code.rawValue, message: error.message)))
                     lastSent = subscription.deliveredFrom
                 }
             }
-            try await send(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)), outbound)
+            try await frames.write(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)))
 
             // 3. Live: forward deliveries while reading the client's frames.
             let ownSession = session.sessionID
@@ -132,30 +130,44 @@ struct StreamGateway {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     var lastSent = finalLastSent
-                    for await delivery in subscription.stream {
-                        switch delivery {
-                        case .durable(let seq, let event, let payload):
-                            guard seq > lastSent else { continue }
-                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.event(seq: seq, payload: payload))))
-                            lastSent = seq
-                            if case .sessionRevoked(let revoked) = event, revoked == ownSession {
-                                try await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
-                                try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
-                                return
+                    // Everything queued since the last wake-up goes out as one batch.
+                    forwarding: while true {
+                        let batch = await subscription.nextBatch()
+                        if batch.isEmpty { break }
+                        var payloads: [ByteBuffer] = []
+                        payloads.reserveCapacity(batch.count)
+                        var revokedHere = false
+                        for delivery in batch {
+                            switch delivery {
+                            case .durable(let seq, let event, let payload):
+                                guard seq > lastSent else { continue }
+                                payloads.append(StreamFrames.event(seq: seq, payload: payload))
+                                lastSent = seq
+                                if case .sessionRevoked(let revoked) = event, revoked == ownSession {
+                                    payloads.append(Self.sessionRevokedFrame)
+                                    revokedHere = true
+                                }
+                            case .ephemeral(_, let payload):
+                                payloads.append(StreamFrames.ephemeral(payload: payload))
                             }
-                        case .ephemeral(_, let payload):
-                            try await outbound.write(.custom(.init(fin: true, opcode: .text, data: StreamFrames.ephemeral(payload: payload))))
+                            if revokedHere { break }
                         }
+                        try await frames.write(payloads)
+                        if revokedHere {
+                            try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+                            return
+                        }
+                        if Task.isCancelled { break forwarding }
                     }
+                    if Task.isCancelled { return }
                     switch subscription.closeReason {
                     case "slow_consumer":
                         metrics.slowConsumerDisconnects.increment()
-                        try await send(
-                            StreamFrames.control(ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since.")),
-                            outbound)
+                        try await frames.write(
+                            StreamFrames.control(ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since.")))
                         try await outbound.close(CloseCode.slowConsumer, reason: "slow_consumer")
                     case "session_revoked":
-                        try await send(StreamFrames.control(ServerFrame(type: .error, code: "session_revoked", message: "This session was ended.")), outbound)
+                        try await frames.write(Self.sessionRevokedFrame)
                         try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
                     default:
                         try await outbound.close(.goingAway, reason: "server shutting down")
@@ -175,7 +187,7 @@ struct StreamGateway {
                         // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
                         // to tell a live socket from a half-open one. The writer is shared with
                         // the forwarder; frames are written whole, so they never interleave.
-                        try await send(StreamFrames.control(ServerFrame(type: .pong)), outbound)
+                        try await frames.write(StreamFrames.control(ServerFrame(type: .pong)))
                     case .auth:
                         continue  // already authenticated; a repeated auth frame changes nothing
                     }
@@ -196,8 +208,7 @@ struct StreamGateway {
         return lowered == "http://\(host.lowercased())" || lowered == "https://\(host.lowercased())"
     }
 
-    private func send(_ buffer: ByteBuffer, _ outbound: WebSocketOutboundWriter) async throws {
-        try await outbound.write(.custom(.init(fin: true, opcode: .text, data: buffer)))
-    }
+    private static let sessionRevokedFrame = StreamFrames.control(
+        ServerFrame(type: .error, code: "session_revoked", message: "This session was ended."))
 }
 

@@ -73,6 +73,33 @@ import VestnikModel
         #expect(await hub.presence(of: user).online == false)
     }
 
+    @Test("deliveries queued while the consumer is busy arrive as one batch, in order; a waiting consumer can be cancelled", .timeLimit(.minutes(1)))
+    func batchedDelivery() async throws {
+        let env = try await TestEnvironment()
+        let user = UserID.random()
+        let hub = EventHub(store: env.store, startingAfter: .zero, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let (subscription, _) = await hub.subscribe(user: user, session: nil)
+        let events = (1...4).map { seq in
+            CommittedEvent(seq: EventSeq(Int64(seq)), event: .sessionRevoked(sessionID: .random()), recipients: [user], payload: Data("{}".utf8))
+        }
+        await hub.publish(events)
+        let batch = await subscription.nextBatch()
+        #expect(batch.compactMap { delivery -> Int64? in if case .durable(let seq, _, _) = delivery { seq.value } else { nil } } == [1, 2, 3, 4])
+        // Nothing queued now: a waiting consumer wakes with an empty batch when cancelled.
+        let waiting = Task { await subscription.nextBatch() }
+        try await Task.sleep(for: .milliseconds(50))
+        waiting.cancel()
+        #expect(await waiting.value.isEmpty)
+        #expect(subscription.closeReason == nil)
+        // A delivery published after the consumer started waiting is handed over directly.
+        let next = Task { await subscription.nextBatch() }
+        try await Task.sleep(for: .milliseconds(50))
+        await hub.publish([CommittedEvent(seq: EventSeq(5), event: .sessionRevoked(sessionID: .random()), recipients: [user], payload: Data("{}".utf8))])
+        #expect(await next.value.count == 1)
+        _ = await hub.unsubscribe(subscription)
+        #expect(await subscription.nextBatch().isEmpty)
+    }
+
     @Test("services publish only committed events, to the chat's members")
     func servicePublishing() async throws {
         let env = try await TestEnvironment()
