@@ -83,9 +83,9 @@ package final class EventLog: Sendable {
     @discardableResult
     package func append(_ event: ServerEvent, to recipients: [UserID], in tx: any StoreWriter) async throws -> EventSeq {
         let payload = try VestnikJSON.encode(event)
-        let unique = Array(Set(recipients))
-        let seq = try await tx.appendEvent(event, payload: payload, recipients: unique, at: Date.millisecondNow())
-        collected.withLock { $0.append(CommittedEvent(seq: seq, event: event, recipients: unique, payload: payload)) }
+        let audience = EventAudience(recipients)
+        let seq = try await tx.appendEvent(event, payload: payload, audience: audience, at: Date.millisecondNow())
+        collected.withLock { $0.append(CommittedEvent(seq: seq, event: event, recipients: audience.members, payload: payload)) }
         return seq
     }
 

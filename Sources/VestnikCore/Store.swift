@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import VestnikModel
 
@@ -217,10 +218,43 @@ package protocol StoreWriter: StoreReader {
     /// Reschedules a failed job.
     func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws
 
-    /// Appends a durable event for `recipients` and returns its position.
-    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq
+    /// Appends a durable event for `audience` and returns its position. Events for the same
+    /// recipient set share one stored audience (decision 0006).
+    func appendEvent(_ event: ServerEvent, payload: Data, audience: EventAudience, at: Date) async throws -> EventSeq
     /// Deletes events older than `before`; returns how many.
     func pruneEvents(before: Date) async throws -> Int
+}
+
+extension StoreWriter {
+    /// Appends a durable event for `recipients` (in any order, duplicates ignored).
+    package func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
+        try await appendEvent(event, payload: payload, audience: EventAudience(recipients), at: at)
+    }
+}
+
+/// The users a logged event is for, identified by a digest of the set.
+///
+/// The log stores each distinct recipient set once (its members in one table) and every event
+/// refers to its set, instead of one row per recipient and event: a chat's messages go to the
+/// same set until its membership changes, so a send to a 5,000-member channel writes one event
+/// row rather than 5,001 rows in two indexes (decision 0006). The digest is SHA-256 over the
+/// sorted 16-byte ids, so equal sets always find the same stored audience and different sets
+/// never collide in practice.
+package struct EventAudience: Sendable, Hashable {
+    /// Sorted, without duplicates.
+    package let members: [UserID]
+    /// 32 bytes.
+    package let digest: Data
+
+    package init(_ recipients: some Sequence<UserID>) {
+        members = Array(Set(recipients)).sorted()
+        var hasher = SHA256()
+        withUnsafeBytes(of: UInt64(members.count).bigEndian) { hasher.update(bufferPointer: $0) }
+        for member in members {
+            withUnsafeBytes(of: member.uuid.uuid) { hasher.update(bufferPointer: $0) }
+        }
+        digest = Data(hasher.finalize())
+    }
 }
 
 /// One reaction row as stores read them (ordered by message, time of reaction).

@@ -85,7 +85,20 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
         try container.encode(description)
     }
 
-    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.description < rhs.description }
+    /// The order of the textual forms (lowercase hex keeps byte order), without formatting them.
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        let (lhsHigh, lhsLow) = lhs.halves
+        let (rhsHigh, rhsLow) = rhs.halves
+        return lhsHigh != rhsHigh ? lhsHigh < rhsHigh : lhsLow < rhsLow
+    }
+
+    /// The 16 bytes as two big-endian numbers.
+    private var halves: (UInt64, UInt64) {
+        withUnsafeBytes(of: uuid.uuid) { raw in
+            (UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
 }
 
 private let lowercaseHexDigits: [UInt8] = Array("0123456789abcdef".utf8)

@@ -518,7 +518,7 @@ struct PostgresAccess: StoreWriter {
 
     // MARK: Event log
 
-    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
+    func appendEvent(_ event: ServerEvent, payload: Data, audience: EventAudience, at: Date) async throws -> EventSeq {
         // The counter row is advanced inside this transaction and stays locked until it ends, so
         // event-producing transactions serialize on it: positions commit in order, without gaps
         // (docs/decisions/0001-ordered-event-log.md).
@@ -526,32 +526,75 @@ struct PostgresAccess: StoreWriter {
             throw StoreError.backend("log_state row missing")
         }
         let head = try Columns(row).int(0)
-        try await rows("INSERT INTO events (seq, created_at, payload) VALUES (\(head), \(at.millisecondsSince1970), \(payload))")
-        if !recipients.isEmpty {
-            try await rows(
-                "INSERT INTO event_recipients (user_id, seq) SELECT r, \(head) FROM unnest(\(recipients.map(\.description))::text[]) AS r")
-        }
-        // Delivered to listeners on commit only (never for a rolled-back transaction). It carries
-        // the position only: listeners read the log, which stays the source of truth.
-        try await rows("SELECT pg_notify(\(PostgresStore.eventChannel), \(String(head)))")
+        let audienceID = try await storedAudience(audience, at: at)
+        // The notification is delivered to listeners on commit only (never for a rolled-back
+        // transaction). It carries the position only: listeners read the log, which stays the
+        // source of truth.
+        try await rows(
+            """
+            WITH logged AS (
+                INSERT INTO events (seq, created_at, payload, audience_id)
+                VALUES (\(head), \(at.millisecondsSince1970), \(payload), \(audienceID)) RETURNING seq
+            )
+            SELECT pg_notify(\(PostgresStore.eventChannel), seq::text) FROM logged
+            """)
         return EventSeq(head)
+    }
+
+    /// The id of the stored audience for this recipient set, storing it the first time.
+    ///
+    /// `FOR KEY SHARE` keeps a found audience from being pruned before this transaction's event
+    /// refers to it; a prune that won the race makes the lookup come back empty and the audience
+    /// is stored again. Two nodes storing the same new set meet on the unique digest: the second
+    /// waits for the first and takes its row (`xmax <> 0`), whose members the first inserted.
+    private func storedAudience(_ audience: EventAudience, at: Date) async throws -> Int64 {
+        if let row = try await rows("SELECT id FROM event_audiences WHERE digest = \(audience.digest) FOR KEY SHARE").first {
+            return try Columns(row).int(0)
+        }
+        guard let row = try await rows(
+            """
+            INSERT INTO event_audiences (digest, created_at) VALUES (\(audience.digest), \(at.millisecondsSince1970))
+            ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest
+            RETURNING id, (xmax = 0) AS inserted
+            """
+        ).first else { throw StoreError.backend("audience insert returned no id") }
+        let columns = Columns(row)
+        let id = try columns.int(0)
+        if try columns.bool(1), !audience.members.isEmpty {
+            try await rows(
+                """
+                INSERT INTO event_audience_members (user_id, audience_id)
+                SELECT m, \(id) FROM unnest(\(audience.members.map(\.description))::text[]) AS m
+                """)
+        }
+        return id
     }
 
     func pruneEvents(before: Date) async throws -> Int {
         guard let row = try await rows("SELECT max(seq) FROM events WHERE created_at < \(before.millisecondsSince1970)").first,
             let newestOld = try Columns(row).optionalInt(0)
         else { return 0 }
-        try await rows("DELETE FROM event_recipients WHERE seq <= \(newestOld)")
         let deleted = try await count("WITH gone AS (DELETE FROM events WHERE seq <= \(newestOld) RETURNING 1) SELECT count(*) FROM gone")
+        // Audiences no event refers to any more (their members go with them). A send that locked
+        // one meanwhile makes this statement fail on the foreign key, and the prune is retried
+        // on its next round; it never takes an audience from under a send.
+        try await rows("DELETE FROM event_audiences a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id)")
         try await rows("UPDATE log_state SET oldest_seq = GREATEST(oldest_seq, \(newestOld + 1)) WHERE id = 1")
         return deleted
     }
 
+    /// A user's events after `since`: the first `limit` of each of their audiences (each read
+    /// along its own index range), merged.
     func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
         try await rows(
             """
-            SELECT e.seq, e.payload FROM event_recipients r JOIN events e ON e.seq = r.seq
-            WHERE r.user_id = \(user.description) AND r.seq > \(since.value) ORDER BY r.seq LIMIT \(Int64(limit))
+            SELECT e.seq, e.payload FROM event_audience_members m
+            CROSS JOIN LATERAL (
+                SELECT seq, payload FROM events
+                WHERE audience_id = m.audience_id AND seq > \(since.value) ORDER BY seq LIMIT \(Int64(limit))
+            ) e
+            WHERE m.user_id = \(user.description)
+            ORDER BY e.seq LIMIT \(Int64(limit))
             """
         ).map { row in
             let c = Columns(row)
@@ -573,14 +616,20 @@ struct PostgresAccess: StoreWriter {
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
         let found = try await rows(
             """
-            SELECT seq, payload FROM events WHERE seq > \(after.value) AND seq <= \(through.value) ORDER BY seq LIMIT \(Int64(limit))
+            SELECT seq, payload, audience_id FROM events WHERE seq > \(after.value) AND seq <= \(through.value) ORDER BY seq LIMIT \(Int64(limit))
             """)
         guard let lastRow = found.last else { return [] }
         let last = try Columns(lastRow).int(0)
-        var recipients: [Int64: [UserID]] = [:]
-        for row in try await rows("SELECT seq, user_id FROM event_recipients WHERE seq > \(after.value) AND seq <= \(last)") {
+        // Each audience's members once, however many of the events share it.
+        var members: [Int64: [UserID]] = [:]
+        for row in try await rows(
+            """
+            SELECT m.audience_id, m.user_id FROM event_audience_members m
+            WHERE m.audience_id IN (SELECT DISTINCT audience_id FROM events WHERE seq > \(after.value) AND seq <= \(last))
+            """)
+        {
             let c = Columns(row)
-            if let user = UserID(try c.text(1)) { recipients[try c.int(0), default: []].append(user) }
+            if let user = UserID(try c.text(1)) { members[try c.int(0), default: []].append(user) }
         }
         let decoder = VestnikJSON.makeDecoder()
         var result: [CommittedEvent] = []
@@ -590,7 +639,8 @@ struct PostgresAccess: StoreWriter {
             let payload = try c.bytes(1)
             // As in SQLite: an undecodable payload (written by a newer binary) is skipped.
             guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { continue }
-            result.append(CommittedEvent(seq: EventSeq(seq), event: event, recipients: recipients[seq] ?? [], payload: payload))
+            let audience = try c.optionalInt(2)
+            result.append(CommittedEvent(seq: EventSeq(seq), event: event, recipients: audience.flatMap { members[$0] } ?? [], payload: payload))
         }
         return result
     }

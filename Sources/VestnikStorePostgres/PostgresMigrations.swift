@@ -186,5 +186,31 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX message_expiry_due ON message_expiry(expires_at)",
         ],
+        // 4: the log stores each recipient set once (decision 0006) instead of a row per recipient
+        // and event. Events already logged keep their recipients: each becomes its own audience.
+        [
+            """
+            CREATE TABLE event_audiences (
+                id BIGSERIAL PRIMARY KEY,
+                digest BYTEA NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE event_audience_members (
+                user_id TEXT COLLATE "C" NOT NULL,
+                audience_id BIGINT NOT NULL REFERENCES event_audiences(id) ON DELETE CASCADE,
+                PRIMARY KEY (user_id, audience_id)
+            )
+            """,
+            "CREATE INDEX event_audience_members_by_audience ON event_audience_members(audience_id)",
+            "ALTER TABLE events ADD COLUMN audience_id BIGINT REFERENCES event_audiences(id)",
+            "INSERT INTO event_audiences (id, digest, created_at) SELECT seq, convert_to('legacy event ' || seq, 'UTF8'), created_at FROM events",
+            "SELECT setval(pg_get_serial_sequence('event_audiences', 'id'), GREATEST((SELECT max(id) FROM event_audiences), 1))",
+            "INSERT INTO event_audience_members (user_id, audience_id) SELECT user_id, seq FROM event_recipients",
+            "UPDATE events SET audience_id = seq",
+            "CREATE INDEX events_by_audience ON events(audience_id, seq)",
+            "DROP TABLE event_recipients",
+        ],
     ]
 }

@@ -141,5 +141,26 @@ enum SQLiteMigrations {
         );
         CREATE INDEX message_expiry_due ON message_expiry(expires_at);
         """,
+        // 4: the log stores each recipient set once (decision 0006) instead of a row per recipient
+        // and event. Events already logged keep their recipients: each becomes its own audience.
+        """
+        CREATE TABLE event_audiences (
+            id INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE event_audience_members (
+            user_id TEXT NOT NULL,
+            audience_id INTEGER NOT NULL REFERENCES event_audiences(id),
+            PRIMARY KEY (user_id, audience_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_audience_members_by_audience ON event_audience_members(audience_id);
+        ALTER TABLE events ADD COLUMN audience_id INTEGER REFERENCES event_audiences(id);
+        INSERT INTO event_audiences (id, digest, created_at) SELECT seq, CAST('legacy event ' || seq AS BLOB), created_at FROM events;
+        INSERT INTO event_audience_members (user_id, audience_id) SELECT user_id, seq FROM event_recipients;
+        UPDATE events SET audience_id = seq;
+        CREATE INDEX events_by_audience ON events(audience_id, seq);
+        DROP TABLE event_recipients;
+        """,
     ]
 }

@@ -442,45 +442,95 @@ struct SQLiteAccess: StoreWriter {
 
     // MARK: Event log
 
-    func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
+    func appendEvent(_ event: ServerEvent, payload: Data, audience: EventAudience, at: Date) async throws -> EventSeq {
         // The counter row is read and advanced inside this (exclusive) write transaction, so
         // positions commit in order and without gaps.
         guard let head = try db.query("UPDATE log_state SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq").first?.int(0) else {
             throw StoreError.backend("log_state row missing")
         }
-        try db.query("INSERT INTO events (seq, created_at, payload) VALUES (?, ?, ?)", [.integer(head), .integer(at.millisecondsSince1970), .blob(Array(payload))])
-        // One statement for all recipients (a channel has thousands): the ids travel as one JSON
-        // array instead of one statement execution per row.
-        if !recipients.isEmpty {
-            var array = "["
-            array.reserveCapacity(recipients.count * 39 + 2)
-            for (index, user) in recipients.enumerated() {
-                if index > 0 { array += "," }
-                array += "\"\(user.description)\""
-            }
-            array += "]"
-            try db.query("INSERT INTO event_recipients (user_id, seq) SELECT value, ? FROM json_each(?)", [.integer(head), .text(array)])
-        }
+        let audienceID = try storedAudience(audience, at: at)
+        try db.query(
+            "INSERT INTO events (seq, created_at, payload, audience_id) VALUES (?, ?, ?, ?)",
+            [.integer(head), .integer(at.millisecondsSince1970), .blob(Array(payload)), .integer(audienceID)])
         return EventSeq(head)
+    }
+
+    /// The id of the stored audience for this recipient set, storing it the first time.
+    private func storedAudience(_ audience: EventAudience, at: Date) throws -> Int64 {
+        let digest = SQLValue.blob(Array(audience.digest))
+        if let existing = try db.query("SELECT id FROM event_audiences WHERE digest = ?", [digest]).first?.int(0) { return existing }
+        guard let id = try db.query(
+            "INSERT INTO event_audiences (digest, created_at) VALUES (?, ?) RETURNING id", [digest, .integer(at.millisecondsSince1970)]
+        ).first?.int(0) else { throw StoreError.backend("audience insert returned no id") }
+        if !audience.members.isEmpty {
+            // One statement for all members (a channel has thousands): the ids travel as one JSON
+            // array instead of one statement execution per row.
+            try db.query(
+                "INSERT INTO event_audience_members (user_id, audience_id) SELECT value, ? FROM json_each(?)",
+                [.integer(id), .text(Self.jsonArray(audience.members))])
+        }
+        return id
+    }
+
+    private static func jsonArray(_ users: [UserID]) -> String {
+        var array = "["
+        array.reserveCapacity(users.count * 39 + 2)
+        for (index, user) in users.enumerated() {
+            if index > 0 { array += "," }
+            array += "\"\(user.description)\""
+        }
+        array += "]"
+        return array
     }
 
     func pruneEvents(before: Date) async throws -> Int {
         guard let newestOld = try db.query("SELECT max(seq) FROM events WHERE created_at < ?", [.integer(before.millisecondsSince1970)]).first?
             .optionalInt(0)
         else { return 0 }
-        try db.query("DELETE FROM event_recipients WHERE seq <= ?", [.integer(newestOld)])
         try db.query("DELETE FROM events WHERE seq <= ?", [.integer(newestOld)])
         let deleted = db.changes
+        // Audiences no longer referenced by any event (one writer at a time: no send can be
+        // about to reuse one).
+        try db.query(
+            """
+            DELETE FROM event_audience_members WHERE audience_id IN
+                (SELECT a.id FROM event_audiences a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id))
+            """)
+        try db.query("DELETE FROM event_audiences WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = event_audiences.id)")
         try db.query("UPDATE log_state SET oldest_seq = max(oldest_seq, ?) WHERE id = 1", [.integer(newestOld + 1)])
         return deleted
     }
 
+    /// A user's events after `since`: the first `limit` of each of their audiences, merged.
+    /// Each audience is read along its own index range, so a page costs what it returns, not
+    /// everything logged since `since`.
     func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
-        try db.query(
+        let audiences = try db.query(
             """
-            SELECT e.seq, e.payload FROM event_recipients r JOIN events e ON e.seq = r.seq
-            WHERE r.user_id = ? AND r.seq > ? ORDER BY r.seq LIMIT ?
-            """, [.text(user.description), .integer(since.value), .integer(Int64(limit))]
+            SELECT m.audience_id FROM event_audience_members m
+            WHERE m.user_id = ? AND EXISTS (SELECT 1 FROM events e WHERE e.audience_id = m.audience_id AND e.seq > ?)
+            """, [.text(user.description), .integer(since.value)]
+        ).map { $0.int(0) }
+        guard !audiences.isEmpty else { return [] }
+        if audiences.count == 1 {
+            return try db.query(
+                "SELECT seq, payload FROM events WHERE audience_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                [.integer(audiences[0]), .integer(since.value), .integer(Int64(limit))]
+            ).map { LoggedEvent(seq: EventSeq($0.int(0)), payload: Data($0.blob(1))) }
+        }
+        var positions: [Int64] = []
+        for audience in audiences {
+            positions += try db.query(
+                "SELECT seq FROM events WHERE audience_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                [.integer(audience), .integer(since.value), .integer(Int64(limit))]
+            ).map { $0.int(0) }
+        }
+        positions.sort()
+        let page = positions.prefix(limit)
+        guard !page.isEmpty else { return [] }
+        return try db.query(
+            "SELECT seq, payload FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
+            [.text("[" + page.map(String.init).joined(separator: ",") + "]")]
         ).map { LoggedEvent(seq: EventSeq($0.int(0)), payload: Data($0.blob(1))) }
     }
 
@@ -495,20 +545,25 @@ struct SQLiteAccess: StoreWriter {
     /// Events in `(after, through]` with their recipients, for the fan-out's gap filling.
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) throws -> [CommittedEvent] {
         let rows = try db.query(
-            "SELECT seq, payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            "SELECT seq, payload, audience_id FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             [.integer(after.value), .integer(through.value), .integer(Int64(limit))])
         guard let last = rows.last?.int(0) else { return [] }
-        var recipients: [Int64: [UserID]] = [:]
+        // Each audience's members once, however many of the events share it.
+        var members: [Int64: [UserID]] = [:]
         for row in try db.query(
-            "SELECT seq, user_id FROM event_recipients WHERE seq > ? AND seq <= ?", [.integer(after.value), .integer(last)])
+            """
+            SELECT m.audience_id, m.user_id FROM event_audience_members m
+            WHERE m.audience_id IN (SELECT DISTINCT audience_id FROM events WHERE seq > ? AND seq <= ?)
+            """, [.integer(after.value), .integer(last)])
         {
-            if let user = UserID(row.text(1)) { recipients[row.int(0), default: []].append(user) }
+            if let user = UserID(row.text(1)) { members[row.int(0), default: []].append(user) }
         }
         let decoder = VestnikJSON.makeDecoder()
         return rows.compactMap { row in
             let payload = Data(row.blob(1))
             guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { return nil }
-            return CommittedEvent(seq: EventSeq(row.int(0)), event: event, recipients: recipients[row.int(0)] ?? [], payload: payload)
+            let audience = row.optionalInt(2)
+            return CommittedEvent(seq: EventSeq(row.int(0)), event: event, recipients: audience.flatMap { members[$0] } ?? [], payload: payload)
         }
     }
 

@@ -191,4 +191,16 @@ import VestnikModel
             #expect(UserID(bad) == nil, "\(bad)")
         }
     }
+
+    @Test("ids order like their text, and an audience is the same whatever the order of its recipients")
+    func orderAndAudience() {
+        let ids = (0..<300).map { _ in UserID.random() } + [UserID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255)))]
+        #expect(ids.sorted().map(\.description) == ids.map(\.description).sorted())
+        let some = Array(ids.prefix(20))
+        #expect(EventAudience(some) == EventAudience(some.reversed() + some.prefix(3)))
+        #expect(EventAudience(some).members.count == 20)
+        #expect(EventAudience(some).digest.count == 32)
+        #expect(EventAudience(some) != EventAudience(some.dropLast()))
+        #expect(EventAudience([]).digest != EventAudience([some[0]]).digest)
+    }
 }

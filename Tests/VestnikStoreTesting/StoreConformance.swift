@@ -20,6 +20,7 @@ package enum StoreConformance {
         ("event log: concurrent writers commit in position order", concurrentWriters),
         ("concurrent writes: a failing one leaves no trace, the others all commit", concurrentFailures),
         ("event log: pruning moves the oldest retained position", pruning),
+        ("event log: shared audiences reach exactly their recipients, page in order, survive pruning", sharedAudiences),
         ("text round-trips byte for byte", textFidelity),
         ("bots: registrations, kinds, bot members", bots),
         ("bot outbox: due order, leases, busy bots, retries", botOutbox),
@@ -368,6 +369,55 @@ package enum StoreConformance {
 }
 
 extension StoreConformance {
+    /// Events for the same recipient set share one stored audience (decision 0006): every user
+    /// still reads exactly their events, in position order, across several audiences and pages;
+    /// the fan-out reads each event's exact recipients; pruning drops unused audiences and a
+    /// set used again afterwards is stored again.
+    @Sendable package static func sharedAudiences(_ store: any Store) async throws {
+        let (a, b, c) = (UserID.random(), UserID.random(), UserID.random())
+        let old = Date.millisecondNow().addingTimeInterval(-7200)
+        // Positions 1…8; the first three are old.
+        let sets: [[UserID]] = [[a, b], [a], [b, a], [b, c], [a, b, c], [a, b], [c], [a, b, a]]
+        for (index, recipients) in sets.enumerated() {
+            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: a, readSeq: Int64(index))
+            _ = try await store.write { tx in
+                try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: recipients, at: index < 3 ? old : Date.millisecondNow())
+            }
+        }
+        func seqs(_ user: UserID, after: Int64 = 0, limit: Int = 100) async throws -> [Int64] {
+            try await store.read { try await $0.events(for: user, after: EventSeq(after), limit: limit) }.map(\.seq.value)
+        }
+        #expect(try await seqs(a) == [1, 2, 3, 5, 6, 8])
+        #expect(try await seqs(b) == [1, 3, 4, 5, 6, 8])
+        #expect(try await seqs(c) == [4, 5, 7])
+        // Pages of two: every event once, in order, whatever audience it is in.
+        var pages: [[Int64]] = []
+        var cursor: Int64 = 0
+        while true {
+            let page = try await seqs(a, after: cursor, limit: 2)
+            guard let last = page.last else { break }
+            pages.append(page)
+            cursor = last
+        }
+        #expect(pages == [[1, 2], [3, 5], [6, 8]])
+        let committed = try await store.committedEvents(after: .zero, through: EventSeq(8), limit: 100)
+        #expect(committed.map { Set($0.recipients) } == sets.map(Set.init))
+        #expect(committed.allSatisfy { $0.recipients.count == Set($0.recipients).count })
+
+        #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600)) } == 3)
+        #expect(try await seqs(a) == [5, 6, 8])
+        #expect(try await seqs(c) == [4, 5, 7])
+        // {a} was only used by a pruned event; using it again stores it again.
+        let event = ServerEvent.receiptUpdated(chatID: .random(), userID: a, readSeq: 99)
+        let ninth = try await store.write { tx in
+            try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [a], at: Date.millisecondNow())
+        }
+        #expect(ninth == EventSeq(9))
+        #expect(try await seqs(a, after: 6) == [8, 9])
+        #expect(try await seqs(b, after: 6) == [8])
+        #expect(try await store.committedEvents(after: EventSeq(8), through: EventSeq(9), limit: 10).map(\.recipients) == [[a]])
+    }
+
     /// Text round-trips byte for byte, interior NUL and non-BMP characters included.
     @Sendable package static func textFidelity(_ store: any Store) async throws {
         let alice = try await insertUser(store, makeUser("alice")).id
