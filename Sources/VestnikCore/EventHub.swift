@@ -11,6 +11,21 @@ import VestnikModel
 /// delivers position `n` only after `n-1`, and when it sees a gap it reads the missing range from
 /// the store (which is complete, because a position is only visible after every earlier one
 /// committed). ``catchUp()`` does the same on a timer to pick up foreign writes.
+/// Where a live subscription's deliveries go once the transport has caught its subscriber up:
+/// straight to the connection, without waking a task per delivery (decision 0006).
+///
+/// The hub calls it in position order with the subscription's lock held, so an implementation
+/// must only hand the work over (e.g. queue it for the connection's event loop), never block
+/// or call back into the subscription.
+package protocol LiveDeliverySink: Sendable {
+    /// Takes one delivery; false when the connection cannot keep up. For a durable delivery the
+    /// subscription then ends as `slow_consumer`; an ephemeral one is simply lost.
+    func deliver(_ delivery: EventHub.Delivery) -> Bool
+    /// The subscription ended: `reason` as in ``EventHub/Subscription/closeReason`` (nil: the
+    /// subscriber itself went away). The sink tells the client and closes the connection.
+    func close(reason: String?)
+}
+
 package actor EventHub {
     /// What a subscriber receives.
     package enum Delivery: Sendable {
@@ -31,7 +46,8 @@ package actor EventHub {
         /// Every durable event after this position will be delivered here; everything up to it
         /// is in the store.
         package let deliveredFrom: EventSeq
-        private let bufferLimit: Int
+        /// Deliveries a subscriber may have queued before it counts as too slow.
+        package let bufferLimit: Int
         private let mailbox = Mutex(Mailbox())
 
         private struct Mailbox {
@@ -39,6 +55,8 @@ package actor EventHub {
             var waiter: CheckedContinuation<[Delivery], Never>?
             var finished = false
             var reason: String?
+            /// Set by ``goLive(_:)``: deliveries bypass the queue.
+            var sink: (any LiveDeliverySink)?
         }
 
         fileprivate init(id: Int, userID: UserID, sessionID: SessionID?, deliveredFrom: EventSeq, bufferLimit: Int) {
@@ -93,14 +111,38 @@ package actor EventHub {
             }
         }
 
+        /// Switches to live delivery: what is queued goes to `sink` first, then every later
+        /// delivery goes straight to it (under the same lock, so nothing can overtake). If the
+        /// subscription already ended, the sink is told at once.
+        package func goLive(_ sink: any LiveDeliverySink) {
+            let ended: (Bool, String?) = mailbox.withLock { box in
+                for delivery in box.queued where !box.finished {
+                    if !sink.deliver(delivery), case .durable = delivery {
+                        box.finished = true
+                        if box.reason == nil { box.reason = "slow_consumer" }
+                    }
+                }
+                box.queued = []
+                if box.finished { return (true, box.reason) }
+                box.sink = sink
+                return (false, nil)
+            }
+            if ended.0 { sink.close(reason: ended.1) }
+        }
+
         fileprivate func close(reason newReason: String?) {
-            let waiter = mailbox.withLock { box -> CheckedContinuation<[Delivery], Never>? in
+            let (waiter, sink, reason) = mailbox.withLock { box -> (CheckedContinuation<[Delivery], Never>?, (any LiveDeliverySink)?, String?) in
+                if box.finished { return (nil, nil, nil) }
                 if box.reason == nil { box.reason = newReason }
                 box.finished = true
-                defer { box.waiter = nil }
-                return box.waiter
+                defer {
+                    box.waiter = nil
+                    box.sink = nil
+                }
+                return (box.waiter, box.sink, box.reason)
             }
             waiter?.resume(returning: [])
+            sink?.close(reason: reason)
         }
 
         /// Offers a delivery; false when it was not queued. A full mailbox closes the subscriber
@@ -111,24 +153,34 @@ package actor EventHub {
             var isDurable = false
             if case .durable = delivery { isDurable = true }
             let limit = bufferLimit
-            let (outcome, waiter) = mailbox.withLock { box -> (Outcome, CheckedContinuation<[Delivery], Never>?) in
-                if box.finished { return (.finished, nil) }
+            let (outcome, waiter, closedSink) = mailbox.withLock {
+                box -> (Outcome, CheckedContinuation<[Delivery], Never>?, (any LiveDeliverySink)?) in
+                if box.finished { return (.finished, nil, nil) }
+                if let sink = box.sink {
+                    if sink.deliver(delivery) { return (.queued, nil, nil) }
+                    guard isDurable else { return (.full, nil, nil) }
+                    box.finished = true
+                    if box.reason == nil { box.reason = "slow_consumer" }
+                    box.sink = nil
+                    return (.full, nil, sink)
+                }
                 guard box.queued.count < limit else {
                     if isDurable {
                         box.finished = true
                         if box.reason == nil { box.reason = "slow_consumer" }
                         defer { box.waiter = nil }
-                        return (.full, box.waiter)
+                        return (.full, box.waiter, nil)
                     }
-                    return (.full, nil)
+                    return (.full, nil, nil)
                 }
                 if let waiter = box.waiter {
                     box.waiter = nil
-                    return (.queued, waiter)  // handed over directly, nothing stays queued
+                    return (.queued, waiter, nil)  // handed over directly, nothing stays queued
                 }
                 box.queued.append(delivery)
-                return (.queued, nil)
+                return (.queued, nil, nil)
             }
+            closedSink?.close(reason: "slow_consumer")
             switch outcome {
             case .queued:
                 waiter?.resume(returning: [delivery])

@@ -17,6 +17,7 @@ struct StreamGateway {
     let services: Services
     let metrics: ServerMetrics
     let allowedOrigins: [String]
+    let writeQueues = EventLoopWriteQueues()
 
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
@@ -42,7 +43,8 @@ struct StreamGateway {
 
     @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
         let logger = context.logger
-        let frames = StreamFrameWriter(channel: context.requestContext.channel)
+        let channel = context.requestContext.channel
+        let frames = StreamConnection(channel: channel, queue: writeQueues.queue(for: channel.eventLoop))
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
         // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
@@ -124,75 +126,27 @@ struct StreamGateway {
             }
             try await frames.write(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)))
 
-            // 3. Live: forward deliveries while reading the client's frames.
-            let ownSession = session.sessionID
-            let finalLastSent = lastSent
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var lastSent = finalLastSent
-                    // Everything queued since the last wake-up goes out as one batch.
-                    forwarding: while true {
-                        let batch = await subscription.nextBatch()
-                        if batch.isEmpty { break }
-                        var payloads: [ByteBuffer] = []
-                        payloads.reserveCapacity(batch.count)
-                        var revokedHere = false
-                        for delivery in batch {
-                            switch delivery {
-                            case .durable(let seq, let event, let payload):
-                                guard seq > lastSent else { continue }
-                                payloads.append(StreamFrames.event(seq: seq, payload: payload))
-                                lastSent = seq
-                                if case .sessionRevoked(let revoked) = event, revoked == ownSession {
-                                    payloads.append(Self.sessionRevokedFrame)
-                                    revokedHere = true
-                                }
-                            case .ephemeral(_, let payload):
-                                payloads.append(StreamFrames.ephemeral(payload: payload))
-                            }
-                            if revokedHere { break }
-                        }
-                        try await frames.write(payloads)
-                        if revokedHere {
-                            try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
-                            return
-                        }
-                        if Task.isCancelled { break forwarding }
-                    }
-                    if Task.isCancelled { return }
-                    switch subscription.closeReason {
-                    case "slow_consumer":
-                        metrics.slowConsumerDisconnects.increment()
-                        try await frames.write(
-                            StreamFrames.control(ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since.")))
-                        try await outbound.close(CloseCode.slowConsumer, reason: "slow_consumer")
-                    case "session_revoked":
-                        try await frames.write(Self.sessionRevokedFrame)
-                        try await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
-                    default:
-                        try await outbound.close(.goingAway, reason: "server shutting down")
-                    }
+            // 3. Live: from now on the hub writes deliveries straight to the connection (and
+            // closes it when the subscription ends); this task only reads the client's frames.
+            // When the connection closes, from either side, the loop ends.
+            subscription.goLive(
+                LiveStreamSink(connection: frames, ownSession: session.sessionID, lastSent: lastSent, limit: subscription.bufferLimit, metrics: metrics))
+            while let message = try await iterator.next() {
+                guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
+                    continue
                 }
-                // The client's frames are read here; when the forwarder closes the socket this
-                // loop ends too, and when the client goes away the forwarder is cancelled.
-                while let message = try await iterator.next() {
-                    guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
-                        continue
-                    }
-                    switch frame.type {
-                    case .typing:
-                        // A typing frame for a chat the user cannot post in is simply dropped.
-                        if let chatID = frame.chatID { try? await services.chats.typing(in: chatID, as: session) }
-                    case .ping:
-                        // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
-                        // to tell a live socket from a half-open one. The writer is shared with
-                        // the forwarder; frames are written whole, so they never interleave.
-                        try await frames.write(StreamFrames.control(ServerFrame(type: .pong)))
-                    case .auth:
-                        continue  // already authenticated; a repeated auth frame changes nothing
-                    }
+                switch frame.type {
+                case .typing:
+                    // A typing frame for a chat the user cannot post in is simply dropped.
+                    if let chatID = frame.chatID { try? await services.chats.typing(in: chatID, as: session) }
+                case .ping:
+                    // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
+                    // to tell a live socket from a half-open one. It joins the same write
+                    // queue as the deliveries, so frames never interleave.
+                    frames.enqueue([StreamFrames.control(ServerFrame(type: .pong))])
+                case .auth:
+                    continue  // already authenticated; a repeated auth frame changes nothing
                 }
-                group.cancelAll()
             }
         } catch {
             logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
@@ -208,7 +162,7 @@ struct StreamGateway {
         return lowered == "http://\(host.lowercased())" || lowered == "https://\(host.lowercased())"
     }
 
-    private static let sessionRevokedFrame = StreamFrames.control(
+    static let sessionRevokedFrame = StreamFrames.control(
         ServerFrame(type: .error, code: "session_revoked", message: "This session was ended."))
 }
 
