@@ -768,24 +768,66 @@ def test_bot_bubble_and_keyboard_buttons(env, echo_bot):
         wait(alice, lambda d: d.execute_script("return document.documentElement.dataset.theme") == "light")
 
 
+def test_bot_link_and_alert_buttons(env, echo_bot):
+    server, alice, _ = env
+    if "id" not in BOT_CHAT:
+        pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
+    send(alice, "/links")
+    row = lambda d: bot_message(d, "text === 'Links and alerts'")
+    wait(alice, row, message="the links message")
+    # A link button is a real link: http(s) only, new tab, no opener, no referrer.
+    docs = wait(alice, lambda d: row(d).find_element(By.CSS_SELECTOR, "a.bot-link"))
+    assert docs.get_attribute("href") == "https://example.com/docs?a=1&b=2"
+    assert docs.get_attribute("target") == "_blank"
+    assert set(docs.get_attribute("rel").split()) >= {"noopener", "noreferrer"}
+    assert docs.text == "Docs"
+    # A javascript: link becomes a disabled button without any href.
+    bad = row(alice).find_element(By.XPATH, ".//button[normalize-space()='Bad link']")
+    assert not bad.is_enabled()
+    assert alice.execute_script("return arguments[0].querySelectorAll('[href^=\"javascript\"]').length", row(alice)) == 0
+    # An alerting button shows its alert text as it is pressed; its colours are the bot's.
+    ring = row(alice).find_element(By.XPATH, ".//button[normalize-space()='Ring']")
+    assert alice.execute_script("return getComputedStyle(arguments[0]).backgroundColor", ring) == "rgb(255, 204, 0)"
+    ring.click()
+    wait(alice, lambda d: any(t.text == "Ringing…" for t in d.find_elements(By.CSS_SELECTOR, "#toasts .toast")), message="alert text")
+    wait_message(alice, "rang", own=False)
+
+
 def test_bot_press_failure_is_explained(env, echo_bot):
     server, alice, _ = env
     if "id" not in BOT_CHAT:
         pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
     # An administrator disables the bot: a press is refused (503 unavailable) and says so.
     echo_bot.admin("disable")
+    # Hold the press request (a slow network) to see the button's pending state.
+    alice.execute_script("""
+      window.__heldPress = [];
+      window.__realFetch = window.__realFetch || window.fetch;
+      const real = window.__realFetch;
+      window.fetch = (url, init) => /\\/press$/.test(String(url))
+        ? new Promise((resolve, reject) => window.__heldPress.push(() => real(url, init).then(resolve, reject)))
+        : real(url, init);""")
+    blue_of = lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Blue']")
     try:
-        blue = wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Blue']"))
-        blue.click()
+        wait(alice, blue_of).click()
+        wait(alice, lambda d: d.execute_script("return window.__heldPress.length") == 1, message="press in flight")
+        pending = blue_of(alice)
+        assert pending.get_attribute("aria-busy") == "true" and pending.get_attribute("aria-disabled") == "true"
+        assert "busy" in pending.get_attribute("class")
+        # A second click while it is pending sends nothing more.
+        pending.click()
+        assert alice.execute_script("return window.__heldPress.length") == 1
+        alice.execute_script("window.fetch = window.__realFetch; window.__heldPress.forEach((release) => release())")
         error = wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.CSS_SELECTOR, ".bot-error"), message="press error")
         assert error.get_attribute("role") == "alert"
         assert error.text == "The bot is not available right now. Try again later."
         # The button is usable again (not stuck pending).
-        wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Blue']").is_enabled())
+        wait(alice, lambda d: blue_of(d).get_attribute("aria-busy") is None and blue_of(d).is_enabled())
         alice.execute_script("arguments[0].scrollIntoView({block: 'center'})", bot_message(alice, "text === 'Choose a pill'"))
         shot(alice, "14-bot-press-error-light")
         assert not any(m["text"].startswith("chose blue") for m in messages(alice))
     finally:
+        alice.execute_script("if (window.__realFetch) window.fetch = window.__realFetch")
         echo_bot.admin("enable")
 
 

@@ -163,7 +163,8 @@ function renderButton(message, button, position, area) {
     }
   } else {
     const busy = pressing.has(message.id + ':' + position);
-    el = h('button', { type: 'button', class: 'bot-button' + (busy ? ' busy' : ''), disabled: busy, 'aria-busy': busy ? 'true' : null,
+    // While pressed it stays focusable (aria-disabled, not disabled), so keyboard focus is not lost.
+    el = h('button', { type: 'button', class: 'bot-button' + (busy ? ' busy' : ''), 'aria-disabled': busy ? 'true' : null, 'aria-busy': busy ? 'true' : null,
       title: typeof button.command === 'string' && button.command !== label ? button.command : null,
       dataset: { position: String(position) },
       onclick: () => press(message, button, position, area) },

@@ -294,9 +294,13 @@ export class ChatView {
     if (i < 0) return;
     const el = renderMessage(message, { ...this.ctx(), grouped: this.grouped(rows, i), pending: false });
     const hadFocus = old.contains(document.activeElement);
+    // A bot button being pressed is redrawn (pending, then done): keep the focus on it.
+    const position = hadFocus && document.activeElement.closest('.bot-bubble') ? document.activeElement.dataset.position : null;
     const atBottom = this.distanceFromBottom() < 40;
     old.replaceWith(el);
-    if (hadFocus) el.focus({ preventScroll: true });
+    const button = position ? el.querySelector(`.bot-bubble [data-position="${CSS.escape(position)}"]`) : null;
+    if (button) button.focus({ preventScroll: true });
+    else if (hadFocus) el.focus({ preventScroll: true });
     if (atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
     this.composer.drawKeyboard();
   }
