@@ -793,6 +793,42 @@ def test_bot_link_and_alert_buttons(env, echo_bot):
     wait_message(alice, "rang", own=False)
 
 
+def test_bot_command_menu_in_a_group_in_russian(env, echo_bot):
+    server, alice, bob = env
+    token = token_of(alice)
+    api_call(server, token, "POST", "/chats", {"kind": "group", "title": "Bots lounge", "members": [user_id(server, token, "bob"), echo_bot.id]})
+    signed_in(bob, server, "bob")
+    open_chat(bob, "Bots lounge")
+    wait(bob, lambda d: bot_message(d, "text === \"Hi! I am an echo bot in 'Bots lounge'\""), timeout=40, message="group greeting")
+    # A group with a bot is still a group; its composer gets the bot's menu once members are known.
+    assert chat_item(bob, "Bots lounge").get_attribute("data-kind") == "group"
+    wait(bob, lambda d: d.find_element(By.ID, "bot-menu-button").is_displayed(), message="the / menu button in a group")
+    assert bob.find_element(By.ID, "bot-menu-button").get_attribute("aria-label") == "Команды бота"
+    box = bob.find_element(By.ID, "composer-input")
+    box.send_keys("/")
+    wait(bob, lambda d: d.find_element(By.ID, "mention-list").is_displayed() and "/echo" in d.find_element(By.ID, "mention-list").text)
+    assert bob.find_element(By.ID, "mention-list").get_attribute("aria-label") == "Команды бота"
+    # Arrows walk the list; Tab completes the highlighted command.
+    options = [o.get_attribute("data-command") for o in bob.find_elements(By.CSS_SELECTOR, "#mention-list .mention-option")]
+    assert options[0] == "/echo" and "/buttons" in options, options
+    box.send_keys(Keys.ARROW_DOWN)
+    wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, "#mention-list .mention-option.active").get_attribute("data-command") == options[1])
+    box.send_keys(Keys.ARROW_UP)
+    shot(bob, "15-bot-group-menu-ru")
+    box.send_keys(Keys.TAB)
+    wait(bob, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "/echo ")
+    box.send_keys("привет", Keys.ENTER)
+    wait_message(bob, "/echo привет", own=True, pending=False)
+    wait_message(bob, "привет", own=False)
+    # Escape closes the menu without sending.
+    box.send_keys("/")
+    wait(bob, lambda d: d.find_element(By.ID, "mention-list").is_displayed())
+    box.send_keys(Keys.ESCAPE)
+    wait(bob, lambda d: not d.find_element(By.ID, "mention-list").is_displayed())
+    assert box.get_attribute("value") == "/"
+    box.send_keys(Keys.BACKSPACE)
+
+
 def test_bot_press_failure_is_explained(env, echo_bot):
     server, alice, _ = env
     if "id" not in BOT_CHAT:
