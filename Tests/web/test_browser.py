@@ -658,15 +658,20 @@ def bot_message(driver, predicate_js):
         "return [...document.querySelectorAll('#messages .msg.other')].find(m => { const text = (m.querySelector('.text')||{}).textContent || ''; return " + predicate_js + "; })")
 
 
+def click_fresh(driver, find, message=""):
+    """Clicks what `find(driver)` returns, finding it again when a redraw made it stale."""
+    wait(driver, lambda d: find(d).click() or True, message=message)
+
+
 def test_bot_chat_command_menu_and_echo(env, echo_bot):
     server, alice, _ = env
     signed_in(alice, server, "alice")
     # The bot is in the directory, marked as a bot; opening it starts a personal chat.
     search = wait(alice, lambda d: d.find_element(By.ID, "chat-search"))
     search.send_keys("Echo")
-    person = wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.person-result[data-kind="bot"]'))
-    assert "Echo" in person.text and person.get_attribute("aria-label") == "Bot, Echo"
-    person.click()
+    person = lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.person-result[data-kind="bot"]')
+    wait(alice, lambda d: "Echo" in person(d).text and person(d).get_attribute("aria-label") == "Bot, Echo", message="the bot in search")
+    click_fresh(alice, person)
     wait(alice, lambda d: d.find_element(By.ID, "chat-title").text == "Echo")
     wait(alice, lambda d: d.find_element(By.ID, "chat-subtitle").text == "Bot", message="bot subtitle instead of presence")
     wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.chat-item[data-kind="bot"]'), message="bot chat in the list")
@@ -678,19 +683,19 @@ def test_bot_chat_command_menu_and_echo(env, echo_bot):
     # The server learns the menu from the bot's /status within seconds of registration.
     wait(alice, lambda d: any(c["body"] == "/echo" for b in api_call(server, token, "GET", f"/chats/{chat_id}/bot-commands")["bots"] for c in b["commands"]),
          timeout=30, message="the bot's menu reaches the server")
-    wait(alice, lambda d: d.find_element(By.ID, "bot-menu-button").is_displayed(), message="the / menu button")
 
     # Typing "/" opens the menu: commands with descriptions, invisible ones left out, filtered as you type.
     box = alice.find_element(By.ID, "composer-input")
     box.send_keys("/")
     wait(alice, lambda d: d.find_element(By.ID, "mention-list").is_displayed() and "/echo" in d.find_element(By.ID, "mention-list").text,
          message="command menu")
+    assert alice.find_element(By.ID, "bot-menu-button").is_displayed(), "the / menu button"
     menu = alice.find_element(By.ID, "mention-list")
     assert menu.get_attribute("aria-label") == "Bot commands"
     assert "Send back the received message body" in menu.text
     assert "/choose" not in menu.text, "invisible commands are not offered"
     box.send_keys("ec")
-    wait(alice, lambda d: [o.get_attribute("data-command") for o in d.find_elements(By.CSS_SELECTOR, "#mention-list .mention-option")] == ["/echo"])
+    wait(alice, lambda d: d.execute_script("return [...document.querySelectorAll('#mention-list .mention-option')].map(o => o.dataset.command)") == ["/echo"])
     assert box.get_attribute("aria-expanded") == "true" and box.get_attribute("aria-activedescendant") == "mention-0"
     shot(alice, "10-bot-command-menu-light")
     # Enter picks it (the command is inserted to go on typing); the next Enter sends.
@@ -703,8 +708,7 @@ def test_bot_chat_command_menu_and_echo(env, echo_bot):
 
     # With the mouse: the menu button opens the full list; clicking a command inserts it.
     alice.find_element(By.ID, "bot-menu-button").click()
-    option = wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#mention-list .mention-option[data-command="/buttons"]'))
-    option.click()
+    click_fresh(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#mention-list .mention-option[data-command="/buttons"]'))
     wait(alice, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "/buttons ")
     alice.find_element(By.ID, "composer-input").send_keys(Keys.ENTER)
     wait_message(alice, "/buttons", own=True, pending=False)
@@ -714,27 +718,28 @@ def test_bot_bubble_and_keyboard_buttons(env, echo_bot):
     server, alice, _ = env
     if "id" not in BOT_CHAT:
         pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
-    offer = wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'"), message="the bot's buttons message")
-    wait(alice, lambda d: d.execute_script(BUTTONS_JS, bot_message(d, "text === 'Choose a pill'")) == ["Red", "Blue"])
-    offer_id = offer.get_attribute("data-id")
+    offer = lambda d: bot_message(d, "text === 'Choose a pill'")
+    wait(alice, lambda d: d.execute_script(BUTTONS_JS, offer(d)) == ["Red", "Blue"], message="the bot's buttons message")
+    offer_id = wait(alice, lambda d: offer(d).get_attribute("data-id"))
     # The bot's metadata is never shown; its keyboard sits above the composer.
-    assert "camelCase" not in offer.text and "round" not in offer.text
+    offer_text = wait(alice, lambda d: d.execute_script("return arguments[0].textContent", offer(d)))
+    assert "camelCase" not in offer_text and "round" not in offer_text
     wait(alice, lambda d: keyboard_buttons(d) == ["Echo"], message="keyboard above the composer")
-    group = alice.find_element(By.CSS_SELECTOR, "#bot-keyboard .bot-buttons")
-    assert group.get_attribute("role") == "group" and group.get_attribute("aria-label") == "Bot keyboard"
+    wait(alice, lambda d: d.execute_script(
+        "const g = document.querySelector('#bot-keyboard .bot-buttons'); return g && [g.getAttribute('role'), g.getAttribute('aria-label')]")
+        == ["group", "Bot keyboard"])
     shot(alice, "11-bot-buttons-light")
 
     # The keyboard can be hidden and shown again.
-    toggle = alice.find_element(By.ID, "bot-keyboard-toggle")
-    toggle.click()
+    alice.find_element(By.ID, "bot-keyboard-toggle").click()
     wait(alice, lambda d: keyboard_buttons(d) == [] and d.find_element(By.ID, "bot-keyboard-toggle").get_attribute("aria-expanded") == "false")
     alice.find_element(By.ID, "bot-keyboard-toggle").click()
     wait(alice, lambda d: keyboard_buttons(d) == ["Echo"])
 
     # A keyboard button, pressed from the keyboard: not silent, so the command shows as Alice's
     # message, and the bot answers it.
-    button = alice.find_element(By.CSS_SELECTOR, "#bot-keyboard .bot-button")
-    alice.execute_script("arguments[0].focus()", button)
+    wait(alice, lambda d: d.execute_script(
+        "const b = document.querySelector('#bot-keyboard .bot-button'); if (b) b.focus(); return !!b && document.activeElement === b"))
     alice.switch_to.active_element.send_keys(Keys.ENTER)
     wait_message(alice, "/echo keyboard", own=True)
     wait_message(alice, "keyboard", own=False)
@@ -744,9 +749,8 @@ def test_bot_bubble_and_keyboard_buttons(env, echo_bot):
 
     # A bubble button: silent (nothing posted for Alice); the bot gets its data, the message's
     # metadata and the message id.
-    red = wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Red']"))
     own_before = sum(1 for m in messages(alice) if m["own"])
-    red.click()
+    click_fresh(alice, lambda d: offer(d).find_element(By.XPATH, ".//button[normalize-space()='Red']"))
     chose = wait_message(alice, f"chose red round 1 kept from {offer_id}", own=False)
     assert chose
     assert sum(1 for m in messages(alice) if m["own"]) == own_before, "a silent button posts nothing"
@@ -776,19 +780,20 @@ def test_bot_link_and_alert_buttons(env, echo_bot):
     row = lambda d: bot_message(d, "text === 'Links and alerts'")
     wait(alice, row, message="the links message")
     # A link button is a real link: http(s) only, new tab, no opener, no referrer.
-    docs = wait(alice, lambda d: row(d).find_element(By.CSS_SELECTOR, "a.bot-link"))
-    assert docs.get_attribute("href") == "https://example.com/docs?a=1&b=2"
-    assert docs.get_attribute("target") == "_blank"
-    assert set(docs.get_attribute("rel").split()) >= {"noopener", "noreferrer"}
-    assert docs.text == "Docs"
+    links = wait(alice, lambda d: d.execute_script("""
+      const row = arguments[0], a = row.querySelector('a.bot-link');
+      const bad = [...row.querySelectorAll('button.bot-button')].find(b => b.textContent === 'Bad link');
+      const ring = [...row.querySelectorAll('button.bot-button')].find(b => b.textContent === 'Ring');
+      return a && bad && ring && {href: a.getAttribute('href'), target: a.target, rel: a.rel, text: a.textContent,
+        badDisabled: bad.disabled, javascriptHrefs: row.querySelectorAll('[href^="javascript"]').length,
+        ringBackground: getComputedStyle(ring).backgroundColor};""", row(d)), message="the link buttons")
+    assert links["href"] == "https://example.com/docs?a=1&b=2" and links["target"] == "_blank" and links["text"] == "Docs"
+    assert set(links["rel"].split()) >= {"noopener", "noreferrer"}
     # A javascript: link becomes a disabled button without any href.
-    bad = row(alice).find_element(By.XPATH, ".//button[normalize-space()='Bad link']")
-    assert not bad.is_enabled()
-    assert alice.execute_script("return arguments[0].querySelectorAll('[href^=\"javascript\"]').length", row(alice)) == 0
+    assert links["badDisabled"] and links["javascriptHrefs"] == 0
     # An alerting button shows its alert text as it is pressed; its colours are the bot's.
-    ring = row(alice).find_element(By.XPATH, ".//button[normalize-space()='Ring']")
-    assert alice.execute_script("return getComputedStyle(arguments[0]).backgroundColor", ring) == "rgb(255, 204, 0)"
-    ring.click()
+    assert links["ringBackground"] == "rgb(255, 204, 0)"
+    click_fresh(alice, lambda d: row(d).find_element(By.XPATH, ".//button[normalize-space()='Ring']"))
     wait(alice, lambda d: any(t.text == "Ringing…" for t in d.find_elements(By.CSS_SELECTOR, "#toasts .toast")), message="alert text")
     wait_message(alice, "rang", own=False)
 
@@ -801,7 +806,7 @@ def test_bot_command_menu_in_a_group_in_russian(env, echo_bot):
     open_chat(bob, "Bots lounge")
     wait(bob, lambda d: bot_message(d, "text === \"Hi! I am an echo bot in 'Bots lounge'\""), timeout=40, message="group greeting")
     # A group with a bot is still a group; its composer gets the bot's menu once members are known.
-    assert chat_item(bob, "Bots lounge").get_attribute("data-kind") == "group"
+    wait(bob, lambda d: d.execute_script("const a = arguments[0]; return a && a.dataset.kind", chat_item(d, "Bots lounge")) == "group")
     wait(bob, lambda d: d.find_element(By.ID, "bot-menu-button").is_displayed(), message="the / menu button in a group")
     assert bob.find_element(By.ID, "bot-menu-button").get_attribute("aria-label") == "Команды бота"
     box = bob.find_element(By.ID, "composer-input")
@@ -809,7 +814,7 @@ def test_bot_command_menu_in_a_group_in_russian(env, echo_bot):
     wait(bob, lambda d: d.find_element(By.ID, "mention-list").is_displayed() and "/echo" in d.find_element(By.ID, "mention-list").text)
     assert bob.find_element(By.ID, "mention-list").get_attribute("aria-label") == "Команды бота"
     # Arrows walk the list; Tab completes the highlighted command.
-    options = [o.get_attribute("data-command") for o in bob.find_elements(By.CSS_SELECTOR, "#mention-list .mention-option")]
+    options = bob.execute_script("return [...document.querySelectorAll('#mention-list .mention-option')].map(o => o.dataset.command)")
     assert options[0] == "/echo" and "/buttons" in options, options
     box.send_keys(Keys.ARROW_DOWN)
     wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, "#mention-list .mention-option.active").get_attribute("data-command") == options[1])
@@ -845,18 +850,17 @@ def test_bot_press_failure_is_explained(env, echo_bot):
         : real(url, init);""")
     blue_of = lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Blue']")
     try:
-        wait(alice, blue_of).click()
+        click_fresh(alice, blue_of)
         wait(alice, lambda d: d.execute_script("return window.__heldPress.length") == 1, message="press in flight")
-        pending = blue_of(alice)
-        assert pending.get_attribute("aria-busy") == "true" and pending.get_attribute("aria-disabled") == "true"
-        assert "busy" in pending.get_attribute("class")
+        wait(alice, lambda d: blue_of(d).get_attribute("aria-busy") == "true" and blue_of(d).get_attribute("aria-disabled") == "true"
+             and "busy" in blue_of(d).get_attribute("class"), message="pending state")
         # A second click while it is pending sends nothing more.
-        pending.click()
+        click_fresh(alice, blue_of)
         assert alice.execute_script("return window.__heldPress.length") == 1
         alice.execute_script("window.fetch = window.__realFetch; window.__heldPress.forEach((release) => release())")
-        error = wait(alice, lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.CSS_SELECTOR, ".bot-error"), message="press error")
-        assert error.get_attribute("role") == "alert"
-        assert error.text == "The bot is not available right now. Try again later."
+        error = lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.CSS_SELECTOR, ".bot-error")
+        wait(alice, lambda d: error(d).get_attribute("role") == "alert"
+             and error(d).text == "The bot is not available right now. Try again later.", message="press error")
         # The button is usable again (not stuck pending).
         wait(alice, lambda d: blue_of(d).get_attribute("aria-busy") is None and blue_of(d).is_enabled())
         alice.execute_script("arguments[0].scrollIntoView({block: 'center'})", bot_message(alice, "text === 'Choose a pill'"))

@@ -36,11 +36,13 @@ export function chatHasBot(chatId) {
 
 // ---- command menu -------------------------------------------------------------------------
 // Menus change rarely (the server refreshes them from the bot's /status every few minutes), so
-// they are cached per chat; an empty answer (a bot that has just been registered and not asked
-// yet) is asked again after a few seconds.
+// they are cached per chat. An empty answer (a bot registered moments ago that the server has not
+// asked yet, or a bot without commands) is asked again after 30 s while the chat is open, or after
+// a few seconds while the user has a "/" typed.
 
 const MENU_TTL_MS = 60_000;
-const EMPTY_MENU_TTL_MS = 3_000;
+const EMPTY_MENU_TTL_MS = 30_000;
+const EMPTY_MENU_RETRY_MS = 3_000;
 const menus = new Map();
 
 function menuKey(chatId) { return (state.me ? state.me.id : '') + '/' + chatId; }
@@ -51,13 +53,16 @@ export function botCommands(chatId) {
   return entry ? entry.commands : [];
 }
 
-/** Fetches the chat's command menu unless a fresh one is cached; emits 'bot-commands' when fetched. */
-export function loadBotCommands(chatId, { force = false } = {}) {
+/**
+ * Fetches the chat's command menu unless a fresh one is cached; emits 'bot-commands' when fetched.
+ * `wanted`: the user is asking for the menu now, so an empty one is retried sooner.
+ */
+export function loadBotCommands(chatId, { wanted = false } = {}) {
   const key = menuKey(chatId);
   const entry = menus.get(key);
   if (entry && entry.loading) return;
-  const ttl = entry && entry.commands.length ? MENU_TTL_MS : EMPTY_MENU_TTL_MS;
-  if (entry && !force && Date.now() - entry.at < ttl) return;
+  const ttl = entry && entry.commands.length ? MENU_TTL_MS : wanted ? EMPTY_MENU_RETRY_MS : EMPTY_MENU_TTL_MS;
+  if (entry && Date.now() - entry.at < ttl) return;
   const previous = entry ? entry.commands : [];
   menus.set(key, { at: entry ? entry.at : 0, commands: previous, loading: true });
   api.botCommands(chatId).then((response) => {

@@ -243,7 +243,7 @@ export class Composer {
   updateSuggestions() {
     const command = this.commandQuery();
     if (command && chatHasBot(this.chatId)) {
-      loadBotCommands(this.chatId); // no-op while the cached menu is fresh; 'bot-commands' redraws
+      loadBotCommands(this.chatId, { wanted: true }); // no-op while the cached menu is fresh; 'bot-commands' redraws
       // A bot registered moments ago has no menu yet: look again while the "/" stays typed.
       clearTimeout(this.menuRetry);
       if (!botCommands(this.chatId).length) this.menuRetry = setTimeout(() => { if (this.commandQuery()) this.updateSuggestions(); }, 3000);
