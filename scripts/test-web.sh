@@ -7,6 +7,10 @@
 # Needs Debian's chromium and chromium-driver; Selenium and pytest are installed into a venv under
 # .build/. Without a browser the suite is skipped, except under CI (or VESTNIK_REQUIRE_BROWSER=1),
 # where that is a failure.
+#
+# The bot tests drive the real pybotx echo bot (Tests/pybotx/echo_bot.py), run with the pybotx venv's
+# python ($VESTNIK_PYBOTX_PYTHON, or .build/pybotx-venv from scripts/pybotx-venv.sh). Without that
+# venv they are skipped with a message, except under CI or VESTNIK_REQUIRE_PYBOTX=1 (set by .ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${VESTNIK_BIN:-$PWD/.build/debug/vestnik}"
@@ -26,4 +30,4 @@ if ! "$VENV/bin/python" -c "import selenium, pytest" >/dev/null 2>&1; then
 fi
 export VESTNIK_SCREENSHOTS="${VESTNIK_SCREENSHOTS:-$PWD/artifacts/screenshots}"
 echo "== browser end-to-end tests (screenshots in ${VESTNIK_SCREENSHOTS#$PWD/})"
-VESTNIK_BIN="$BIN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Tests/web
+VESTNIK_BIN="$BIN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Tests/web "$@"

@@ -15,13 +15,18 @@ if [ -z "${VESTNIK_TEST_POSTGRES_URL:-}" ] && [ -z "${VESTNIK_TEST_SKIP_POSTGRES
     exec scripts/test-postgres.sh "$0" "$@"
 fi
 # The pybotx suite (real pybotx bots against a live server) needs a Python venv with pybotx;
-# .ci/run creates it (scripts/pybotx-venv.sh). Locally it is skipped, with a message, when absent.
+# .ci/run creates it (scripts/pybotx-venv.sh). Locally it is skipped, with a message, when absent;
+# under CI (or with VESTNIK_REQUIRE_PYBOTX=1, which .ci/run sets) a missing venv is a failure.
 PYBOTX_VENV="${VESTNIK_PYBOTX_VENV:-.build/pybotx-venv}"
 if [ -x "$PYBOTX_VENV/bin/python" ] && "$PYBOTX_VENV/bin/python" -c "import pybotx, fastapi, uvicorn" 2>/dev/null; then
     export VESTNIK_PYBOTX_PYTHON="$PWD/$PYBOTX_VENV/bin/python"
     case "$PYBOTX_VENV" in /*) export VESTNIK_PYBOTX_PYTHON="$PYBOTX_VENV/bin/python" ;; esac
     echo "== pybotx suite enabled ($("$VESTNIK_PYBOTX_PYTHON" -c "import importlib.metadata as m; print('pybotx', m.version('pybotx'))"))"
 else
+    if [ -n "${CI:-}" ] || [ -n "${VESTNIK_REQUIRE_PYBOTX:-}" ]; then
+        echo "the pybotx suite is required here (CI): no venv at $PYBOTX_VENV (run scripts/pybotx-venv.sh)" >&2
+        exit 1
+    fi
     echo "== pybotx suite SKIPPED: no venv at $PYBOTX_VENV (run scripts/pybotx-venv.sh, or set VESTNIK_PYBOTX_VENV)"
 fi
 swift build --build-tests

@@ -269,6 +269,12 @@ package struct BotService: Sendable {
         let body = button.command ?? button.label
         var shown: Message?
         var syncID = MessageID.random()
+        // Refuse before anything is posted: a visible press for a bot that is disabled or gone would
+        // otherwise leave the user's command in the chat with nobody to answer it. (The write below
+        // checks again, for a bot disabled in between.)
+        guard try await context.read({ try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: $0) }) else {
+            throw VestnikError(.unavailable, "The bot is not available.")
+        }
         if !button.silent {
             // A visible press is an ordinary message of the user; its id is the command's sync_id.
             // The bot is not also sent it as a plain message: the press below is the delivery.
@@ -277,8 +283,7 @@ package struct BotService: Sendable {
         }
         let commandID = syncID
         try await context.write { tx, log in
-            guard let bot = try await tx.bot(message.senderID), bot.enabled, try await tx.member(bot.id, of: chat.id) != nil,
-                let user = try await tx.user(caller.userID)?.user
+            guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
             else { throw VestnikError(.unavailable, "The bot is not available.") }
             let job = BotCommandJob(
                 syncID: commandID, chatID: chat.id, chatKind: chat.kind,
@@ -286,9 +291,16 @@ package struct BotService: Sendable {
                     userID: user.id, login: user.login, name: user.displayName, isAdmin: member.role == .admin, isCreator: chat.createdBy == user.id),
                 body: body, data: button.data ?? .emptyObject, metadata: message.metadata ?? .emptyObject, sourceSyncID: message.id,
                 attachments: [])
-            try await log.enqueue(.command(job), for: bot.id, in: tx)
+            try await log.enqueue(.command(job), for: message.senderID, in: tx)
         }
         return shown
+    }
+
+    /// Whether the sender of a bot message can take a button press now: it is an enabled bot that
+    /// is still a member of the chat.
+    private static func canReceivePress(from botID: UserID, in chatID: ChatID, reader: some StoreReader) async throws -> Bool {
+        guard let bot = try await reader.bot(botID), bot.enabled else { return false }
+        return try await reader.member(bot.id, of: chatID) != nil
     }
 
     // MARK: Bot-facing (the BotX API)

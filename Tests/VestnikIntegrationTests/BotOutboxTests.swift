@@ -224,6 +224,34 @@ struct BotOutboxTests {
         #expect(!(try await bob.history(chatID: chat, limit: 50).messages.contains { $0.id == secret.id }))
     }
 
+    @Test("pressing a visible button of a disabled bot is refused with unavailable and posts nothing")
+    func pressForDisabledBotPostsNothing() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let (registration, _) = try await server.services.bots.register(
+            name: "Pressable", url: "http://127.0.0.1:9", allowedData: .commands, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let (alice, aliceUser) = try await server.client("alice")
+        let chat = try await alice.openPersonalChat(with: botID).chat.id
+        let offer = try await server.services.bots.send(
+            BotOutgoing(
+                syncID: .random(), text: "go?", mentions: [],
+                extras: MessageExtras(bubble: [[BotButton(command: "/go", label: "Go", silent: false)]])),
+            to: chat, as: botID)
+        _ = try await server.services.bots.setEnabled(false, bot: botID.description, as: .localAdmin)
+        do {
+            _ = try await alice.pressButton(messageID: offer.id, button: "1")
+            Issue.record("a press for a disabled bot succeeded")
+        } catch let error as VestnikClientError {
+            #expect(error.status == 503 && error.code == "unavailable")
+        }
+        #expect(!(try await alice.history(chatID: chat, limit: 50).messages.contains { $0.text == "/go" }), "the command was posted anyway")
+        // Enabled again, the same press shows the command as Alice's message.
+        _ = try await server.services.bots.setEnabled(true, bot: botID.description, as: .localAdmin)
+        let shown = try await alice.pressButton(messageID: offer.id, button: "1")
+        #expect(shown?.text == "/go" && shown?.senderID == aliceUser.id)
+    }
+
     @Test("blocking a bot's user account stops its BotX access like disabling the bot")
     func blockedBotIsRefused() async throws {
         let server = try await TestServer.start()

@@ -45,6 +45,15 @@ async def buttons_handler(message: IncomingMessage, bot: Bot) -> None:
     )
 
 
+@collector.command("/links", description="Offer a link, a bad link and an alerting button")
+async def links_handler(message: IncomingMessage, bot: Bot) -> None:
+    bubbles = BubbleMarkup()
+    bubbles.add_button(label="Docs", link="https://example.com/docs?a=1&b=2")
+    bubbles.add_button(label="Bad link", link="javascript:alert(1)", new_row=False)
+    bubbles.add_button(command="/echo rang", label="Ring", alert="Ringing…", background_color="#ffcc00", text_color="#000000")
+    await bot.answer_message("Links and alerts", bubbles=bubbles)
+
+
 @collector.command("/choose", description="Receives pill buttons", visible=False)
 async def choose_handler(message: IncomingMessage, bot: Bot) -> None:
     await bot.answer_message(

@@ -2,7 +2,9 @@
 
 Two browsers (alice in English, bob in Russian) chat with each other through the real server:
 login, a group, live messages, unread counts, replies, reactions, edits with history, deletes,
-an XSS attempt, a server restart with messages queued offline, and keyboard-only use.
+an XSS attempt, a server restart with messages queued offline, keyboard-only use, and a real
+pybotx echo bot (Tests/pybotx/echo_bot.py): its "/" command menu, bubble and keyboard buttons, and
+a press that fails.
 Screenshots of the main screens in both themes go to $VESTNIK_SCREENSHOTS
 (default: artifacts/screenshots/).
 
@@ -33,6 +35,19 @@ SHOTS = os.environ.get("VESTNIK_SCREENSHOTS", os.path.join(ROOT, "artifacts", "s
 PASSWORD = "correct-horse-battery-42"
 XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold</b>'
 TIMEOUT = 20
+PYBOTX_DIR = os.path.join(ROOT, "Tests", "pybotx")
+
+
+def pybotx_python():
+    """The pybotx venv's python (scripts/pybotx-venv.sh), or None when there is none."""
+    candidates = [os.environ.get("VESTNIK_PYBOTX_PYTHON"),
+                  os.path.join(os.environ.get("VESTNIK_PYBOTX_VENV", os.path.join(ROOT, ".build", "pybotx-venv")), "bin", "python")]
+    for path in candidates:
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            check = subprocess.run([path, "-c", "import pybotx, fastapi, uvicorn"], capture_output=True)
+            if check.returncode == 0:
+                return path
+    return None
 
 
 def free_port():
@@ -566,6 +581,294 @@ def test_keyboard_only_navigation(env):
     # Escape from the history returns to the composer.
     bob.switch_to.active_element.send_keys(Keys.ESCAPE)
     assert bob.switch_to.active_element.get_attribute("id") == "composer-input"
+
+
+class EchoBot:
+    """Tests/pybotx/echo_bot.py (pybotx 0.77) registered with `vestnik admin bot add` and run with the
+    pybotx venv's python as a child process (the browser tests themselves run in another venv)."""
+
+    def __init__(self, server, python):
+        self.server = server
+        self.port = free_port()
+        out = subprocess.run([BINARY, "admin", "bot", "add", "--data-dir", server.data, "--name", "Echo",
+                              "--url", f"http://127.0.0.1:{self.port}", "--allowed-data", "all", "--description", "Echo bot (browser tests)"],
+                             check=True, capture_output=True, text=True).stdout
+        fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        self.id, secret = fields["bot_id"].strip(), fields["secret_key"].strip()
+        self.log_path = os.path.join(server.data, "echo-bot.log")
+        self.log = open(self.log_path, "ab")
+        env = dict(os.environ, BOT_ID=self.id, BOT_SECRET=secret, CTS_URL=server.url, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([python, "-m", "uvicorn", "echo_bot:app", "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+                                     cwd=PYBOTX_DIR, env=env, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the echo bot exited: " + self.tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the echo bot did not start: " + self.tail())
+
+    def tail(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read()[-3000:].decode(errors="replace")
+
+    def admin(self, action):
+        subprocess.run([BINARY, "admin", "bot", action, "--data-dir", self.server.data, self.id], check=True, capture_output=True)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()  # not SIGTERM: uvicorn's graceful stop would wait for the server's keep-alive connections
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def echo_bot(env):
+    python = pybotx_python()
+    if python is None:
+        message = "pybotx venv missing: run scripts/pybotx-venv.sh (or set VESTNIK_PYBOTX_VENV / VESTNIK_PYBOTX_PYTHON)"
+        if os.environ.get("CI") or os.environ.get("VESTNIK_REQUIRE_PYBOTX"):
+            pytest.fail(message + "; required under CI")
+        pytest.skip(message)
+    bot = EchoBot(env[0], python)
+    yield bot
+    bot.stop()
+
+
+BOT_CHAT = {}
+
+BUTTONS_JS = """
+const row = arguments[0];
+return row ? [...row.querySelectorAll('.bot-bubble .bot-button')].map(b => b.textContent) : null;
+"""
+
+
+def keyboard_buttons(driver):
+    return driver.execute_script(
+        "const k = document.getElementById('bot-keyboard'); return k && !k.hidden ? [...k.querySelectorAll('.bot-button')].map(b => b.textContent) : []")
+
+
+def bot_message(driver, predicate_js):
+    """The row of the first bot message (not own) whose text satisfies `predicate_js` (a JS expression over `text`)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#messages .msg.other')].find(m => { const text = (m.querySelector('.text')||{}).textContent || ''; return " + predicate_js + "; })")
+
+
+def click_fresh(driver, find, message=""):
+    """Clicks what `find(driver)` returns, finding it again when a redraw made it stale."""
+    wait(driver, lambda d: find(d).click() or True, message=message)
+
+
+def test_bot_chat_command_menu_and_echo(env, echo_bot):
+    server, alice, _ = env
+    signed_in(alice, server, "alice")
+    # The bot is in the directory, marked as a bot; opening it starts a personal chat.
+    search = wait(alice, lambda d: d.find_element(By.ID, "chat-search"))
+    search.send_keys("Echo")
+    person = lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.person-result[data-kind="bot"]')
+    wait(alice, lambda d: "Echo" in person(d).text and person(d).get_attribute("aria-label") == "Bot, Echo", message="the bot in search")
+    click_fresh(alice, person)
+    wait(alice, lambda d: d.find_element(By.ID, "chat-title").text == "Echo")
+    wait(alice, lambda d: d.find_element(By.ID, "chat-subtitle").text == "Bot", message="bot subtitle instead of presence")
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#chat-list a.chat-item[data-kind="bot"]'), message="bot chat in the list")
+    # The bot greets the new chat (system:chat_created), so it is up and reachable.
+    wait(alice, lambda d: bot_message(d, "text.startsWith('Hi! I am an echo bot')"), timeout=60, message="greeting; bot log: " + echo_bot.tail())
+    chat_id = alice.execute_script("return location.pathname.split('/').pop()")
+    BOT_CHAT["id"] = chat_id
+    token = token_of(alice)
+    # The server learns the menu from the bot's /status within seconds of registration.
+    wait(alice, lambda d: any(c["body"] == "/echo" for b in api_call(server, token, "GET", f"/chats/{chat_id}/bot-commands")["bots"] for c in b["commands"]),
+         timeout=30, message="the bot's menu reaches the server")
+
+    # Typing "/" opens the menu: commands with descriptions, invisible ones left out, filtered as you type.
+    box = alice.find_element(By.ID, "composer-input")
+    box.send_keys("/")
+    wait(alice, lambda d: d.find_element(By.ID, "mention-list").is_displayed() and "/echo" in d.find_element(By.ID, "mention-list").text,
+         message="command menu")
+    assert alice.find_element(By.ID, "bot-menu-button").is_displayed(), "the / menu button"
+    menu = alice.find_element(By.ID, "mention-list")
+    assert menu.get_attribute("aria-label") == "Bot commands"
+    assert "Send back the received message body" in menu.text
+    assert "/choose" not in menu.text, "invisible commands are not offered"
+    box.send_keys("ec")
+    wait(alice, lambda d: d.execute_script("return [...document.querySelectorAll('#mention-list .mention-option')].map(o => o.dataset.command)") == ["/echo"])
+    assert box.get_attribute("aria-expanded") == "true" and box.get_attribute("aria-activedescendant") == "mention-0"
+    shot(alice, "10-bot-command-menu-light")
+    # Enter picks it (the command is inserted to go on typing); the next Enter sends.
+    box.send_keys(Keys.ENTER)
+    wait(alice, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "/echo ")
+    assert not alice.find_element(By.ID, "mention-list").is_displayed()
+    box.send_keys("hi", Keys.ENTER)
+    wait_message(alice, "/echo hi", own=True, pending=False)
+    wait_message(alice, "hi", own=False)
+
+    # With the mouse: the menu button opens the full list; clicking a command inserts it.
+    alice.find_element(By.ID, "bot-menu-button").click()
+    click_fresh(alice, lambda d: d.find_element(By.CSS_SELECTOR, '#mention-list .mention-option[data-command="/buttons"]'))
+    wait(alice, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "/buttons ")
+    alice.find_element(By.ID, "composer-input").send_keys(Keys.ENTER)
+    wait_message(alice, "/buttons", own=True, pending=False)
+
+
+def test_bot_bubble_and_keyboard_buttons(env, echo_bot):
+    server, alice, _ = env
+    if "id" not in BOT_CHAT:
+        pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
+    offer = lambda d: bot_message(d, "text === 'Choose a pill'")
+    wait(alice, lambda d: d.execute_script(BUTTONS_JS, offer(d)) == ["Red", "Blue"], message="the bot's buttons message")
+    offer_id = wait(alice, lambda d: offer(d).get_attribute("data-id"))
+    # The bot's metadata is never shown; its keyboard sits above the composer.
+    offer_text = wait(alice, lambda d: d.execute_script("return arguments[0].textContent", offer(d)))
+    assert "camelCase" not in offer_text and "round" not in offer_text
+    wait(alice, lambda d: keyboard_buttons(d) == ["Echo"], message="keyboard above the composer")
+    wait(alice, lambda d: d.execute_script(
+        "const g = document.querySelector('#bot-keyboard .bot-buttons'); return g && [g.getAttribute('role'), g.getAttribute('aria-label')]")
+        == ["group", "Bot keyboard"])
+    shot(alice, "11-bot-buttons-light")
+
+    # The keyboard can be hidden and shown again.
+    alice.find_element(By.ID, "bot-keyboard-toggle").click()
+    wait(alice, lambda d: keyboard_buttons(d) == [] and d.find_element(By.ID, "bot-keyboard-toggle").get_attribute("aria-expanded") == "false")
+    alice.find_element(By.ID, "bot-keyboard-toggle").click()
+    wait(alice, lambda d: keyboard_buttons(d) == ["Echo"])
+
+    # A keyboard button, pressed from the keyboard: not silent, so the command shows as Alice's
+    # message, and the bot answers it.
+    wait(alice, lambda d: d.execute_script(
+        "const b = document.querySelector('#bot-keyboard .bot-button'); if (b) b.focus(); return !!b && document.activeElement === b"))
+    alice.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_message(alice, "/echo keyboard", own=True)
+    wait_message(alice, "keyboard", own=False)
+    # The latest bot message has no keyboard now: it is gone.
+    wait(alice, lambda d: d.find_element(By.ID, "bot-keyboard").get_attribute("hidden") is not None
+         and not d.find_element(By.ID, "bot-keyboard-toggle").is_displayed(), message="keyboard replaced by the newer bot message")
+
+    # A bubble button: silent (nothing posted for Alice); the bot gets its data, the message's
+    # metadata and the message id.
+    own_before = sum(1 for m in messages(alice) if m["own"])
+    click_fresh(alice, lambda d: offer(d).find_element(By.XPATH, ".//button[normalize-space()='Red']"))
+    chose = wait_message(alice, f"chose red round 1 kept from {offer_id}", own=False)
+    assert chose
+    assert sum(1 for m in messages(alice) if m["own"]) == own_before, "a silent button posts nothing"
+    # Both themes and the phone width.
+    alice.find_element(By.ID, "menu-button").click()
+    wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="theme"]')).click()
+    wait(alice, lambda d: d.execute_script("return document.documentElement.dataset.theme") == "dark")
+    alice.execute_script("arguments[0].scrollIntoView({block: 'center'})", bot_message(alice, "text === 'Choose a pill'"))
+    shot(alice, "12-bot-buttons-dark")
+    alice.set_window_size(360, 740)
+    try:
+        wait(alice, lambda d: d.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"))
+        alice.execute_script("arguments[0].scrollIntoView({block: 'center'})", bot_message(alice, "text === 'Choose a pill'"))
+        shot(alice, "13-bot-phone-dark")
+    finally:
+        alice.set_window_size(1280, 800)
+        alice.find_element(By.ID, "menu-button").click()
+        wait(alice, lambda d: d.find_element(By.CSS_SELECTOR, '.menu [data-action="theme"]')).click()
+        wait(alice, lambda d: d.execute_script("return document.documentElement.dataset.theme") == "light")
+
+
+def test_bot_link_and_alert_buttons(env, echo_bot):
+    server, alice, _ = env
+    if "id" not in BOT_CHAT:
+        pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
+    send(alice, "/links")
+    row = lambda d: bot_message(d, "text === 'Links and alerts'")
+    wait(alice, row, message="the links message")
+    # A link button is a real link: http(s) only, new tab, no opener, no referrer.
+    links = wait(alice, lambda d: d.execute_script("""
+      const row = arguments[0], a = row.querySelector('a.bot-link');
+      const bad = [...row.querySelectorAll('button.bot-button')].find(b => b.textContent === 'Bad link');
+      const ring = [...row.querySelectorAll('button.bot-button')].find(b => b.textContent === 'Ring');
+      return a && bad && ring && {href: a.getAttribute('href'), target: a.target, rel: a.rel, text: a.textContent,
+        badDisabled: bad.disabled, javascriptHrefs: row.querySelectorAll('[href^="javascript"]').length,
+        ringBackground: getComputedStyle(ring).backgroundColor};""", row(d)), message="the link buttons")
+    assert links["href"] == "https://example.com/docs?a=1&b=2" and links["target"] == "_blank" and links["text"] == "Docs"
+    assert set(links["rel"].split()) >= {"noopener", "noreferrer"}
+    # A javascript: link becomes a disabled button without any href.
+    assert links["badDisabled"] and links["javascriptHrefs"] == 0
+    # An alerting button shows its alert text as it is pressed; its colours are the bot's.
+    assert links["ringBackground"] == "rgb(255, 204, 0)"
+    click_fresh(alice, lambda d: row(d).find_element(By.XPATH, ".//button[normalize-space()='Ring']"))
+    wait(alice, lambda d: any(t.text == "Ringing…" for t in d.find_elements(By.CSS_SELECTOR, "#toasts .toast")), message="alert text")
+    wait_message(alice, "rang", own=False)
+
+
+def test_bot_command_menu_in_a_group_in_russian(env, echo_bot):
+    server, alice, bob = env
+    token = token_of(alice)
+    api_call(server, token, "POST", "/chats", {"kind": "group", "title": "Bots lounge", "members": [user_id(server, token, "bob"), echo_bot.id]})
+    signed_in(bob, server, "bob")
+    open_chat(bob, "Bots lounge")
+    wait(bob, lambda d: bot_message(d, "text === \"Hi! I am an echo bot in 'Bots lounge'\""), timeout=40, message="group greeting")
+    # A group with a bot is still a group; its composer gets the bot's menu once members are known.
+    wait(bob, lambda d: d.execute_script("const a = arguments[0]; return a && a.dataset.kind", chat_item(d, "Bots lounge")) == "group")
+    wait(bob, lambda d: d.find_element(By.ID, "bot-menu-button").is_displayed(), message="the / menu button in a group")
+    assert bob.find_element(By.ID, "bot-menu-button").get_attribute("aria-label") == "Команды бота"
+    box = bob.find_element(By.ID, "composer-input")
+    box.send_keys("/")
+    wait(bob, lambda d: d.find_element(By.ID, "mention-list").is_displayed() and "/echo" in d.find_element(By.ID, "mention-list").text)
+    assert bob.find_element(By.ID, "mention-list").get_attribute("aria-label") == "Команды бота"
+    # Arrows walk the list; Tab completes the highlighted command.
+    options = bob.execute_script("return [...document.querySelectorAll('#mention-list .mention-option')].map(o => o.dataset.command)")
+    assert options[0] == "/echo" and "/buttons" in options, options
+    box.send_keys(Keys.ARROW_DOWN)
+    wait(bob, lambda d: d.find_element(By.CSS_SELECTOR, "#mention-list .mention-option.active").get_attribute("data-command") == options[1])
+    box.send_keys(Keys.ARROW_UP)
+    shot(bob, "15-bot-group-menu-ru")
+    box.send_keys(Keys.TAB)
+    wait(bob, lambda d: d.find_element(By.ID, "composer-input").get_attribute("value") == "/echo ")
+    box.send_keys("привет", Keys.ENTER)
+    wait_message(bob, "/echo привет", own=True, pending=False)
+    wait_message(bob, "привет", own=False)
+    # Escape closes the menu without sending.
+    box.send_keys("/")
+    wait(bob, lambda d: d.find_element(By.ID, "mention-list").is_displayed())
+    box.send_keys(Keys.ESCAPE)
+    wait(bob, lambda d: not d.find_element(By.ID, "mention-list").is_displayed())
+    assert box.get_attribute("value") == "/"
+    box.send_keys(Keys.BACKSPACE)
+
+
+def test_bot_press_failure_is_explained(env, echo_bot):
+    server, alice, _ = env
+    if "id" not in BOT_CHAT:
+        pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
+    # An administrator disables the bot: a press is refused (503 unavailable) and says so.
+    echo_bot.admin("disable")
+    # Hold the press request (a slow network) to see the button's pending state.
+    alice.execute_script("""
+      window.__heldPress = [];
+      window.__realFetch = window.__realFetch || window.fetch;
+      const real = window.__realFetch;
+      window.fetch = (url, init) => /\\/press$/.test(String(url))
+        ? new Promise((resolve, reject) => window.__heldPress.push(() => real(url, init).then(resolve, reject)))
+        : real(url, init);""")
+    blue_of = lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.XPATH, ".//button[normalize-space()='Blue']")
+    try:
+        click_fresh(alice, blue_of)
+        wait(alice, lambda d: d.execute_script("return window.__heldPress.length") == 1, message="press in flight")
+        wait(alice, lambda d: blue_of(d).get_attribute("aria-busy") == "true" and blue_of(d).get_attribute("aria-disabled") == "true"
+             and "busy" in blue_of(d).get_attribute("class"), message="pending state")
+        # A second click while it is pending sends nothing more.
+        click_fresh(alice, blue_of)
+        assert alice.execute_script("return window.__heldPress.length") == 1
+        alice.execute_script("window.fetch = window.__realFetch; window.__heldPress.forEach((release) => release())")
+        error = lambda d: bot_message(d, "text === 'Choose a pill'").find_element(By.CSS_SELECTOR, ".bot-error")
+        wait(alice, lambda d: error(d).get_attribute("role") == "alert"
+             and error(d).text == "The bot is not available right now. Try again later.", message="press error")
+        # The button is usable again (not stuck pending).
+        wait(alice, lambda d: blue_of(d).get_attribute("aria-busy") is None and blue_of(d).is_enabled())
+        alice.execute_script("arguments[0].scrollIntoView({block: 'center'})", bot_message(alice, "text === 'Choose a pill'"))
+        shot(alice, "14-bot-press-error-light")
+        assert not any(m["text"].startswith("chose blue") for m in messages(alice))
+    finally:
+        alice.execute_script("if (window.__realFetch) window.fetch = window.__realFetch")
+        echo_bot.admin("enable")
 
 
 def test_phone_layout(env):

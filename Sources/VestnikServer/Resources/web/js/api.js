@@ -88,4 +88,6 @@ export const api = {
   unreact: (id, emoji) => request('DELETE', '/messages/' + enc(id) + '/reactions/' + enc(emoji)),
   pin: (id) => request('PUT', '/messages/' + enc(id) + '/pin'),
   unpin: (id) => request('DELETE', '/messages/' + enc(id) + '/pin'),
+  botCommands: (chatId) => request('GET', '/chats/' + enc(chatId) + '/bot-commands'),
+  press: (id, button) => request('POST', '/messages/' + enc(id) + '/press', { button }),
 };

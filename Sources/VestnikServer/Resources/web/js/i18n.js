@@ -135,6 +135,16 @@ const en = {
   'dialog.cancel': 'Cancel',
   'emoji.picker': 'Choose a reaction',
   'bot.menu': 'Bot commands',
+  'bot.menuHint': 'Type / for the bot\'s commands',
+  'bot.buttons': 'Bot buttons',
+  'bot.keyboard': 'Bot keyboard',
+  'bot.showKeyboard': 'Show the bot keyboard',
+  'bot.hideKeyboard': 'Hide the bot keyboard',
+  'bot.opensLink': '{label}: opens {url} in a new tab',
+  'bot.unsupported': 'This button works only in the eXpress app',
+  'bot.unavailable': 'The bot is not available right now. Try again later.',
+  'bot.deleted': 'The message was deleted.',
+  'bot.pressFailed': 'The button did not work: {msg}',
 };
 
 const ru = {
@@ -272,6 +282,16 @@ const ru = {
   'dialog.cancel': 'Отмена',
   'emoji.picker': 'Выберите реакцию',
   'bot.menu': 'Команды бота',
+  'bot.menuHint': 'Введите / для команд бота',
+  'bot.buttons': 'Кнопки бота',
+  'bot.keyboard': 'Клавиатура бота',
+  'bot.showKeyboard': 'Показать клавиатуру бота',
+  'bot.hideKeyboard': 'Скрыть клавиатуру бота',
+  'bot.opensLink': '{label}: откроет {url} в новой вкладке',
+  'bot.unsupported': 'Эта кнопка работает только в приложении eXpress',
+  'bot.unavailable': 'Бот сейчас недоступен. Попробуйте позже.',
+  'bot.deleted': 'Сообщение удалено.',
+  'bot.pressFailed': 'Кнопка не сработала: {msg}',
 };
 
 const dictionaries = { en, ru };

@@ -352,6 +352,9 @@ function applyMessage(message, { isNew }) {
   ensureUsers(messageUserIds(message));
 }
 
+/** A message the server returned to this client's own request (a button press shown in the chat). */
+export function acceptMessage(message) { applyMessage(message, { isNew: true }); }
+
 function updateMessage(chatId, messageId, change) {
   const touch = (m) => (m && m.id === messageId ? { ...m, ...change(m) } : m);
   const tl = state.timelines.get(chatId);

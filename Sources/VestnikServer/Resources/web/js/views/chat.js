@@ -77,10 +77,17 @@ export class ChatView {
       on('members', (chatId) => { if (chatId === this.chatId) { this.drawHeader(); this.refreshOwnStatuses(); this.composer.update(); } }),
       on('chats', () => { this.drawHeader(); this.composer.update(); }),
       on('chat', (chatId) => { if (chatId === this.chatId) this.drawHeader(); }),
-      on('users', () => { this.drawHeader(); this.draw(); }),
+      on('users', () => { this.drawHeader(); this.draw(); this.composer.update(); }),
       on('typing', (chatId) => { if (chatId === this.chatId) this.drawSubtitle(); }),
       on('presence', () => this.drawSubtitle()),
       on('pins', (chatId) => { if (chatId === this.chatId) this.drawPinned(); }),
+      // A button press started or ended: redraw that message's buttons and the keyboard.
+      on('bot-press', (message) => {
+        if (message.chat_id !== this.chatId) return;
+        const current = timeline(this.chatId).byId.get(message.id);
+        if (current) this.onMessage(current, false);
+        this.composer.drawKeyboard();
+      }),
       on('removed', (chatId) => { if (chatId === this.chatId) this.navigate('/', { replace: true }); }),
       on('resynced', () => this.reload()),
       on('connection', (value) => { if (value === 'online' && this.failedLoad) this.reload(); }),
@@ -132,7 +139,11 @@ export class ChatView {
       return;
     }
     const chat = item.chat;
-    if (chat.kind === 'personal') {
+    if (botKind(item)) {
+      // Bots have no presence: the subtitle says what the chat is.
+      this.subtitle.classList.remove('online-text');
+      this.subtitle.textContent = t('kind.bot');
+    } else if (chat.kind === 'personal') {
       const p = state.presence.get(item.peer_id);
       this.subtitle.textContent = p && p.online ? t('chat.online') : p && p.last_seen_at ? t('chat.lastSeen', { t: dateTime(p.last_seen_at) }) : t('chat.offlineNow');
       this.subtitle.classList.toggle('online-text', !!(p && p.online));
@@ -170,7 +181,6 @@ export class ChatView {
       onReadBy: (m) => openReadByDialog(m),
       onRetry: (p) => retryPending(this.chatId, p.client_message_id),
       onDiscard: (p) => discardPending(this.chatId, p.client_message_id),
-      sendCommand: (m, button) => { if (button && typeof button.command === 'string') this.composer.sendText(button.command); },
     };
   }
 
@@ -242,6 +252,7 @@ export class ChatView {
     if (focusedId) document.getElementById(focusedId)?.focus({ preventScroll: true });
     this.updateJump();
     this.maybeMarkRead();
+    this.composer.drawKeyboard();
   }
 
   captureAnchor() {
@@ -283,10 +294,15 @@ export class ChatView {
     if (i < 0) return;
     const el = renderMessage(message, { ...this.ctx(), grouped: this.grouped(rows, i), pending: false });
     const hadFocus = old.contains(document.activeElement);
+    // A bot button being pressed is redrawn (pending, then done): keep the focus on it.
+    const position = hadFocus && document.activeElement.closest('.bot-bubble') ? document.activeElement.dataset.position : null;
     const atBottom = this.distanceFromBottom() < 40;
     old.replaceWith(el);
-    if (hadFocus) el.focus({ preventScroll: true });
+    const button = position ? el.querySelector(`.bot-bubble [data-position="${CSS.escape(position)}"]`) : null;
+    if (button) button.focus({ preventScroll: true });
+    else if (hadFocus) el.focus({ preventScroll: true });
     if (atBottom) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.composer.drawKeyboard();
   }
 
   refreshOwnStatuses() {
@@ -357,7 +373,7 @@ export class ChatView {
     if (!current || !this.list.contains(current)) return;
     const all = [...this.list.querySelectorAll('.msg')];
     const i = all.indexOf(current);
-    if (event.target.closest('.reactions, .quote, .edited, .status, a') && event.key === 'Enter') return;
+    if (event.target.closest('.reactions, .quote, .edited, .status, .bot-buttons, a') && event.key === 'Enter') return;
     switch (event.key) {
       case 'ArrowUp': event.preventDefault(); if (i > 0) all[i - 1].focus(); else this.scroller.scrollTop = 0; break;
       case 'ArrowDown': event.preventDefault(); if (i < all.length - 1) all[i + 1].focus(); else this.composer.focus(); break;

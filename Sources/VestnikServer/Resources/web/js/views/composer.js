@@ -1,11 +1,12 @@
-// The message box: send (queued while offline), reply, edit, @mention autocomplete, typing.
+// The message box: send (queued while offline), reply, edit, @mention autocomplete, typing, and in
+// chats with a bot its "/" command menu and keyboard (bots.js).
 import { api } from '../api.js';
 import { state, on, queueMessage, userName, timeline } from '../store.js';
 import { h, replace, icon } from '../dom.js';
 import { t } from '../i18n.js';
 import { avatar } from '../format.js';
 import { showError } from './dialogs.js';
-import { commandMenu } from '../bots.js';
+import { chatHasBot, botCommands, loadBotCommands, matchCommands, keyboardMessage, renderKeyboard } from '../bots.js';
 
 const drafts = new Map();
 
@@ -26,16 +27,29 @@ export class Composer {
     this.bar = h('div', { class: 'composer-bar', hidden: true });
     this.mentionList = h('ul', { class: 'mention-list', id: 'mention-list', role: 'listbox', 'aria-label': t('composer.mentions'), hidden: true });
     this.notice = h('div', { class: 'composer-notice', hidden: true, role: 'status' });
-    this.form = h('form', { class: 'composer-row', onsubmit: (e) => { e.preventDefault(); this.submit(); } }, this.input, this.sendButton);
+    // Bot chats: the "/" menu button, the keyboard and its show/hide toggle (hidden until needed).
+    this.menuButton = h('button', { type: 'button', class: 'composer-icon-btn', id: 'bot-menu-button', hidden: true, 'aria-label': t('bot.menu'), title: t('bot.menu'),
+      'aria-haspopup': 'listbox', 'aria-controls': 'mention-list', onclick: () => this.toggleCommandMenu() }, icon('bot'));
+    this.keyboardCollapsed = false;
+    this.keyboardHost = h('div', { class: 'bot-keyboard-host', id: 'bot-keyboard', hidden: true });
+    this.keyboardToggle = h('button', { type: 'button', class: 'composer-icon-btn', id: 'bot-keyboard-toggle', hidden: true, 'aria-controls': 'bot-keyboard',
+      'aria-expanded': 'true', 'aria-label': t('bot.hideKeyboard'), title: t('bot.hideKeyboard'),
+      onclick: () => { this.keyboardCollapsed = !this.keyboardCollapsed; this.drawKeyboard(); } }, icon('keyboard'));
+    this.form = h('form', { class: 'composer-row', onsubmit: (e) => { e.preventDefault(); this.submit(); } }, this.menuButton, this.keyboardToggle, this.input, this.sendButton);
     this.readOnly = h('div', { class: 'composer-readonly', hidden: true }, t('chat.readOnly'));
-    this.el = h('footer', { class: 'composer' }, this.mentionList, this.notice, this.bar, this.form, this.readOnly);
-    this.offs = [on('connection', () => this.drawNotice())];
+    this.el = h('footer', { class: 'composer' }, this.mentionList, this.notice, this.bar, this.keyboardHost, this.form, this.readOnly);
+    this.offs = [on('connection', () => this.drawNotice()),
+      on('bot-commands', (chatId) => {
+        if (chatId !== this.chatId) return;
+        this.drawBotControls();
+        if (this.commandQuery()) this.updateSuggestions();
+      })];
     this.update();
     this.drawNotice();
     requestAnimationFrame(() => this.autosize());
   }
 
-  destroy() { for (const off of this.offs) off(); drafts.set(this.chatId, this.input.value); }
+  destroy() { for (const off of this.offs) off(); clearTimeout(this.menuRetry); drafts.set(this.chatId, this.input.value); }
 
   focus() { if (!this.form.hidden) this.input.focus(); }
 
@@ -44,8 +58,56 @@ export class Composer {
     const readOnly = !!item && item.chat.kind === 'channel' && item.my_role !== 'admin';
     this.form.hidden = readOnly;
     this.readOnly.hidden = !readOnly;
-    // Bot chats: a command menu will appear here once the bot API provides `commands`.
-    if (item && commandMenu(item.chat)) this.input.setAttribute('aria-description', t('bot.menu'));
+    if (!readOnly && chatHasBot(this.chatId)) loadBotCommands(this.chatId);
+    this.drawBotControls();
+    this.drawKeyboard();
+  }
+
+  // ---- bots --------------------------------------------------------------------------------
+
+  drawBotControls() {
+    const hasMenu = chatHasBot(this.chatId) && botCommands(this.chatId).length > 0;
+    this.menuButton.hidden = !hasMenu;
+    if (hasMenu) this.input.setAttribute('aria-description', t('bot.menuHint'));
+    else this.input.removeAttribute('aria-description');
+  }
+
+  /** Shows the keyboard of the latest bot message above the input (or hides it). */
+  drawKeyboard() {
+    const item = state.chats.get(this.chatId);
+    const readOnly = !!item && item.chat.kind === 'channel' && item.my_role !== 'admin';
+    const message = readOnly ? null : keyboardMessage(this.chatId);
+    this.keyboardToggle.hidden = !message;
+    this.keyboardToggle.setAttribute('aria-expanded', String(!this.keyboardCollapsed));
+    const toggleLabel = t(this.keyboardCollapsed ? 'bot.showKeyboard' : 'bot.hideKeyboard');
+    this.keyboardToggle.setAttribute('aria-label', toggleLabel);
+    this.keyboardToggle.title = toggleLabel;
+    const keyboard = message && !this.keyboardCollapsed ? renderKeyboard(message) : null;
+    // Redrawn with every history change: keep the focus on the same button.
+    const focused = this.keyboardHost.contains(document.activeElement) ? document.activeElement.dataset.position : null;
+    this.keyboardHost.hidden = !keyboard;
+    replace(this.keyboardHost, keyboard);
+    if (focused) this.keyboardHost.querySelector(`[data-position="${CSS.escape(focused)}"]`)?.focus();
+  }
+
+  /** The "/" button: opens the command menu (starting a "/" in an empty box), or closes it. */
+  toggleCommandMenu() {
+    if (!this.mentionList.hidden && this.suggestions.length && this.suggestions[0].kind === 'command') { this.closeSuggestions(); this.focus(); return; }
+    if (!this.commandQuery()) {
+      if (this.input.value.trim()) return this.focus();
+      this.input.value = '/';
+    }
+    this.focus();
+    this.input.setSelectionRange(this.input.value.length, this.input.value.length);
+    this.autosize();
+    this.updateSuggestions();
+  }
+
+  /** "/" and a word at the very start of the message (before any space): the command being typed. */
+  commandQuery() {
+    const caret = this.input.selectionStart;
+    const match = this.input.value.slice(0, caret).match(/^\/(\S*)$/u);
+    return match ? { query: match[1], start: 0, end: caret } : null;
   }
 
   drawNotice() {
@@ -148,7 +210,14 @@ export class Composer {
         this.drawSuggestions();
         return;
       }
-      if (event.key === 'Enter' || event.key === 'Tab') { event.preventDefault(); this.pick(this.suggestions[this.active]); return; }
+      if (event.key === 'Enter' || event.key === 'Tab') {
+        event.preventDefault();
+        const s = this.suggestions[this.active];
+        // Enter on a command typed in full sends it; otherwise the choice is inserted to go on typing.
+        if (event.key === 'Enter' && s.kind === 'command' && this.input.value.trim() === s.body) { this.closeSuggestions(); this.submit(); return; }
+        this.pick(s);
+        return;
+      }
       if (event.key === 'Escape') { event.preventDefault(); this.closeSuggestions(); return; }
     }
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); this.submit(); return; }
@@ -172,6 +241,19 @@ export class Composer {
   }
 
   updateSuggestions() {
+    const command = this.commandQuery();
+    if (command && chatHasBot(this.chatId)) {
+      loadBotCommands(this.chatId, { wanted: true }); // no-op while the cached menu is fresh; 'bot-commands' redraws
+      // A bot registered moments ago has no menu yet: look again while the "/" stays typed.
+      clearTimeout(this.menuRetry);
+      if (!botCommands(this.chatId).length) this.menuRetry = setTimeout(() => { if (this.commandQuery()) this.updateSuggestions(); }, 3000);
+      this.suggestions = matchCommands(this.chatId, command.query).slice(0, 50).map((c) => ({ kind: 'command', ...c }));
+      this.range = command;
+      this.active = 0;
+      if (!this.suggestions.length) { this.closeSuggestions(); return; }
+      this.drawSuggestions();
+      return;
+    }
     const q = this.mentionQuery();
     const item = state.chats.get(this.chatId);
     const members = state.members.get(this.chatId);
@@ -181,10 +263,10 @@ export class Composer {
       if (id === state.me.id) continue;
       const u = state.users.get(id);
       if (!u) continue;
-      if (u.login.toLowerCase().startsWith(q.query) || u.display_name.toLowerCase().split(/\s+/).some((w) => w.startsWith(q.query))) list.push({ login: u.login, name: u.display_name, id });
+      if (u.login.toLowerCase().startsWith(q.query) || u.display_name.toLowerCase().split(/\s+/).some((w) => w.startsWith(q.query))) list.push({ kind: 'mention', login: u.login, name: u.display_name, id });
     }
     list.sort((a, b) => a.name.localeCompare(b.name));
-    if (item.chat.kind !== 'personal' && 'all'.startsWith(q.query)) list.push({ login: 'all', name: t('composer.everyone'), id: 'all' });
+    if (item.chat.kind !== 'personal' && 'all'.startsWith(q.query)) list.push({ kind: 'mention', login: 'all', name: t('composer.everyone'), id: 'all' });
     this.suggestions = list.slice(0, 8);
     this.range = q;
     this.active = 0;
@@ -193,26 +275,38 @@ export class Composer {
   }
 
   drawSuggestions() {
+    const commands = this.suggestions[0].kind === 'command';
+    // Several bots in the chat: each command says whose it is.
+    const bots = commands ? new Set(this.suggestions.map((s) => s.bot && s.bot.id)).size : 0;
     this.mentionList.hidden = false;
+    this.mentionList.classList.toggle('command-list', commands);
+    this.mentionList.setAttribute('aria-label', t(commands ? 'bot.menu' : 'composer.mentions'));
     this.input.setAttribute('aria-expanded', 'true');
+    this.menuButton.setAttribute('aria-expanded', String(commands));
     replace(this.mentionList, this.suggestions.map((s, i) => h('li', { role: 'option', id: 'mention-' + i, class: 'mention-option' + (i === this.active ? ' active' : ''), 'aria-selected': String(i === this.active),
+      dataset: commands ? { command: s.body } : { login: s.login },
       onmousedown: (e) => { e.preventDefault(); this.pick(s); } },
-    s.id === 'all' ? h('span', { class: 'avatar avatar-sm hue-0', 'aria-hidden': 'true' }, '@') : avatar(s.id, s.name, { size: 'sm' }),
-    h('span', { class: 'person-name' }, s.name), h('span', { class: 'muted' }, '@' + s.login))));
+    commands ? [h('span', { class: 'command-body' }, s.body),
+      h('span', { class: 'command-text' }, h('span', { class: 'command-description' }, s.description || s.name),
+        bots > 1 && s.bot ? h('span', { class: 'muted command-bot' }, s.bot.display_name) : null)]
+      : [s.id === 'all' ? h('span', { class: 'avatar avatar-sm hue-0', 'aria-hidden': 'true' }, '@') : avatar(s.id, s.name, { size: 'sm' }),
+        h('span', { class: 'person-name' }, s.name), h('span', { class: 'muted' }, '@' + s.login)])));
     this.input.setAttribute('aria-activedescendant', 'mention-' + this.active);
+    this.mentionList.querySelector('.mention-option.active')?.scrollIntoView({ block: 'nearest' });
   }
 
   closeSuggestions() {
     this.suggestions = [];
     this.mentionList.hidden = true;
     this.input.setAttribute('aria-expanded', 'false');
+    this.menuButton.setAttribute('aria-expanded', 'false');
     this.input.removeAttribute('aria-activedescendant');
   }
 
   pick(s) {
     const { start, end } = this.range;
     const value = this.input.value;
-    const insert = '@' + s.login + ' ';
+    const insert = s.kind === 'command' ? s.body + ' ' : '@' + s.login + ' ';
     this.input.value = value.slice(0, start) + insert + value.slice(end);
     const caret = start + insert.length;
     this.input.setSelectionRange(caret, caret);

@@ -134,7 +134,7 @@ function peoplePicker({ multiple, exclude = new Set(), onPick, onChange }) {
           else if (e.key === 'ArrowUp') { e.preventDefault(); (e.currentTarget.previousElementSibling || input).focus(); }
         } },
       avatar(u.id, u.display_name, { size: 'sm', online: p.presence && p.presence.online }),
-      h('span', { class: 'person-body' }, h('span', { class: 'person-name' }, u.display_name),
+      h('span', { class: 'person-body' }, h('span', { class: 'person-name' }, u.kind === 'botx' ? icon('bot', t('kind.bot')) : null, u.display_name),
         h('span', { class: 'muted' }, ['@' + u.login, u.department, u.position].filter(Boolean).join(' · '))),
       multiple ? h('span', { class: 'check' + (isSelected ? ' on' : ''), 'aria-hidden': 'true' }, isSelected ? icon('check') : null) : null);
     }));

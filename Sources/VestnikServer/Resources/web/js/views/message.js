@@ -4,7 +4,7 @@ import { state, userName, readCount, fetchMessage } from '../store.js';
 import { h, icon } from '../dom.js';
 import { t } from '../i18n.js';
 import { avatar, time, dateTime } from '../format.js';
-import { renderMessageButtons } from '../bots.js';
+import { renderBubble } from '../bots.js';
 
 const TOKEN = /(https?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]|@[A-Za-z0-9_.-]*[A-Za-z0-9_])/g;
 
@@ -38,7 +38,7 @@ export function knownLogins() {
 
 /**
  * Builds the row for `m`. `ctx`: {chat, item, grouped: {prev, next}, pending, onAction, onJump,
- * onReact, onRetry, onDiscard, onHistory, onReadBy, sendCommand}.
+ * onReact, onRetry, onDiscard, onHistory, onReadBy}. A bot message's buttons come from bots.js.
  */
 export function renderMessage(m, ctx) {
   const own = m.sender_id === state.me.id;
@@ -59,8 +59,6 @@ export function renderMessage(m, ctx) {
     }
     if (m.reply_to) bubble.appendChild(quote(m, ctx));
     bubble.appendChild(h('div', { class: 'text', dir: 'auto' }, richText(m.text, ctx.logins)));
-    const buttons = renderMessageButtons(m, { sendCommand: ctx.sendCommand });
-    if (buttons) bubble.appendChild(buttons);
   }
   bubble.appendChild(meta(m, ctx, own, deleted));
 
@@ -69,7 +67,7 @@ export function renderMessage(m, ctx) {
     role: 'article', tabindex: '-1',
     'aria-label': (own ? t('list.you') : name) + ', ' + dateTime(m.created_at) + (deleted ? ', ' + t('msg.deleted') : '') },
   showAvatar ? (ctx.grouped.next ? h('span', { class: 'avatar-spacer' }) : avatar(m.sender_id, name, { size: 'sm' })) : null,
-  h('div', { class: 'msg-body' }, bubble, reactions(m, ctx)),
+  h('div', { class: 'msg-body' }, bubble, renderBubble(m), reactions(m, ctx)),
   !deleted && !ctx.pending ? h('button', { type: 'button', class: 'msg-more', 'aria-label': t('msg.actions'), tabindex: '-1', 'aria-haspopup': 'menu',
     onclick: (e) => ctx.onAction(m, e.currentTarget) }, icon('more')) : null);
   if (!deleted && !ctx.pending) {

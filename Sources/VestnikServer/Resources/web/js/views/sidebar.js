@@ -108,6 +108,7 @@ export class Sidebar {
 
   personRow(p) {
     const u = p.user;
+    const bot = u.kind === 'botx';
     const open = async (e) => {
       e.preventDefault();
       try {
@@ -120,10 +121,10 @@ export class Sidebar {
       } catch (error) { showError(error); }
     };
     return h('li', {},
-      h('a', { class: 'chat-item person-result', href: '#', dataset: { login: u.login }, onclick: open, 'aria-label': t('kind.personal') + ', ' + u.display_name },
-        avatar(u.id, u.display_name, { online: p.presence && p.presence.online }),
+      h('a', { class: 'chat-item person-result', href: '#', dataset: { login: u.login, kind: bot ? 'bot' : 'personal' }, onclick: open, 'aria-label': t(bot ? 'kind.bot' : 'kind.personal') + ', ' + u.display_name },
+        avatar(u.id, u.display_name, { kind: bot ? 'bot' : undefined, online: !bot && p.presence && p.presence.online }),
         h('span', { class: 'chat-item-body' },
-          h('span', { class: 'chat-item-top' }, h('span', { class: 'chat-item-title' }, h('span', { class: 'ellipsis' }, u.display_name))),
+          h('span', { class: 'chat-item-top' }, h('span', { class: 'chat-item-title' }, bot ? kindIcon('bot') : null, h('span', { class: 'ellipsis' }, u.display_name))),
           h('span', { class: 'chat-item-bottom' }, h('span', { class: 'chat-item-preview ellipsis' }, ['@' + u.login, u.department, u.position].filter(Boolean).join(' · '))))));
   }
 
