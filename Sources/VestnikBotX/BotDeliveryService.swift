@@ -95,7 +95,20 @@ package struct BotDeliveryService: Service {
                 }
                 try? await Task.sleep(for: .milliseconds(10))
             }
-            group.cancelAll()
+            if Task.isCancelled {
+                group.cancelAll()
+            } else {
+                // Graceful shutdown: jobs claimed but not started go back to the queue now (not
+                // after their lease, a minute later, on whichever node is still up), and the
+                // requests in flight finish (each bounded by the request timeout), so their
+                // outcome is recorded rather than retried after the lease.
+                do {
+                    try await services.bots.releaseJobs(waiting)
+                } catch {
+                    logger.warning("bot outbox release failed", metadata: ["vestnik.error": "\(error)"])
+                }
+                await group.waitForAll()
+            }
         }
         try? await client.shutdown()
     }

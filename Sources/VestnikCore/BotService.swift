@@ -263,6 +263,15 @@ package struct BotService: Sendable {
         }
     }
 
+    /// Gives leased jobs back unattempted: due now, attempts unchanged (a node shutting down).
+    package func releaseJobs(_ jobs: [BotJobRecord]) async throws {
+        guard !jobs.isEmpty else { return }
+        let now = Date.millisecondNow()
+        try await context.write { tx, _ in
+            for job in jobs { try await tx.rescheduleBotJob(job.id, attempts: job.attempts, at: now, error: "released at shutdown") }
+        }
+    }
+
     /// Where and with which key to deliver to a bot; nil if it is gone or disabled.
     /// - Throws: ``BotEndpointUnusable`` when the bot is active but cannot be delivered to (its
     ///   secret does not open with this server's key, its URL does not parse): a state an

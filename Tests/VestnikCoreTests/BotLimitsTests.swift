@@ -66,4 +66,19 @@ import VestnikStoreSQLite
         }
         #expect(editCode == "payload_too_large")
     }
+
+    @Test("jobs released at shutdown are due again at once, their attempts unchanged")
+    func releasedJobsComeBack() async throws {
+        let (services, _) = try await Self.services(limits: CoreLimits())
+        let (bot, _) = try await services.bots.register(name: "Later", url: "http://127.0.0.1:9", allowedData: .all, description: nil, as: .localAdmin)
+        let alice = try await Self.user(services, "alice")
+        let chat = try await services.chats.create(kind: .personal, title: nil, description: nil, members: [bot.user.id], as: alice).0.chat.id
+        _ = try await services.messages.send(OutgoingMessage(text: "hello"), to: chat, as: alice)
+        let claimed = try await services.bots.claimJobs(limit: 10, lease: 600, skipping: [])
+        #expect(!claimed.isEmpty)
+        #expect(try await services.bots.claimJobs(limit: 10, lease: 600, skipping: []).isEmpty, "leased")
+        try await services.bots.releaseJobs(claimed)
+        let again = try await services.bots.claimJobs(limit: 10, lease: 600, skipping: [])
+        #expect(Set(again.map(\.id)) == Set(claimed.map(\.id)) && again.allSatisfy { $0.attempts == 0 })
+    }
 }
