@@ -38,8 +38,10 @@ package struct BotXController<Context: RequestContext>: Sendable {
     }
 
     /// Counts a call of `bot`; a BotX 429 when it is over ``BotXOptions/requestsPerMinute``.
-    func throttle(_ bot: UserID) throws {
-        guard let wait = limiter.acquire(bot.description) else { return }
+    /// - Parameter key: the counter; the unauthenticated token endpoint counts separately, so
+    ///   anyone knowing a bot id cannot use up the bot's allowance for its real calls.
+    func throttle(_ bot: UserID, key: String = "api") throws {
+        guard let wait = limiter.acquire(key + ":" + bot.description) else { return }
         let why = "Too many requests; retry in \(wait) s."
         throw BotXFailure(.tooManyRequests, "too_many_requests", why, errorData: ["status_message": .string(why), "retry_after": .int(Int64(wait))])
     }
@@ -131,8 +133,9 @@ package struct BotXController<Context: RequestContext>: Sendable {
     /// GET /api/v2/botx/bots/{bot_id}/token?signature=SIG (v1 auth; unauthenticated by design):
     /// a 24 h token the bot sends as its Bearer, signed with the server's v1 key for the bot.
     @Sendable func token(_ request: Request, context: Context) async throws -> Response {
-        if let raw = context.parameters.get("bot_id"), let bot = UserID(raw) { try throttle(bot) }
-        guard let raw = context.parameters.get("bot_id"), let bot = UserID(raw), let signature = request.uri.queryParameters["signature"],
+        guard let raw = context.parameters.get("bot_id"), let bot = UserID(raw) else { throw BotXFailure.unverified("Invalid bot signature.") }
+        try throttle(bot, key: "token")
+        guard let signature = request.uri.queryParameters["signature"],
             signature.count <= 128, let credentials = try await services.bots.credentials(for: bot),
             BotXToken.isValidV1Signature(String(signature), bot: bot, secret: credentials.secret)
         else { throw BotXFailure.unverified("Invalid bot signature.") }

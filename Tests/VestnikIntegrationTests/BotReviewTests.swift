@@ -181,6 +181,13 @@ struct BotReviewTests {
             name: "Chatty", url: "http://127.0.0.1:9", allowedData: .commands, description: nil, as: .localAdmin)
         let (second, secondSecret) = try await server.services.bots.register(
             name: "Quiet", url: "http://127.0.0.1:9", allowedData: .commands, description: nil, as: .localAdmin)
+        // Anyone can call the token endpoint with a bot's id: that has its own allowance and does
+        // not use up the bot's.
+        var tokenAnswers: [Int] = []
+        for _ in 0..<4 {
+            tokenAnswers.append(try await HTTPContractTests.raw(server, .GET, "/api/v2/botx/bots/\(first.user.id)/token?signature=00").status)
+        }
+        #expect(tokenAnswers == [401, 401, 401, 429])
         for _ in 0..<3 {
             let token = BotXToken.mint(bot: first.user.id, audience: "127.0.0.1", secret: firstSecret)
             #expect(try await HTTPContractTests.raw(server, .GET, "/api/v3/botx/chats/list", token: token).status == 200)
