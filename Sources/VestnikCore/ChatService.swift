@@ -89,7 +89,8 @@ package struct ChatService: Sendable {
     /// The caller's chats, most recent activity first.
     package func list(as caller: AuthenticatedSession) async throws -> [ChatListRow] {
         let rows = try await context.read { try await $0.chatList(of: caller.userID) }
-        // A bot message addressed to other members is not the caller's "last message".
+        // The store already picks the newest message the caller may see; this keeps that rule
+        // in Core should a store get it wrong.
         return rows.map { row in
             var row = row
             if let last = row.lastMessage, !last.isVisible(to: caller.userID) { row.lastMessage = nil }

@@ -119,6 +119,7 @@ package protocol StoreReader: Sendable {
     func member(_ user: UserID, of chat: ChatID) async throws -> ChatMember?
     func members(of chat: ChatID) async throws -> [ChatMember]
     func memberIDs(of chat: ChatID) async throws -> [UserID]
+    /// The user's chats, each with the newest message the user may see and the unread count.
     func chatList(of user: UserID) async throws -> [ChatListRow]
     /// Distinct users sharing at least one chat with `user` (who see their presence), at most `limit`.
     func contacts(of user: UserID, limit: Int) async throws -> [UserID]

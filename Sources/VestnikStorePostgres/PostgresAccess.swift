@@ -242,7 +242,12 @@ struct PostgresAccess: StoreWriter {
                   AND (u.extras_json IS NULL OR NOT (u.extras_json::jsonb ? 'recipients') OR (u.extras_json::jsonb -> 'recipients') ? m.user_id)),
               l.id
             FROM chat_members m JOIN chats c ON c.id = m.chat_id
-            LEFT JOIN messages l ON c.last_message_seq > 0 AND l.chat_id = c.id AND l.chat_seq = c.last_message_seq
+            LEFT JOIN LATERAL (
+              SELECT v.id FROM messages v
+              WHERE v.chat_id = c.id AND (v.extras_json IS NULL OR NOT (v.extras_json::jsonb ? 'recipients') OR v.sender_id = m.user_id
+                OR (v.extras_json::jsonb -> 'recipients') ? m.user_id)
+              ORDER BY v.chat_seq DESC LIMIT 1
+            ) l ON c.last_message_seq > 0
             WHERE m.user_id = \(user.description)
             ORDER BY c.last_activity_at DESC, c.id
             """)

@@ -205,7 +205,8 @@ struct SQLiteAccess: StoreWriter {
         var result: [ChatListRow] = []
         for row in rows {
             guard let chat = chat(row), let member = member(row, offset: 9) else { continue }
-            let last = chat.lastMessageSeq > 0 ? try await message(chat: chat.id, chatSeq: chat.lastMessageSeq) : nil
+            // The newest message this member may see (not one addressed to others).
+            let last = chat.lastMessageSeq > 0 ? try await messages(in: chat.id, .latest, limit: 1, visibleTo: user).first : nil
             let unread = try await unreadCount(in: chat.id, for: user, after: member.readSeq)
             result.append(
                 ChatListRow(chat: chat, member: member, peerID: row.optionalText(13).flatMap(UserID.init), lastMessage: last, unreadCount: unread))

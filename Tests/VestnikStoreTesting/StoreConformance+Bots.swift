@@ -150,6 +150,8 @@ extension StoreConformance {
         #expect(try await store.read { try await $0.unreadCount(in: chat.id, for: bob, after: 0) } == 1)
         #expect(try await store.read { try await $0.unreadCount(in: chat.id, for: alice, after: 0) } == 21)
         #expect(try await store.read { try await $0.chatList(of: bob) }.first?.unreadCount == 1)
+        #expect(try await store.read { try await $0.chatList(of: bob) }.first?.lastMessage?.text == "for everyone", "the newest message bob may see")
+        #expect(try await store.read { try await $0.chatList(of: alice) }.first?.lastMessage?.text == "for alice 20")
         #expect(shared.chatSeq == 11)
     }
 }
