@@ -130,12 +130,12 @@ let package = Package(
         ),
         .testTarget(
             name: "VestnikCoreTests",
-            dependencies: ["VestnikCore", "VestnikModel", "VestnikStoreSQLite", "VestnikStoreTesting"],
+            dependencies: ["VestnikCore", "VestnikModel", "VestnikStoreSQLite", "VestnikStoreTesting", "CSQLite", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "VestnikBotXTests",
-            dependencies: ["VestnikBotX", "VestnikCore", "VestnikModel"],
+            dependencies: ["VestnikBotX", "VestnikCore", "VestnikModel", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(

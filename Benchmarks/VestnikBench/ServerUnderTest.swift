@@ -17,6 +17,11 @@ struct ServerUnderTest {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         let log = URL(fileURLWithPath: data + "/serve.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        var extraArguments = extraArguments
+        // PostgreSQL needs an explicit bot key file, shared with the admin commands below.
+        if extraArguments.contains("--database"), !extraArguments.contains("--bot-key-file") {
+            extraArguments += ["--bot-key-file", data + "/bot-secrets.key"]
+        }
         let process = Process()
         process.executableURL = binary
         process.arguments = ["serve", "--port", "0", "--data-dir", data, "--log-level", "notice"] + extraArguments
@@ -34,6 +39,9 @@ struct ServerUnderTest {
                     var server = ServerUnderTest(url: URL(string: "http://127.0.0.1:\(port)")!, dataDirectory: data, binary: binary, process: process)
                     if let index = extraArguments.firstIndex(of: "--database"), index + 1 < extraArguments.count {
                         server.storeArguments = ["--database", extraArguments[index + 1]]
+                        if let key = extraArguments.firstIndex(of: "--bot-key-file"), key + 1 < extraArguments.count {
+                            server.storeArguments += ["--bot-key-file", extraArguments[key + 1]]
+                        }
                     }
                     return server
                 }

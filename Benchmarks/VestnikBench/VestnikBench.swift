@@ -53,7 +53,11 @@ struct VestnikBench: AsyncParsableCommand {
             case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers)
             case "cluster":
                 // Two more nodes on the same database (the first one migrated it).
-                let extra = serverArguments.split(separator: " ").map(String.init)
+                var extra = serverArguments.split(separator: " ").map(String.init)
+                // Every node must use the first node's bot key file.
+                if !extra.contains("--bot-key-file"), let key = target.storeArguments.firstIndex(of: "--bot-key-file") {
+                    extra += Array(target.storeArguments[key...].prefix(2))
+                }
                 guard extra.contains("--database") else { throw ValidationError("cluster needs --server-arguments=--database postgres://…") }
                 var nodes = [target]
                 for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }

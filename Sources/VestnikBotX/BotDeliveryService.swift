@@ -95,7 +95,20 @@ package struct BotDeliveryService: Service {
                 }
                 try? await Task.sleep(for: .milliseconds(10))
             }
-            group.cancelAll()
+            if Task.isCancelled {
+                group.cancelAll()
+            } else {
+                // Graceful shutdown: jobs claimed but not started go back to the queue now (not
+                // after their lease, a minute later, on whichever node is still up), and the
+                // requests in flight finish (each bounded by the request timeout), so their
+                // outcome is recorded rather than retried after the lease.
+                do {
+                    try await services.bots.releaseJobs(waiting)
+                } catch {
+                    logger.warning("bot outbox release failed", metadata: ["vestnik.error": "\(error)"])
+                }
+                await group.waitForAll()
+            }
         }
         try? await client.shutdown()
     }
@@ -159,23 +172,41 @@ struct BotDeliverer: Sendable {
     let options: BotDeliveryOptions
     let logger: Logger
 
+    /// Delivers one job and records the outcome (decision 0004, "Delivery outcomes"):
+    ///
+    /// | answer | meaning | job |
+    /// |---|---|---|
+    /// | 2xx | delivered | deleted |
+    /// | 400, 413, 422, other 4xx | the bot refuses this payload | deleted (retrying cannot help) |
+    /// | 3xx, 401, 403, 404, 405, 503 `bot_disabled` | misconfiguration (URL, secret, host, bot id) | retried with backoff; status `misconfigured: …` |
+    /// | 408, 429, other 5xx, timeouts, refused | transient | retried with backoff, `Retry-After` honoured |
+    ///
+    /// Every job is given up once older than the deadline (24 h; callbacks 2 min), whatever kept
+    /// it from going out — an unusable endpoint included.
     func deliver(_ job: BotJobRecord) async {
         let age = Date().timeIntervalSince(job.createdAt)
         do {
-            guard let endpoint = try await services.bots.endpoint(of: job.botID) else {
-                // Disabled or removed: nothing will ever take this job.
-                return try await services.bots.finish(job, retryAt: nil, status: "disabled")
-            }
             if age > (job.job.kind == .callback ? options.callbackMaxAge : options.maxAge) {
                 logger.warning("bot delivery abandoned", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.bot.attempts": "\(job.attempts)"])
                 return try await services.bots.finish(job, retryAt: nil, status: "gave up after \(job.attempts) attempts")
+            }
+            let endpoint: (url: String, secret: String, record: BotRecord)
+            do {
+                guard let found = try await services.bots.endpoint(of: job.botID) else {
+                    // Disabled or removed: nothing will ever take this job.
+                    return try await services.bots.finish(job, retryAt: nil, status: "disabled")
+                }
+                endpoint = found
+            } catch let unusable as BotEndpointUnusable {
+                logger.warning("bot endpoint unusable", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.bot.status": "\(unusable.reason)"])
+                return try await services.bots.finish(job, retryAt: retryTime(after: job.attempts), status: unusable.reason)
             }
             let path: String
             let payload: JSONValue
             if job.job.kind == .callback, let callback = job.job.callback {
                 path = "/notification/callback"
                 payload = BotXPayloads.callback(callback)
-            } else if let command = BotXPayloads.command(for: job.job, bot: job.botID, host: host) {
+            } else if let command = BotXPayloads.command(for: job, host: host) {
                 path = "/command"
                 payload = command
             } else {
@@ -190,10 +221,11 @@ struct BotDeliverer: Sendable {
             case .rejected(let status):
                 logger.notice("bot rejected a delivery", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.http.status": "\(status)"])
                 try await services.bots.finish(job, retryAt: nil, status: "rejected: http \(status)")
-            case .failed(let why):
-                let delay = min(options.maxRetry, options.firstRetry * pow(2, Double(min(job.attempts, 20))))
-                let jitter = delay * Double.random(in: 0...0.2)
-                try await services.bots.finish(job, retryAt: Date().addingTimeInterval(delay + jitter), status: why)
+            case .misconfigured(let why):
+                logger.warning("bot endpoint misconfigured", metadata: ["vestnik.bot.id": "\(job.botID)", "vestnik.bot.status": "\(why)"])
+                try await services.bots.finish(job, retryAt: retryTime(after: job.attempts), status: "misconfigured: " + why)
+            case .failed(let why, let retryAfter):
+                try await services.bots.finish(job, retryAt: retryTime(after: job.attempts, retryAfter: retryAfter), status: why)
             }
         } catch {
             // The store failed: the lease brings the job back.
@@ -201,12 +233,58 @@ struct BotDeliverer: Sendable {
         }
     }
 
-    enum Outcome {
+    /// When to try again: exponential backoff with jitter, or the bot's own `Retry-After` when it
+    /// gave one (never sooner than it asked; capped at an hour so a bogus value cannot park a job
+    /// past its deadline unnoticed).
+    func retryTime(after attempts: Int, retryAfter: TimeInterval? = nil, now: Date = Date()) -> Date {
+        if let retryAfter { return now.addingTimeInterval(min(max(retryAfter, options.firstRetry), 3600)) }
+        let delay = min(options.maxRetry, options.firstRetry * pow(2, Double(min(attempts, 20))))
+        return now.addingTimeInterval(delay + delay * Double.random(in: 0...0.2))
+    }
+
+    enum Outcome: Equatable {
         case delivered
-        /// A 4xx: the bot refuses this payload; retrying cannot help.
+        /// The bot refuses this payload; retrying cannot help.
         case rejected(Int)
-        /// Unreachable, timed out, or 5xx/408/429: retry later.
-        case failed(String)
+        /// The bot's URL, secret, host or id is wrong: retried (an operator can fix it) and shown.
+        case misconfigured(String)
+        /// Unreachable, timed out, overloaded: retry later (after `retryAfter` seconds if given).
+        case failed(String, retryAfter: TimeInterval?)
+    }
+
+    /// What an HTTP answer from a bot means for the delivery (the table on ``deliver(_:)``).
+    static func outcome(status: Int, retryAfter: String?, body: Data) -> Outcome {
+        switch status {
+        case 200..<300:
+            return .delivered
+        case 300..<400:
+            // Redirects are not followed (the JWT must not travel elsewhere), and not success.
+            return .misconfigured("http \(status) (redirect)")
+        case 401, 403, 404, 405:
+            return .misconfigured("http \(status)")
+        case 408, 429:
+            return .failed("http \(status)", retryAfter: retryAfter.flatMap(parseRetryAfter))
+        case 400..<500:
+            return .rejected(status)
+        case 503 where reason(of: body) == "bot_disabled":
+            // pybotx answers this for an unknown bot id or a payload it cannot validate; either
+            // way an operator has to look.
+            return .misconfigured("http 503 bot_disabled")
+        default:
+            return .failed("http \(status)", retryAfter: retryAfter.flatMap(parseRetryAfter))
+        }
+    }
+
+    /// `Retry-After` in seconds (the HTTP-date form is not used by bots and is ignored).
+    static func parseRetryAfter(_ raw: String) -> TimeInterval? {
+        guard let seconds = Int(raw.trimmingCharacters(in: .whitespaces)), seconds >= 0 else { return nil }
+        return TimeInterval(seconds)
+    }
+
+    private struct ErrorBody: Decodable { var reason: String? }
+
+    private static func reason(of body: Data) -> String? {
+        try? VestnikJSON.decode(ErrorBody.self, from: body).reason
     }
 
     func post(_ payload: JSONValue, to url: String, bot: UserID, secret: String) async -> Outcome {
@@ -217,18 +295,12 @@ struct BotDeliverer: Sendable {
             request.headers.add(name: "Authorization", value: "Bearer " + BotXToken.mintForBot(bot: bot, audience: host, secret: secret))
             request.body = .bytes(ByteBuffer(bytes: try VestnikJSON.encode(payload)))
             let response = try await client.execute(request, timeout: options.requestTimeout)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            let status = Int(response.status.code)
-            switch status {
-            case 200..<300: return .delivered
-            case 408, 429: return .failed("http \(status)")
-            case 400..<500: return .rejected(status)
-            default: return .failed("http \(status)")
-            }
+            let body = (try? await response.body.collect(upTo: 64 * 1024)).map { Data(buffer: $0) } ?? Data()
+            return Self.outcome(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"), body: body)
         } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return .failed("timeout")
+            return .failed("timeout", retryAfter: nil)
         } catch {
-            return .failed("unreachable")
+            return .failed("unreachable", retryAfter: nil)
         }
     }
 
@@ -262,6 +334,9 @@ struct BotDeliverer: Sendable {
             }
             try await services.bots.setCommands(commands, status: status, of: bot)
             return status == "ok"
+        } catch is BotEndpointUnusable {
+            // Reported by the deliveries (the bot's status); nothing to ask.
+            return false
         } catch {
             logger.warning("bot menu refresh failed", metadata: ["vestnik.bot.id": "\(bot)", "vestnik.error": "\(error)"])
             return false

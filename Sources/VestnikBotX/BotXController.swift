@@ -14,6 +14,9 @@ package struct BotXOptions: Sendable {
     package var maxBodyBytes = 2 * 1024 * 1024
     /// Decoded bytes of one inline file.
     package var maxInlineFileBytes = 1024 * 1024
+    /// BotX calls one bot may make per minute on this node (the token endpoint included);
+    /// beyond it a BotX-shaped 429 `too_many_requests`.
+    package var requestsPerMinute = 1200
 
     package init(host: String) { self.host = host }
 }
@@ -25,11 +28,22 @@ package struct BotXController<Context: RequestContext>: Sendable {
     let services: Services
     let options: BotXOptions
     let replay: ReplayCache
+    let limiter: RateLimiter
 
     package init(services: Services, options: BotXOptions, replay: ReplayCache = ReplayCache()) {
         self.services = services
         self.options = options
         self.replay = replay
+        limiter = RateLimiter(limit: max(1, options.requestsPerMinute), window: 60)
+    }
+
+    /// Counts a call of `bot`; a BotX 429 when it is over ``BotXOptions/requestsPerMinute``.
+    /// - Parameter key: the counter; the unauthenticated token endpoint counts separately, so
+    ///   anyone knowing a bot id cannot use up the bot's allowance for its real calls.
+    func throttle(_ bot: UserID, key: String = "api") throws {
+        guard let wait = limiter.acquire(key + ":" + bot.description) else { return }
+        let why = "Too many requests; retry in \(wait) s."
+        throw BotXFailure(.tooManyRequests, "too_many_requests", why, errorData: ["status_message": .string(why), "retry_after": .int(Int64(wait))])
     }
 
     package func addRoutes(to router: Router<Context>) {
@@ -94,29 +108,40 @@ package struct BotXController<Context: RequestContext>: Sendable {
         else { throw BotXFailure.unverified("Missing bearer token.") }
         do {
             let bot = try BotXToken.unverifiedIssuer(token)
-            guard let secret = try await services.bots.verificationKey(for: bot) else { throw BotXFailure.unverified("Unknown or disabled bot.") }
-            let claims = try BotXToken.verify(token, bot: bot, secret: secret, audience: options.host)
-            // v1 tokens are issued by this server to be reused; bot-minted ones are single-use.
-            if claims.typ != "v1" {
-                guard replay.use(claims.jti, bot: bot, expiresAt: claims.exp) else { throw BotXFailure.unverified("Token already used (jti).") }
+            guard let credentials = try await services.bots.credentials(for: bot) else { throw BotXFailure.unverified("Unknown or disabled bot.") }
+            let claims = try BotXToken.verify(
+                token, bot: bot, secret: credentials.secret, audience: options.host, v1Key: credentials.v1TokenKey)
+            // v1 tokens are issued (and signed) by this server to be reused; bot-minted ones are
+            // single-use.
+            if claims.typ != BotXToken.v1Type {
+                switch replay.use(claims.jti, bot: bot, expiresAt: claims.exp) {
+                case .fresh: break
+                case .replayed: throw BotXFailure.unverified("Token already used (jti).")
+                case .full:
+                    throw BotXFailure(
+                        .tooManyRequests, "too_many_requests", "Too many live tokens of this bot; retry shortly.",
+                        errorData: ["status_message": .string("Too many live tokens of this bot; retry shortly.")])
+                }
             }
+            try throttle(bot)
             return bot
         } catch let rejection as BotXToken.Rejection {
             throw BotXFailure.unverified(rejection.description)
         }
     }
 
-    /// GET /api/v2/botx/bots/{bot_id}/token?signature=SIG (v1 auth; unauthenticated by design)
+    /// GET /api/v2/botx/bots/{bot_id}/token?signature=SIG (v1 auth; unauthenticated by design):
+    /// a 24 h token the bot sends as its Bearer, signed with the server's v1 key for the bot.
     @Sendable func token(_ request: Request, context: Context) async throws -> Response {
-        guard let raw = context.parameters.get("bot_id"), let bot = UserID(raw), let signature = request.uri.queryParameters["signature"],
-            signature.count <= 128, let secret = try await services.bots.verificationKey(for: bot),
-            BotXToken.isValidV1Signature(String(signature), bot: bot, secret: secret)
+        guard let raw = context.parameters.get("bot_id"), let bot = UserID(raw) else { throw BotXFailure.unverified("Invalid bot signature.") }
+        try throttle(bot, key: "token")
+        guard let signature = request.uri.queryParameters["signature"],
+            signature.count <= 128, let credentials = try await services.bots.credentials(for: bot),
+            BotXToken.isValidV1Signature(String(signature), bot: bot, secret: credentials.secret)
         else { throw BotXFailure.unverified("Invalid bot signature.") }
-        let now = Int64(Date().timeIntervalSince1970)
-        let jti = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let token = BotXToken.sign(
-            .init(iss: bot.description, aud: options.host, exp: now + 24 * 3600, nbf: now, jti: jti, iat: now, typ: "v1"), secret: secret)
-        return BotXResponse.ok(.string(token))
+        // Signed with the server's key for this bot, never the bot's secret: a bot cannot mint
+        // such long-lived tokens itself.
+        return BotXResponse.ok(.string(BotXToken.issueV1(bot: bot, audience: options.host, key: credentials.v1TokenKey)))
     }
 
     // MARK: Messages
@@ -129,8 +154,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
         do {
             let outgoing = try await outgoing(
                 body.notification, file: body.file, recipients: body.recipients, opts: body.opts, syncID: syncID)
-            _ = try await services.bots.send(outgoing, to: body.groupChatID, as: bot)
-            if !sync { try await services.bots.enqueueCallback(syncID, error: nil, chatID: body.groupChatID, for: bot) }
+            _ = try await services.bots.send(outgoing, to: body.groupChatID, callback: !sync, as: bot)
         } catch let error as VestnikError {
             if sync {
                 let failure = BotXErrors.failure(for: error, chatID: body.groupChatID)
@@ -148,8 +172,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
         let syncID = MessageID.random()
         do {
             try await services.bots.internalNotification(
-                data: body.data, opts: body.opts ?? .emptyObject, recipients: body.recipients, in: body.groupChatID, as: bot)
-            try await services.bots.enqueueCallback(syncID, error: nil, chatID: body.groupChatID, for: bot)
+                data: body.data, opts: body.opts ?? .emptyObject, recipients: body.recipients, in: body.groupChatID, callback: syncID, as: bot)
         } catch let error as VestnikError {
             try await services.bots.enqueueCallback(syncID, error: error, chatID: body.groupChatID, for: bot)
         }
@@ -268,8 +291,8 @@ package struct BotXController<Context: RequestContext>: Sendable {
         }
         let members = body.members.filter { $0 != bot }
         do {
-            let (details, _) = try await services.chats.create(
-                kind: kind, title: kind == .personal ? nil : body.name, description: body.description, members: members, as: .bot(bot))
+            let details = try await services.bots.createChat(
+                kind: kind, title: kind == .personal ? nil : body.name, description: body.description, members: members, as: bot)
             return BotXResponse.ok(.object(["chat_id": .string(details.chat.id.description)]))
         } catch let error as VestnikError where error.code.category == .badRequest {
             throw BotXFailure(.unprocessableContent, "chat_creation_error", error.message)
@@ -298,7 +321,12 @@ package struct BotXController<Context: RequestContext>: Sendable {
         let bot = try await authenticate(request)
         let body = try await decode(BotXUsersRequest.self, request)
         guard body.userHuids.count <= 1000 else { throw BotXFailure.malformed("At most 1000 users at once.") }
-        for user in body.userHuids { try await services.chats.removeMember(user, from: body.groupChatID, as: .bot(bot)) }
+        // One transaction: a bad id in the list changes nothing.
+        if body.userHuids == [bot] {
+            try await services.chats.leave(body.groupChatID, as: .bot(bot))
+        } else {
+            try await services.chats.removeMembers(body.userHuids, from: body.groupChatID, as: .bot(bot))
+        }
         return BotXResponse.ok(.bool(true))
     }
 
@@ -311,7 +339,8 @@ package struct BotXController<Context: RequestContext>: Sendable {
         guard details.chat.kind == .group || details.chat.kind == .channel else {
             throw BotXFailure(.badRequest, "chat_members_not_modifiable", "A personal chat has no admins.")
         }
-        for user in body.userHuids { _ = try await services.chats.setRole(.admin, of: user, in: body.groupChatID, as: .bot(bot)) }
+        // One transaction: a bad id in the list changes nothing.
+        try await services.chats.setRole(.admin, of: body.userHuids, in: body.groupChatID, as: .bot(bot))
         return BotXResponse.ok(.bool(true))
     }
 
@@ -381,7 +410,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
 
     /// GET /api/v3/botx/users/users_as_csv?cts_user=&unregistered=&botx=
     @Sendable func usersCSV(_ request: Request, context: Context) async throws -> Response {
-        _ = try await authenticate(request)
+        let bot = try await authenticate(request)
         var kinds = Set<UserKind>()
         if request.uri.queryParameters["cts_user"] == "true" { kinds.insert(.user) }
         if request.uri.queryParameters["botx"] == "true" { kinds.insert(.botx) }
@@ -391,7 +420,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
         let header =
             "HUID,AD Login,Domain,AD E-mail,Name,Sync source,Active,Kind,User DN,Company,Department,Position,Avatar,Avatar preview,Office,Manager,Manager HUID,Manager DN,Description,Phone,Other phone,IP phone,Other IP phone,Personnel number,AD Groups,OpenID Roles"
         var csv = header + "\r\n"
-        for user in try await services.bots.directory(kinds: kinds) {
+        for user in try await services.bots.directory(kinds: kinds, as: bot) {
             let fields: [String] = [
                 user.id.description, user.login, "", user.email ?? "", user.displayName, user.kind == .botx ? "botx" : "admin",
                 user.isBlocked ? "false" : "true", BotXPayloads.userKind(user.kind), "", "", user.department ?? "", user.position ?? "",

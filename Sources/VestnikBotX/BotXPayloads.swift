@@ -26,15 +26,20 @@ enum BotXPayloads {
     static func id<Tag>(_ value: Identifier<Tag>?) -> JSONValue { value.map { .string($0.description) } ?? .null }
     static func date(_ value: Date) -> JSONValue { .string(VestnikJSON.formatDate(value)) }
 
-    /// `POST {url}/command` for a delivery job; nil for callbacks.
-    static func command(for job: BotJob, bot: UserID, host: String) -> JSONValue? {
+    /// `POST {url}/command` for a queued delivery; nil for callbacks.
+    ///
+    /// A system event's `sync_id` is the outbox row's id: stored with the job, so every retry of
+    /// one delivery carries the same id and a bot can tell a retry from a new event.
+    static func command(for record: BotJobRecord, host: String) -> JSONValue? {
+        let job = record.job
+        let bot = record.botID
         switch job.kind {
         case .command:
             guard let command = job.command else { return nil }
             return userCommand(command, bot: bot, host: host)
         case .system:
             guard let system = job.system else { return nil }
-            return systemCommand(system, bot: bot, host: host)
+            return systemCommand(system, syncID: MessageID(record.id), bot: bot, host: host)
         case .callback:
             return nil
         }
@@ -69,7 +74,8 @@ enum BotXPayloads {
         return .object(["type": .string(a.type), "data": .object(data)])
     }
 
-    static func systemCommand(_ job: BotSystemJob, bot: UserID, host: String) -> JSONValue {
+    /// - Parameter syncID: the delivery's stable id (`event_edit` carries the edited message's).
+    static func systemCommand(_ job: BotSystemJob, syncID: MessageID, bot: UserID, host: String) -> JSONValue {
         var data: [String: JSONValue] = [:]
         var from: [String: JSONValue] = [
             "host": .string(host), "group_chat_id": id(job.chatID), "chat_type": .string(chatType(job.chatKind)), "user_huid": id(job.userID),
@@ -104,7 +110,7 @@ enum BotXPayloads {
             data = ["data": job.data ?? .emptyObject, "opts": job.opts ?? .emptyObject]
         }
         return .object([
-            "sync_id": id(job.name == .eventEdit ? job.messageIDs.first : MessageID.random()),
+            "sync_id": id(job.name == .eventEdit ? job.messageIDs.first ?? syncID : syncID),
             "source_sync_id": .null,
             "bot_id": id(bot),
             "proto_version": .int(4),

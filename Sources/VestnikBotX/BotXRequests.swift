@@ -68,6 +68,10 @@ struct BotXFile: Decodable {
     /// The attachment, or a failure when the data URL is malformed or over `limit` bytes.
     func attachment(limit: Int) throws -> Attachment {
         guard fileName.utf8.count <= 255, !fileName.isEmpty else { throw BotXFailure.malformed("file_name must be 1–255 bytes.") }
+        // The name reaches clients that save the file: no directories, no control characters.
+        guard !fileName.unicodeScalars.contains(where: { $0 == "/" || $0 == "\\" || $0.properties.generalCategory == .control }),
+            fileName != ".", fileName != ".."
+        else { throw BotXFailure.malformed("file_name must be a plain file name.") }
         guard data.utf8.count <= (limit / 3 + 1) * 4 + 256 else {
             throw BotXFailure(.contentTooLarge, "payload_too_large", "Inline files are at most \(limit / 1024) KiB.")
         }
@@ -75,6 +79,7 @@ struct BotXFile: Decodable {
         let header = data[data.index(data.startIndex, offsetBy: 5)..<comma]
         guard header.hasSuffix(";base64") else { throw BotXFailure.malformed("file.data must be base64.") }
         let mime = String(header.dropLast(";base64".count)).lowercased()
+        guard mime.isEmpty || Self.isMIMEType(mime) else { throw BotXFailure.malformed("file.data has an invalid media type.") }
         let base64 = String(data[data.index(after: comma)...])
         guard let decoded = Data(base64Encoded: base64) else { throw BotXFailure.malformed("file.data is not valid base64.") }
         guard decoded.count <= limit else { throw BotXFailure(.contentTooLarge, "payload_too_large", "Inline files are at most \(limit / 1024) KiB.") }
@@ -82,6 +87,18 @@ struct BotXFile: Decodable {
             mime.hasPrefix("image/") ? "image" : mime.hasPrefix("video/") ? "video" : mime.hasPrefix("audio/") ? "voice" : "document"
         return Attachment(
             type: type, fileName: fileName, mimeType: mime.isEmpty ? "application/octet-stream" : mime, size: decoded.count, data: base64)
+    }
+
+    /// `type/subtype` of RFC 6838 restricted names (no parameters): it is echoed into data URLs
+    /// and `Content-Type` headers, so nothing else may pass.
+    static func isMIMEType(_ value: String) -> Bool {
+        let parts = value.split(separator: "/", omittingEmptySubsequences: false)
+        guard value.utf8.count <= 127, parts.count == 2 else { return false }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789!#$&^_.+-")
+        return parts.allSatisfy { part in
+            guard let first = part.first, first.isASCII, first.isLetter || first.isNumber else { return false }
+            return part.allSatisfy { allowed.contains($0) }
+        }
     }
 }
 

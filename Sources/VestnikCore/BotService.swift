@@ -18,6 +18,11 @@ package struct BotRegistration: Sendable {
     package var pending: Int
 }
 
+/// A bot that is enabled but cannot be delivered to; `reason` becomes its visible status.
+package struct BotEndpointUnusable: Error, Sendable {
+    package var reason: String
+}
+
 /// What a bot asks to post.
 package struct BotOutgoing: Sendable {
     /// The new message's id, chosen before it is stored: async BotX methods answer with it at once.
@@ -32,6 +37,17 @@ package struct BotOutgoing: Sendable {
         self.mentions = mentions
         self.extras = extras
     }
+}
+
+/// What the BotX edge checks a bot's tokens with.
+package struct BotCredentials: Sendable {
+    /// The bot's secret key: the HS256 key of the tokens the bot mints (v2) and of the v1 token
+    /// request signature.
+    package var secret: String
+    /// The HS256 key of the v1 tokens this server issues to the bot. Derived from the server key
+    /// (so the bot cannot sign such tokens itself) and bound to the bot's current secret (so
+    /// rotating the secret revokes them).
+    package var v1TokenKey: SymmetricKey
 }
 
 /// Which users a bot looks up (BotX `users/by_*`).
@@ -64,23 +80,25 @@ package struct BotService: Sendable {
 
     /// Registers a bot: a directory entry of kind `botx` plus its endpoint and a new secret key.
     /// - Returns: the registration and the secret key (shown once; stored sealed).
+    /// - Parameter permissions: what the bot may do beyond its own chats (none by default).
     package func register(
-        name: String, url: String, allowedData: BotAllowedData, description: String?, as principal: Principal
+        name: String, url: String, allowedData: BotAllowedData, description: String?, permissions: Set<BotPermission> = [],
+        as principal: Principal
     ) async throws -> (BotRegistration, secret: String) {
         try requireAdministrator(principal)
         let name = try Validation.text(name, field: "name", min: 1, max: 128)
         let description = try Validation.text(description ?? "", field: "description", min: 0, max: context.limits.maxDescriptionLength)
         let url = try validateURL(url)
         let secret = Self.generateSecret()
-        let sealed = try box.seal(secret)
         let id = UserID.random()
+        let sealed = try box.seal(secret, bot: id)
         let now = Date.millisecondNow()
         let user = User(
             id: id, login: "bot-" + id.description.replacingOccurrences(of: "-", with: "").prefix(12), displayName: name,
             position: description.isEmpty ? nil : description, createdAt: now, kind: .botx)
         let bot = BotRecord(
             id: id, url: url, sealedSecret: sealed, allowedData: allowedData, enabled: true, description: description, status: nil,
-            statusAt: nil, commands: [], createdAt: now)
+            statusAt: nil, commands: [], createdAt: now, permissions: permissions)
         try await context.write { tx, _ in
             try await tx.insertUser(UserRecord(user: user, passwordHash: nil), searchText: AccountService.searchText(user))
             try await tx.insertBot(bot)
@@ -104,10 +122,21 @@ package struct BotService: Sendable {
 
     /// Enables or disables a bot. A disabled bot gets no deliveries and its API calls are refused.
     package func setEnabled(_ enabled: Bool, bot reference: String, as principal: Principal) async throws -> BotRegistration {
+        try await update(bot: reference, as: principal) { $0.enabled = enabled }
+    }
+
+    /// Replaces what a bot may do beyond its own chats.
+    package func setPermissions(_ permissions: Set<BotPermission>, bot reference: String, as principal: Principal) async throws -> BotRegistration {
+        try await update(bot: reference, as: principal) { $0.permissions = permissions }
+    }
+
+    private func update(bot reference: String, as principal: Principal, _ change: @escaping @Sendable (inout BotRecord) -> Void) async throws
+        -> BotRegistration
+    {
         try requireAdministrator(principal)
         return try await context.write { tx, _ in
             var (user, bot) = try await Self.find(reference, in: tx)
-            bot.enabled = enabled
+            change(&bot)
             try await tx.updateBot(bot)
             return BotRegistration(user: user, bot: bot, pending: try await tx.pendingBotJobs(of: bot.id))
         }
@@ -117,10 +146,11 @@ package struct BotService: Sendable {
     package func rotateSecret(bot reference: String, as principal: Principal) async throws -> (User, secret: String) {
         try requireAdministrator(principal)
         let secret = Self.generateSecret()
-        let sealed = try box.seal(secret)
+        let box = self.box
         let user = try await context.write { tx, _ in
             var (user, bot) = try await Self.find(reference, in: tx)
-            bot.sealedSecret = sealed
+            bot.sealedSecret = try box.seal(secret, bot: bot.id)
+            bot.secretFormat = SecretBox.currentFormat
             try await tx.updateBot(bot)
             return user
         }
@@ -163,13 +193,49 @@ package struct BotService: Sendable {
         return (user, bot)
     }
 
+    // MARK: Server key
+
+    /// Binds the database to this node's server key, then re-seals secrets of older formats
+    /// (bound to their bot id). Runs once the schema is migrated, before serving, and in the
+    /// admin console.
+    ///
+    /// The first node to run records the key's fingerprint; a node (or admin command) holding a
+    /// different key is refused here instead of sealing secrets no other node can open.
+    package func adoptServerKey() async throws {
+        let box = self.box
+        let logger = context.logger
+        try await context.write { tx, _ in
+            let recorded = try await tx.claimServerKeyFingerprint(box.fingerprint, name: "bot-secrets")
+            guard recorded == box.fingerprint else {
+                throw VestnikError(
+                    .internalError,
+                    "The bot key file does not match this database (fingerprint \(box.fingerprint), the database expects \(recorded)): every node and the admin CLI must use the same --bot-key-file."
+                )
+            }
+            for var bot in try await tx.bots() where bot.secretFormat < SecretBox.currentFormat {
+                guard let secret = try? box.open(bot.sealedSecret, bot: bot.id, format: bot.secretFormat) else {
+                    // Sealed under a lost key: unusable either way; `rotate-secret` fixes it.
+                    logger.warning("bot secret cannot be opened; rotate it", metadata: ["vestnik.bot.id": "\(bot.id)"])
+                    continue
+                }
+                bot.sealedSecret = try box.seal(secret, bot: bot.id)
+                bot.secretFormat = SecretBox.currentFormat
+                try await tx.updateBot(bot)
+            }
+        }
+    }
+
     // MARK: Authentication (BotX edge)
 
-    /// The secret key of an enabled bot, to verify its tokens; nil for unknown or disabled bots.
-    package func verificationKey(for bot: UserID) async throws -> String? {
+    /// The keys of an enabled bot, to verify its tokens; nil for unknown or disabled bots.
+    package func credentials(for bot: UserID) async throws -> BotCredentials? {
         guard let record = try await Self.activeBot(bot, in: context) else { return nil }
-        return try box.open(record.sealedSecret)
+        let secret = try box.open(record.sealedSecret, bot: record.id, format: record.secretFormat)
+        let mac = HMAC<SHA256>.authenticationCode(for: Data((bot.description + "\n" + secret).utf8), using: v1Base)
+        return BotCredentials(secret: secret, v1TokenKey: SymmetricKey(data: Data(mac)))
     }
+
+    private var v1Base: SymmetricKey { box.derivedKey(for: "vestnik botx v1 token key") }
 
     /// The bot's record if it may act and be delivered to: enabled, and its user not blocked (an
     /// administrator blocking the account stops the bot like `bot disable` does).
@@ -197,10 +263,31 @@ package struct BotService: Sendable {
         }
     }
 
+    /// Gives leased jobs back unattempted: due now, attempts unchanged (a node shutting down).
+    package func releaseJobs(_ jobs: [BotJobRecord]) async throws {
+        guard !jobs.isEmpty else { return }
+        let now = Date.millisecondNow()
+        try await context.write { tx, _ in
+            for job in jobs { try await tx.rescheduleBotJob(job.id, attempts: job.attempts, at: now, error: "released at shutdown") }
+        }
+    }
+
     /// Where and with which key to deliver to a bot; nil if it is gone or disabled.
+    /// - Throws: ``BotEndpointUnusable`` when the bot is active but cannot be delivered to (its
+    ///   secret does not open with this server's key, its URL does not parse): a state an
+    ///   operator must fix, which the delivery service retries and reports, and gives up on after
+    ///   the usual deadline. Store failures throw as ``VestnikError``.
     package func endpoint(of bot: UserID) async throws -> (url: String, secret: String, record: BotRecord)? {
         guard let record = try await Self.activeBot(bot, in: context) else { return nil }
-        return (record.url, try box.open(record.sealedSecret), record)
+        guard let url = URL(string: record.url), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil
+        else { throw BotEndpointUnusable(reason: "invalid bot url") }
+        let secret: String
+        do {
+            secret = try box.open(record.sealedSecret, bot: record.id, format: record.secretFormat)
+        } catch {
+            throw BotEndpointUnusable(reason: "bot secret cannot be opened with this server's key (rotate it)")
+        }
+        return (record.url, secret, record)
     }
 
     /// Records a delivery outcome: the job is removed (delivered, rejected or abandoned) or
@@ -306,7 +393,11 @@ package struct BotService: Sendable {
     // MARK: Bot-facing (the BotX API)
 
     /// Posts a bot message into a chat the bot is a member of.
-    package func send(_ outgoing: BotOutgoing, to chatID: ChatID, replyTo: MessageID? = nil, as bot: UserID) async throws -> Message {
+    /// - Parameter callback: also queue the success callback of an async BotX method, in the same
+    ///   transaction: a committed message always gets its callback, a failed one never a success.
+    package func send(
+        _ outgoing: BotOutgoing, to chatID: ChatID, replyTo: MessageID? = nil, callback: Bool = false, as bot: UserID
+    ) async throws -> Message {
         let text = try validate(outgoing)
         return try await context.write { tx, log in
             var (chat, member) = try await ChatService.membership(chatID, of: bot, in: tx)
@@ -335,18 +426,16 @@ package struct BotService: Sendable {
                 stealth = try await tx.stealth(of: chatID)
                 guard stealth != nil else { throw VestnikError(.stealthDisabled, "Stealth mode is off in this chat.") }
             }
-            let now = Date.millisecondNow()
-            chat.lastMessageSeq += 1
-            chat.lastActivityAt = now
-            try await tx.updateChat(chat)
-            var message = Message(
-                id: outgoing.syncID, chatID: chatID, chatSeq: chat.lastMessageSeq, senderID: bot, text: text, replyTo: replyTo,
-                mentions: mentions, createdAt: now)
-            message.extras = extras
-            try await tx.insertMessage(message)
-            if let lifetime = stealth?.lifetime { try await tx.setExpiry(now.addingTimeInterval(TimeInterval(lifetime)), of: message.id) }
-            if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: bot, in: chatID) }
-            try await log.append(.messageCreated(message), to: MessageService.audience(of: message, members: members), in: tx)
+            var draft = Message(
+                id: outgoing.syncID, chatID: chatID, chatSeq: 0, senderID: bot, text: text, replyTo: replyTo, mentions: mentions, createdAt: Date())
+            draft.extras = extras
+            let message = try await MessageService.append(draft, to: &chat, by: member, members: members, tx: tx, log: log)
+            if let lifetime = stealth?.lifetime {
+                try await tx.setExpiry(message.createdAt.addingTimeInterval(TimeInterval(lifetime)), of: message.id)
+            }
+            if callback {
+                try await log.enqueue(.callback(BotCallbackJob(syncID: message.id, errorCode: nil, errorMessage: nil, chatID: chatID)), for: bot, in: tx)
+            }
             return message
         }
     }
@@ -371,12 +460,18 @@ package struct BotService: Sendable {
             if let newText, newText != message.text {
                 let members = try await tx.memberIDs(of: message.chatID)
                 let resolved = mentions?.filter { if case .user(let id) = $0 { members.contains(id) } else { true } } ?? message.mentions
-                try await tx.recordEdit(of: messageID, text: newText, mentions: Array(resolved.prefix(limits.maxMembersPerRequest)), version: message.editCount + 1, at: Date.millisecondNow())
+                guard
+                    try await tx.recordEdit(
+                        of: messageID, text: newText, mentions: Array(resolved.prefix(limits.maxMembersPerRequest)), version: message.editCount + 1,
+                        at: Date.millisecondNow())
+                else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
             }
             let extras = change(message.extras)
             if extras != message.extras {
-                try Self.checkInlineSize(extras, limit: limits.maxInlineFileBytes)
-                try await tx.setExtras(extras, of: messageID)
+                try Self.checkExtras(extras, limits: limits)
+                guard try await tx.setExtras(extras, of: messageID) else {
+                    throw VestnikError(.messageDeleted, "A deleted message cannot be edited.")
+                }
             }
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             if updated != message {
@@ -430,16 +525,37 @@ package struct BotService: Sendable {
                 guard login.count <= 64 else { return [] }
                 return try await reader.user(login: login.lowercased()).map { [$0.user] } ?? []
             case .email(let email):
-                let needle = email.lowercased()
-                guard needle.count <= 256, !needle.isEmpty else { return [] }
-                return try await reader.searchUsers(needle, limit: 50).filter { $0.email?.lowercased() == needle }
+                // ASCII case folding, as both stores' indexed `lower(email)`.
+                let needle = String(String.UnicodeScalarView(email.unicodeScalars.map { scalar in
+                    (65...90).contains(scalar.value) ? Unicode.Scalar(UInt8(scalar.value + 32)) : scalar
+                }))
+                guard needle.utf8.count <= 256, !needle.isEmpty else { return [] }
+                return try await reader.users(email: needle, limit: 50)
             }
         }
     }
 
-    /// Directory entries of the given kinds (BotX `users_as_csv`).
-    package func directory(kinds: Set<UserKind>) async throws -> [User] {
-        try await context.read { try await $0.allUsers(limit: 100_000, offset: 0) }.filter { kinds.contains($0.kind) }
+    /// Directory entries of the given kinds (BotX `users_as_csv`); needs `directory-export`.
+    package func directory(kinds: Set<UserKind>, as bot: UserID) async throws -> [User] {
+        try await requirePermission(.directoryExport, of: bot)
+        return try await context.read { try await $0.allUsers(limit: 100_000, offset: 0) }.filter { kinds.contains($0.kind) }
+    }
+
+    /// Creates a chat on behalf of a bot (BotX `chats/create`); needs `create-chats`. The bot
+    /// becomes its creator and first admin, as a user would.
+    package func createChat(
+        kind: ChatKind, title: String?, description: String?, members: [UserID], as bot: UserID
+    ) async throws -> ChatDetailsView {
+        try await requirePermission(.createChats, of: bot)
+        return try await chats.create(kind: kind, title: title, description: description, members: members, as: .bot(bot)).0
+    }
+
+    /// Refuses (`forbidden`) unless the administrator granted the bot `permission`.
+    private func requirePermission(_ permission: BotPermission, of bot: UserID) async throws {
+        let granted = try await context.read { try await $0.bot(bot)?.permissions.contains(permission) } ?? false
+        guard granted else {
+            throw VestnikError(.forbidden, "This bot is not allowed to \(permission.rawValue.replacingOccurrences(of: "-", with: " ")).")
+        }
     }
 
     /// Every registered bot with its directory entry (BotX bot catalog).
@@ -465,8 +581,10 @@ package struct BotService: Sendable {
 
     /// Passes data from one bot to the other bots of a chat (BotX internal notification).
     /// - Parameter recipients: bot ids; nil means every other bot in the chat.
+    /// - Parameter callback: the sync id of the method's success callback, queued in the same
+    ///   transaction as the deliveries.
     package func internalNotification(
-        data: JSONValue, opts: JSONValue, recipients: [UserID]?, in chatID: ChatID, as bot: UserID
+        data: JSONValue, opts: JSONValue, recipients: [UserID]?, in chatID: ChatID, callback: MessageID? = nil, as bot: UserID
     ) async throws {
         try await context.write { tx, log in
             let (chat, _) = try await ChatService.membership(chatID, of: bot, in: tx)
@@ -476,6 +594,9 @@ package struct BotService: Sendable {
             guard !targets.isEmpty else { throw VestnikError(.recipientsEmpty, "No bot in the chat can receive it.") }
             let job = BotSystemJob(name: .internalBotNotification, chatID: chatID, chatKind: chat.kind, userID: bot, data: data, opts: opts)
             for target in targets { try await log.enqueue(.system(job), for: target.id, in: tx) }
+            if let callback {
+                try await log.enqueue(.callback(BotCallbackJob(syncID: callback, errorCode: nil, errorMessage: nil, chatID: chatID)), for: bot, in: tx)
+            }
         }
     }
 
@@ -523,15 +644,25 @@ package struct BotService: Sendable {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || !(outgoing.extras.attachments ?? []).isEmpty
             || outgoing.extras.bubble != nil
         else { throw VestnikError.invalid("A message needs text or a file.") }
-        try Self.checkInlineSize(outgoing.extras, limit: context.limits.maxInlineFileBytes)
-        let buttons = (outgoing.extras.bubble ?? []).flatMap { $0 } + (outgoing.extras.keyboard ?? []).flatMap { $0 }
-        guard buttons.count <= 100 else { throw VestnikError.invalid("A message has at most 100 buttons.") }
+        try Self.checkExtras(outgoing.extras, limits: context.limits)
         return text
     }
 
-    private static func checkInlineSize(_ extras: MessageExtras, limit: Int) throws {
+    /// Bounds what a bot may attach to one message: inline files, buttons, and the encoded size
+    /// of metadata, bubble and keyboard (stored, and echoed back with every press).
+    private static func checkExtras(_ extras: MessageExtras, limits: CoreLimits) throws {
         let size = (extras.attachments ?? []).reduce(0) { $0 + $1.size }
-        guard size <= limit else { throw VestnikError(.payloadTooLarge, "Inline files are at most \(limit / 1024) KiB per message.") }
+        guard size <= limits.maxInlineFileBytes else {
+            throw VestnikError(.payloadTooLarge, "Inline files are at most \(limits.maxInlineFileBytes / 1024) KiB per message.")
+        }
+        let buttons = (extras.bubble ?? []).flatMap { $0 } + (extras.keyboard ?? []).flatMap { $0 }
+        guard buttons.count <= 100 else { throw VestnikError.invalid("A message has at most 100 buttons.") }
+        let encoded =
+            try (extras.metadata.map { try VestnikJSON.encode($0).count } ?? 0) + (extras.bubble.map { try VestnikJSON.encode($0).count } ?? 0)
+            + (extras.keyboard.map { try VestnikJSON.encode($0).count } ?? 0)
+        guard encoded <= limits.maxBotExtrasBytes else {
+            throw VestnikError(.payloadTooLarge, "Metadata, bubble and keyboard are at most \(limits.maxBotExtrasBytes / 1024) KiB together.")
+        }
     }
 
     private func validateURL(_ raw: String) throws -> String {
@@ -539,6 +670,8 @@ package struct BotService: Sendable {
         guard trimmed.count <= context.limits.maxBotURLLength, let url = URL(string: trimmed), let scheme = url.scheme?.lowercased(),
             scheme == "http" || scheme == "https", url.host != nil
         else { throw VestnikError.invalid("The bot URL must be an http(s) URL.") }
+        // Credentials in the URL would be stored in clear and sent with every delivery.
+        guard url.user == nil, url.password == nil else { throw VestnikError.invalid("The bot URL must not contain a user name or password.") }
         return trimmed.hasSuffix("/") ? String(trimmed.dropLast()) : trimmed
     }
 

@@ -11,8 +11,7 @@ package enum BotTriggers {
     static func messageCreated(_ message: Message, chat: Chat, member: ChatMember, tx: any StoreWriter, log: EventLog) async throws {
         let bots = try await tx.botMembers(of: chat.id).filter { $0.enabled && $0.id != message.senderID }
         guard !bots.isEmpty, let sender = try await tx.user(message.senderID)?.user, sender.kind == .user else { return }
-        let isCommand = message.text.hasPrefix("/")
-        for bot in bots where (bot.allowedData == .all || isCommand) && message.isVisible(to: bot.id) {
+        for bot in bots where receives(message.text, bot) && message.isVisible(to: bot.id) {
             let job = BotCommandJob(
                 syncID: message.id, chatID: chat.id, chatKind: chat.kind,
                 sender: BotSender(
@@ -24,15 +23,23 @@ package enum BotTriggers {
     }
 
     /// A membership or message change described as a system event, for every enabled bot member
-    /// other than `actor`. `extraBots` are bots no longer (or not yet) members that must hear it.
+    /// other than `actor` that `wants` it. `extraBots` are bots no longer (or not yet) members
+    /// that must hear it.
     static func system(
-        _ job: BotSystemJob, chat: ChatID, except actor: UserID?, extraBots: [BotRecord] = [], tx: any StoreWriter, log: EventLog
+        _ job: BotSystemJob, chat: ChatID, except actor: UserID?, extraBots: [BotRecord] = [], tx: any StoreWriter, log: EventLog,
+        wants: (BotRecord) -> Bool = { _ in true }
     ) async throws {
         var bots = try await tx.botMembers(of: chat)
         for extra in extraBots where !bots.contains(where: { $0.id == extra.id }) { bots.append(extra) }
-        for bot in bots where bot.enabled && bot.id != actor {
+        for bot in bots where bot.enabled && bot.id != actor && wants(bot) {
             try await log.enqueue(.system(job), for: bot.id, in: tx)
         }
+    }
+
+    /// Whether a bot is shown a user's text (a message, or its edit): every text with
+    /// `allowed_data: all`, only commands (`/…`) otherwise.
+    static func receives(_ text: String, _ bot: BotRecord) -> Bool {
+        bot.allowedData == .all || text.hasPrefix("/")
     }
 
     /// Members as system events list them (name and kind).

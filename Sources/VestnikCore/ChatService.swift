@@ -89,7 +89,8 @@ package struct ChatService: Sendable {
     /// The caller's chats, most recent activity first.
     package func list(as caller: AuthenticatedSession) async throws -> [ChatListRow] {
         let rows = try await context.read { try await $0.chatList(of: caller.userID) }
-        // A bot message addressed to other members is not the caller's "last message".
+        // The store already picks the newest message the caller may see; this keeps that rule
+        // in Core should a store get it wrong.
         return rows.map { row in
             var row = row
             if let last = row.lastMessage, !last.isVisible(to: caller.userID) { row.lastMessage = nil }
@@ -170,17 +171,33 @@ package struct ChatService: Sendable {
     /// Removes a member (admins), or the caller themself (same as leaving).
     package func removeMember(_ user: UserID, from chatID: ChatID, as caller: AuthenticatedSession) async throws {
         if user == caller.userID { return try await leave(chatID, as: caller) }
+        try await removeMembers([user], from: chatID, as: caller)
+    }
+
+    /// Removes several members (admins) in one transaction: all of them, or — when one is not a
+    /// member or is the last admin — none.
+    package func removeMembers(_ users: [UserID], from chatID: ChatID, as caller: AuthenticatedSession) async throws {
+        var unique: [UserID] = []
+        for id in users where !unique.contains(id) { unique.append(id) }
+        guard unique.count <= context.limits.maxMembersPerRequest else {
+            throw VestnikError.invalid("At most \(context.limits.maxMembersPerRequest) members can be removed at once.")
+        }
+        let toRemove = unique
         try await context.write { tx, log in
             let (chat, member) = try await Self.membership(chatID, of: caller.userID, in: tx)
             try Self.requireManageable(chat, by: member)
-            guard let target = try await tx.member(user, of: chatID) else {
-                throw VestnikError(.notFound, "That user is not a member of this chat.")
+            for user in toRemove {
+                guard let target = try await tx.member(user, of: chatID) else {
+                    throw VestnikError(.notFound, "That user is not a member of this chat.")
+                }
+                if target.role == .admin {
+                    let admins = try await tx.members(of: chatID).filter { $0.role == .admin }
+                    guard admins.count > 1 else { throw VestnikError(.lastAdmin, "The last admin cannot be removed.") }
+                }
+                // Re-read: each removal changes the member count.
+                guard let current = try await tx.chat(chatID) else { throw VestnikError.chatNotFound }
+                try await Self.removeMembership(user, chat: current, by: caller.userID, tx: tx, log: log)
             }
-            if target.role == .admin {
-                let admins = try await tx.members(of: chatID).filter { $0.role == .admin }
-                guard admins.count > 1 else { throw VestnikError(.lastAdmin, "The last admin cannot be removed.") }
-            }
-            try await Self.removeMembership(user, chat: chat, by: caller.userID, tx: tx, log: log)
         }
     }
 
@@ -206,23 +223,38 @@ package struct ChatService: Sendable {
 
     /// Promotes a member to admin or demotes an admin (admins only; never the last admin).
     package func setRole(_ role: MemberRole, of user: UserID, in chatID: ChatID, as caller: AuthenticatedSession) async throws -> ChatMember {
-        try await context.write { tx, log in
+        guard let changed = try await setRole(role, of: [user], in: chatID, as: caller).first else { throw VestnikError.chatNotFound }
+        return changed
+    }
+
+    /// Gives several members one role in one transaction: all of them, or none.
+    @discardableResult
+    package func setRole(_ role: MemberRole, of users: [UserID], in chatID: ChatID, as caller: AuthenticatedSession) async throws -> [ChatMember] {
+        guard users.count <= context.limits.maxMembersPerRequest else {
+            throw VestnikError.invalid("At most \(context.limits.maxMembersPerRequest) members at once.")
+        }
+        return try await context.write { tx, log in
             let (chat, member) = try await Self.membership(chatID, of: caller.userID, in: tx)
             try Self.requireManageable(chat, by: member)
-            guard var target = try await tx.member(user, of: chatID) else {
-                throw VestnikError(.notFound, "That user is not a member of this chat.")
+            var result: [ChatMember] = []
+            for user in users {
+                guard var target = try await tx.member(user, of: chatID) else {
+                    throw VestnikError(.notFound, "That user is not a member of this chat.")
+                }
+                if target.role != role {
+                    if role == .member {
+                        let admins = try await tx.members(of: chatID).filter { $0.role == .admin }
+                        guard admins.count > 1 else { throw VestnikError(.lastAdmin, "A chat must keep at least one admin.") }
+                    }
+                    try await tx.setRole(role, of: user, in: chatID)
+                    target.role = role
+                    try await log.append(
+                        .memberRoleChanged(chatID: chatID, userID: user, role: role, by: caller.userID), to: try await tx.memberIDs(of: chatID),
+                        in: tx)
+                }
+                result.append(target)
             }
-            guard target.role != role else { return target }
-            if role == .member {
-                let admins = try await tx.members(of: chatID).filter { $0.role == .admin }
-                guard admins.count > 1 else { throw VestnikError(.lastAdmin, "A chat must keep at least one admin.") }
-            }
-            try await tx.setRole(role, of: user, in: chatID)
-            target.role = role
-            try await log.append(
-                .memberRoleChanged(chatID: chatID, userID: user, role: role, by: caller.userID), to: try await tx.memberIDs(of: chatID),
-                in: tx)
-            return target
+            return result
         }
     }
 

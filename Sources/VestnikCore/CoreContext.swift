@@ -30,7 +30,7 @@ package struct CoreContext: Sendable {
     /// Publishing happens strictly after commit, so a subscriber never sees an event that could
     /// still roll back.
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter, EventLog) async throws -> T) async throws -> T {
-        let log = EventLog()
+        let log = EventLog(maxQueuedBotJobs: limits.maxQueuedBotJobs)
         let result: T
         do {
             result = try await store.write { tx in try await body(tx, log) }
@@ -43,6 +43,9 @@ package struct CoreContext: Sendable {
         let events = log.drain()
         if !events.isEmpty { await hub.publish(events) }
         if log.queuedBotJobs { botOutbox.poke() }
+        for bot in log.droppedBotJobs {
+            logger.warning("bot delivery dropped: the bot's queue is full", metadata: ["vestnik.bot.id": "\(bot)"])
+        }
         return result
     }
 
@@ -71,6 +74,12 @@ package struct CoreLimits: Sendable {
     /// Decoded bytes of all inline files of one bot message.
     package var maxInlineFileBytes = 1024 * 1024
     package var maxBotURLLength = 2048
+    /// Encoded bytes of a bot message's `metadata`, `bubble` and `keyboard` together: they are
+    /// stored with the message and sent back with every button press.
+    package var maxBotExtrasBytes = 64 * 1024
+    /// Deliveries queued for one bot; beyond it new ones are dropped (and logged) rather than
+    /// filling the database while a bot is down for a day.
+    package var maxQueuedBotJobs = 10_000
     package init() {}
 }
 
@@ -78,6 +87,9 @@ package struct CoreLimits: Sendable {
 /// them after commit.
 package final class EventLog: Sendable {
     private let collected = Synchronization.Mutex<[CommittedEvent]>([])
+    private let maxQueuedBotJobs: Int
+
+    package init(maxQueuedBotJobs: Int = .max) { self.maxQueuedBotJobs = maxQueuedBotJobs }
 
     /// Appends `event` for `recipients` inside the transaction `tx`.
     @discardableResult
@@ -90,14 +102,22 @@ package final class EventLog: Sendable {
     }
 
     /// Queues a delivery to a bot inside the transaction `tx`; the outbox is woken after commit.
+    /// A bot with a full queue (``CoreLimits/maxQueuedBotJobs``) gets nothing new: the change
+    /// itself still commits (a user's send never fails because a bot is down), the drop is logged.
     package func enqueue(_ job: BotJob, for bot: UserID, in tx: any StoreWriter) async throws {
+        guard try await tx.pendingBotJobs(of: bot) < maxQueuedBotJobs else {
+            dropped.withLock { $0.insert(bot) }
+            return
+        }
         let now = Date.millisecondNow()
         try await tx.enqueueBotJob(BotJobRecord(id: UUID(), botID: bot, job: job, attempts: 0, nextAttemptAt: now, createdAt: now))
         botJobs.withLock { $0 = true }
     }
 
     private let botJobs = Synchronization.Mutex(false)
+    private let dropped = Synchronization.Mutex(Set<UserID>())
     fileprivate var queuedBotJobs: Bool { botJobs.withLock { $0 } }
+    fileprivate var droppedBotJobs: Set<UserID> { dropped.withLock { $0 } }
 
     fileprivate func drain() -> [CommittedEvent] {
         collected.withLock { events in

@@ -94,18 +94,11 @@ package struct MessageService: Sendable {
                 let memberIDs = try await tx.memberIDs(of: chatID)
                 let mentions = try await Self.resolveMentions(
                     in: messageText, explicit: outgoing.mentions, members: memberIDs, tx: tx, limit: limits.maxMembersPerRequest)
-                let now = Date.millisecondNow()
-                chat.lastMessageSeq += 1
-                chat.lastActivityAt = now
-                try await tx.updateChat(chat)
-                let message = Message(
-                    id: .random(), chatID: chatID, chatSeq: chat.lastMessageSeq, senderID: me, text: messageText,
-                    replyTo: outgoing.replyTo, forwardedFrom: origin, mentions: mentions, createdAt: now,
-                    clientMessageID: outgoing.clientMessageID)
-                try await tx.insertMessage(message)
-                // Your own message is read by you.
-                if member.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: me, in: chatID) }
-                try await log.append(.messageCreated(message), to: memberIDs, in: tx)
+                let message = try await Self.append(
+                    Message(
+                        id: .random(), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
+                        forwardedFrom: origin, mentions: mentions, createdAt: Date(), clientMessageID: outgoing.clientMessageID),
+                    to: &chat, by: member, members: memberIDs, tx: tx, log: log)
                 if notifyBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
                 return (message, true)
             }
@@ -131,14 +124,18 @@ package struct MessageService: Sendable {
             guard message.text != text else { return message }
             let mentions = try await Self.resolveMentions(
                 in: text, explicit: [], members: try await tx.memberIDs(of: message.chatID), tx: tx, limit: limits.maxMembersPerRequest)
-            try await tx.recordEdit(of: messageID, text: text, mentions: mentions, version: message.editCount + 1, at: Date.millisecondNow())
+            guard try await tx.recordEdit(of: messageID, text: text, mentions: mentions, version: message.editCount + 1, at: Date.millisecondNow())
+            else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
             guard let updated = try await tx.message(messageID) else { throw VestnikError.messageNotFound }
             let full = try await Self.withState(updated, in: tx)
             try await log.append(.messageEdited(full), to: Self.audience(of: full, members: try await tx.memberIDs(of: message.chatID)), in: tx)
             if let chat = try await tx.chat(message.chatID) {
+                // The new text goes only to bots that would have been sent it as a message: a
+                // commands-only bot never sees an edit to plain text.
                 try await BotTriggers.system(
                     BotSystemJob(name: .eventEdit, chatID: chat.id, chatKind: chat.kind, userID: caller.userID, messageIDs: [messageID], body: text),
-                    chat: chat.id, except: caller.userID, tx: tx, log: log)
+                    chat: chat.id, except: caller.userID, tx: tx, log: log,
+                    wants: { BotTriggers.receives(text, $0) && full.isVisible(to: $0.id) })
             }
             return full
         }
@@ -260,43 +257,43 @@ package struct MessageService: Sendable {
     }
 
     /// A page of history, oldest first, around an anchor.
+    ///
+    /// Only messages the caller may see are counted (the store filters bot `recipients`), so a
+    /// page is full whenever history holds enough visible messages, and `has_more_*` mean
+    /// visible ones too.
     package func history(in chatID: ChatID, anchor: HistoryAnchor, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> HistoryPage {
-        var page = try await unfilteredHistory(in: chatID, anchor: anchor, limit: rawLimit, as: caller)
-        // Messages addressed to other members (bot `recipients`) are left out; a page may then be
-        // shorter than asked, which the `has_more_*` flags still describe correctly.
-        page.messages.removeAll { !$0.isVisible(to: caller.userID) }
-        return page
-    }
-
-    private func unfilteredHistory(in chatID: ChatID, anchor: HistoryAnchor, limit rawLimit: Int, as caller: AuthenticatedSession) async throws -> HistoryPage {
         let limit = max(1, min(rawLimit, context.limits.maxPageSize))
+        let me = caller.userID
         return try await context.read { reader in
-            let (chat, _) = try await ChatService.membership(chatID, of: caller.userID, in: reader)
+            let (chat, _) = try await ChatService.membership(chatID, of: me, in: reader)
             func anchorSeq(_ id: MessageID) async throws -> Int64 {
-                guard let message = try await reader.message(id), message.chatID == chatID else {
+                guard let message = try await reader.message(id), message.chatID == chatID, message.isVisible(to: me) else {
                     throw VestnikError.messageNotFound
                 }
                 return message.chatSeq
             }
+            func visible(_ direction: HistoryDirection, _ count: Int) async throws -> [Message] {
+                try await reader.messages(in: chatID, direction, limit: count, visibleTo: me)
+            }
             switch anchor {
             case .latest:
-                let page = try await reader.messages(in: chatID, .latest, limit: limit + 1)
+                let page = try await visible(.latest, limit + 1)
                 return HistoryPage(messages: Array(page.suffix(limit)), hasMoreBefore: page.count > limit, hasMoreAfter: false)
             case .before(let id):
                 let seq = try await anchorSeq(id)
-                let page = try await reader.messages(in: chatID, .before(seq), limit: limit + 1)
+                let page = try await visible(.before(seq), limit + 1)
                 return HistoryPage(messages: Array(page.suffix(limit)), hasMoreBefore: page.count > limit, hasMoreAfter: seq <= chat.lastMessageSeq)
             case .after(let id):
                 let seq = try await anchorSeq(id)
-                let page = try await reader.messages(in: chatID, .after(seq), limit: limit + 1)
+                let page = try await visible(.after(seq), limit + 1)
                 return HistoryPage(messages: Array(page.prefix(limit)), hasMoreBefore: true, hasMoreAfter: page.count > limit)
             case .around(let id):
                 // The anchor itself is always included, with up to half the page before it.
                 let seq = try await anchorSeq(id)
                 let beforeCount = (limit - 1) / 2
                 let fromAnchor = limit - beforeCount
-                let before = beforeCount > 0 ? try await reader.messages(in: chatID, .before(seq), limit: beforeCount + 1) : []
-                let after = try await reader.messages(in: chatID, .after(seq - 1), limit: fromAnchor + 1)
+                let before = beforeCount > 0 ? try await visible(.before(seq), beforeCount + 1) : []
+                let after = try await visible(.after(seq - 1), fromAnchor + 1)
                 return HistoryPage(
                     messages: Array(before.suffix(beforeCount)) + Array(after.prefix(fromAnchor)),
                     hasMoreBefore: beforeCount > 0 ? before.count > beforeCount : seq > 1, hasMoreAfter: after.count > fromAnchor)
@@ -352,11 +349,31 @@ package struct MessageService: Sendable {
         return (message, chat, member)
     }
 
+    /// Stores a new message in `chat` — users' and bots' alike — inside `tx`: takes the chat's
+    /// next `chat_seq` and the time now, marks it read by its sender, and appends
+    /// `message.created` for everyone who may see it. The one place a message is added.
+    /// - Parameter draft: everything but `chatSeq` and `createdAt`, which are assigned here.
+    static func append(
+        _ draft: Message, to chat: inout Chat, by sender: ChatMember, members: [UserID], tx: any StoreWriter, log: EventLog
+    ) async throws -> Message {
+        let now = Date.millisecondNow()
+        chat.lastMessageSeq += 1
+        chat.lastActivityAt = now
+        try await tx.updateChat(chat)
+        var message = draft
+        message.chatSeq = chat.lastMessageSeq
+        message.createdAt = now
+        try await tx.insertMessage(message)
+        // Your own message is read by you.
+        if sender.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: sender.userID, in: chat.id) }
+        try await log.append(.messageCreated(message), to: audience(of: message, members: members), in: tx)
+        return message
+    }
+
     /// Deletes a message for everyone. A message addressed to some members stays addressed to
     /// them as a tombstone, so others never learn it existed.
     static func tombstone(_ message: Message, in tx: any StoreWriter) async throws {
-        try await tx.markDeleted(message.id, at: Date.millisecondNow())
-        if let recipients = message.recipients { try await tx.setExtras(MessageExtras(recipients: recipients), of: message.id) }
+        try await tx.markDeleted(message.id, at: Date.millisecondNow(), keepingRecipients: message.recipients)
     }
 
     /// Who gets events about `message`: the chat's members, narrowed to its recipients if it has them.

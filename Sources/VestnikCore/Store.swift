@@ -107,6 +107,9 @@ package protocol StoreReader: Sendable {
     /// (already lowercased by the caller), by display name.
     func searchUsers(_ query: String, limit: Int) async throws -> [User]
     func allUsers(limit: Int, offset: Int) async throws -> [User]
+    /// Users whose e-mail equals `email` ignoring ASCII case (an indexed lookup: bots ask for up
+    /// to a thousand addresses at once). The caller passes the address ASCII-lowercased.
+    func users(email: String, limit: Int) async throws -> [User]
 
     func session(tokenHash: [UInt8]) async throws -> SessionRecord?
     func sessions(of user: UserID) async throws -> [Session]
@@ -117,6 +120,7 @@ package protocol StoreReader: Sendable {
     func member(_ user: UserID, of chat: ChatID) async throws -> ChatMember?
     func members(of chat: ChatID) async throws -> [ChatMember]
     func memberIDs(of chat: ChatID) async throws -> [UserID]
+    /// The user's chats, each with the newest message the user may see and the unread count.
     func chatList(of user: UserID) async throws -> [ChatListRow]
     /// Distinct users sharing at least one chat with `user` (who see their presence), at most `limit`.
     func contacts(of user: UserID, limit: Int) async throws -> [UserID]
@@ -126,11 +130,15 @@ package protocol StoreReader: Sendable {
     func message(in chat: ChatID, sender: UserID, clientMessageID: String) async throws -> Message?
     func message(chat: ChatID, chatSeq: Int64) async throws -> Message?
     /// Up to `limit` messages on one side of an anchor, returned oldest first.
-    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message]
+    /// - Parameter viewer: when set, only messages `viewer` may see count (those without
+    ///   recipients, sent by `viewer`, or addressed to `viewer`), so a page is full whenever
+    ///   history has enough visible messages.
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int, visibleTo viewer: UserID?) async throws -> [Message]
     func pinnedMessages(in chat: ChatID) async throws -> [Message]
     func edits(of message: MessageID) async throws -> [MessageEdit]
     func reactions(of message: MessageID) async throws -> [ReactionSummary]
     /// Messages in `chat` after `readSeq` not sent by `user` and not deleted.
+    /// Messages after `readSeq` from others that `user` may see (recipients respected).
     func unreadCount(in chat: ChatID, for user: UserID, after readSeq: Int64) async throws -> Int
     /// Members whose read position is at least `chatSeq`.
     func readers(of chat: ChatID, atLeast chatSeq: Int64) async throws -> [UserID]
@@ -183,10 +191,15 @@ package protocol StoreWriter: StoreReader {
 
     /// Inserts a message (its `chatSeq` already taken from the chat) and its version 0 text.
     func insertMessage(_ message: Message) async throws
-    /// Replaces the text and mentions, bumps the edit count and records the new version.
-    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws
-    /// Turns the message into a tombstone: text, mentions, versions, reactions and pin go.
-    func markDeleted(_ message: MessageID, at: Date) async throws
+    /// Replaces the text and mentions, bumps the edit count and records the new version — only
+    /// while the message is not deleted (one conditional statement, so a delete that committed
+    /// after the caller read the message still wins).
+    /// - Returns: false, changing nothing, when the message is deleted or gone.
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool
+    /// Turns the message into a tombstone: text, mentions, extras, versions, reactions and pin go.
+    /// - Parameter recipients: kept on the tombstone of a message addressed to some members, so
+    ///   the others never learn it existed.
+    func markDeleted(_ message: MessageID, at: Date, keepingRecipients recipients: [UserID]?) async throws
     /// Adds a reaction; false if it was already there.
     func addReaction(_ emoji: String, by user: UserID, to message: MessageID, at: Date) async throws -> Bool
     /// Removes a reaction; false if it was not there.
@@ -194,7 +207,9 @@ package protocol StoreWriter: StoreReader {
     func setPinned(_ pinned: Bool, message: MessageID, at: Date) async throws
 
     /// Replaces a message's extras (buttons, metadata, attachments, …); empty extras clear them.
-    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws
+    /// Like ``recordEdit(of:text:mentions:version:at:)``, only while the message is not deleted.
+    /// - Returns: false, changing nothing, when the message is deleted or gone.
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws -> Bool
 
     /// Turns stealth on (settings) or off (nil) for a chat.
     func setStealth(_ settings: StealthSettings?, for chat: ChatID) async throws
@@ -217,6 +232,10 @@ package protocol StoreWriter: StoreReader {
     func deleteBotJob(_ id: UUID) async throws
     /// Reschedules a failed job.
     func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws
+
+    /// Records the fingerprint of the server key `name` unless one is recorded already.
+    /// - Returns: the fingerprint on record (the caller's if it was the first).
+    func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String
 
     /// Appends a durable event for `audience` and returns its position. Events for the same
     /// recipient set share one stored audience (decision 0006).
@@ -254,6 +273,13 @@ package struct EventAudience: Sendable, Hashable {
             withUnsafeBytes(of: member.uuid.uuid) { hasher.update(bufferPointer: $0) }
         }
         digest = Data(hasher.finalize())
+    }
+}
+
+extension StoreReader {
+    /// Up to `limit` messages on one side of an anchor, whoever they are addressed to.
+    package func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message] {
+        try await messages(in: chat, direction, limit: limit, visibleTo: nil)
     }
 }
 
@@ -308,11 +334,18 @@ package struct BotRecord: Sendable, Hashable {
     /// The command menu from the bot's `/status`.
     package var commands: [BotCommand]
     package var createdAt: Date
+    /// How `sealedSecret` was sealed: 0 before migration 5 (no additional data), 1 with the bot
+    /// id as AES-GCM additional authenticated data (see ``SecretBox``).
+    package var secretFormat: Int
+    /// What the administrator allows the bot beyond its chats.
+    package var permissions: Set<BotPermission>
 
     package init(
         id: UserID, url: String, sealedSecret: Data, allowedData: BotAllowedData, enabled: Bool, description: String, status: String?,
-        statusAt: Date?, commands: [BotCommand], createdAt: Date
+        statusAt: Date?, commands: [BotCommand], createdAt: Date, secretFormat: Int = SecretBox.currentFormat, permissions: Set<BotPermission> = []
     ) {
+        self.secretFormat = secretFormat
+        self.permissions = permissions
         self.id = id
         self.url = url
         self.sealedSecret = sealedSecret

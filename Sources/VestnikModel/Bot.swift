@@ -22,6 +22,32 @@ public enum BotAllowedData: String, Hashable, Sendable, Codable, CaseIterable {
     case all
 }
 
+/// What an administrator lets a bot do beyond acting in the chats it is a member of
+/// (`vestnik admin bot add|set --allow …`). New bots get none.
+public enum BotPermission: String, Hashable, Sendable, Codable, CaseIterable, Comparable {
+    /// BotX `chats/create`: open chats with any users.
+    case createChats = "create-chats"
+    /// BotX `users/users_as_csv`: export the whole directory.
+    case directoryExport = "directory-export"
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+
+    /// Parses a comma-separated list (`create-chats,directory-export`); `none` or "" is empty.
+    public static func parseList(_ raw: String) -> Set<BotPermission>? {
+        var result = Set<BotPermission>()
+        for part in raw.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty && part != "none" {
+            guard let permission = BotPermission(rawValue: part) else { return nil }
+            result.insert(permission)
+        }
+        return result
+    }
+
+    /// The stored and printed form: sorted, comma-separated.
+    public static func listString(_ permissions: Set<BotPermission>) -> String {
+        permissions.sorted().map(\.rawValue).joined(separator: ",")
+    }
+}
+
 /// A chat's stealth ("secret") settings, set by bots (BotX `stealth_set`).
 ///
 /// Messages sent in stealth mode in such a chat disappear: `expireIn` seconds after they were

@@ -29,6 +29,7 @@ package struct AdminConsole: Sendable {
             }
             defer { group.cancelAll() }
             try await opened.prepare()
+            try await services.bots.adoptServerKey()
             await services.context.hub.start(after: try await opened.store.headSeq())
             return try await body(AdminConsole(services: services))
         }
@@ -66,8 +67,15 @@ package struct AdminConsole: Sendable {
 
     // MARK: Bots
 
-    package func addBot(name: String, url: String, allowedData: BotAllowedData, description: String?) async throws -> (BotRegistration, String) {
-        try await services.bots.register(name: name, url: url, allowedData: allowedData, description: description, as: .localAdmin)
+    package func addBot(
+        name: String, url: String, allowedData: BotAllowedData, description: String?, permissions: Set<BotPermission> = []
+    ) async throws -> (BotRegistration, String) {
+        try await services.bots.register(
+            name: name, url: url, allowedData: allowedData, description: description, permissions: permissions, as: .localAdmin)
+    }
+
+    package func setBotPermissions(_ permissions: Set<BotPermission>, bot: String) async throws -> BotRegistration {
+        try await services.bots.setPermissions(permissions, bot: bot, as: .localAdmin)
     }
 
     package func listBots() async throws -> [BotRegistration] {

@@ -63,6 +63,7 @@ package func buildApplication(
         services: services, options: {
             var botx = BotXOptions(host: configuration.effectiveBotXHost)
             botx.maxInlineFileBytes = configuration.botInlineFileBytes
+            botx.requestsPerMinute = configuration.botRequestsPerMinute
             botx.maxBodyBytes = max(botx.maxBodyBytes, configuration.botInlineFileBytes * 2)
             return botx
         }()
@@ -72,6 +73,7 @@ package func buildApplication(
     delivery.requestTimeout = .seconds(Int64(configuration.botRequestTimeout))
     delivery.firstRetry = configuration.botFirstRetry
     delivery.lease = configuration.botLease
+    delivery.maxAge = configuration.botMaxAge
     let webSocketRouter = buildWebSocketRouter(services: services, metrics: metrics, options: options)
 
     var application = Application(
@@ -89,6 +91,7 @@ package func buildApplication(
     )
     application.beforeServerStarts {
         try await opened.prepare()
+        try await services.bots.adoptServerKey()
         let head = try await store.headSeq()
         await services.context.hub.start(after: head)
     }

@@ -79,6 +79,12 @@ package enum Backend {
         // The live position is set before the server starts (see `buildApplication`), when the
         // store is known to be reachable and migrated.
         let hub = EventHub(store: store, startingAfter: nil, bufferLimit: configuration.streamBufferLimit, logger: logger)
+        // Nodes of a cluster and the admin CLI must share one key; a per-machine default would
+        // quietly give each its own.
+        guard configuration.databaseURL == nil || configuration.botKeyFile != nil else {
+            throw ConfigurationError(
+                "with PostgreSQL, --bot-key-file (VESTNIK_BOT_KEY_FILE) is required: every node and the admin CLI must use the same bot key file")
+        }
         var limits = CoreLimits()
         limits.maxInlineFileBytes = configuration.botInlineFileBytes
         let context = CoreContext(store: store, hub: hub, limits: limits, logger: logger, relay: relay)

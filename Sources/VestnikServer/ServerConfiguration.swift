@@ -41,6 +41,10 @@ package struct ServerConfiguration: Sendable {
     package var botFirstRetry: TimeInterval = 1
     /// How long a claimed bot delivery stays with the node that claimed it (tests shorten it).
     package var botLease: TimeInterval = 60
+    /// BotX calls one bot may make per minute on one node.
+    package var botRequestsPerMinute = 1200
+    /// Deliveries still not through after this long are given up (tests shorten it).
+    package var botMaxAge: TimeInterval = 24 * 3600
 
     package init() {}
 

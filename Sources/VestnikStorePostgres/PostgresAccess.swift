@@ -79,6 +79,15 @@ struct PostgresAccess: StoreWriter {
         return ids.compactMap { byID[$0] }
     }
 
+    func users(email: String, limit: Int) async throws -> [User] {
+        guard !email.unicodeScalars.contains("\u{0}") else { return [] }
+        // `lower()` under the "C" collation folds ASCII only, as SQLite's; the expression matches
+        // the `users_by_email` index of migration 4.
+        return try await rows(
+            "SELECT \(unescaped: Self.userColumns) FROM users WHERE lower(email) = \(email) ORDER BY login LIMIT \(Int64(limit))"
+        ).compactMap { try userRecord($0)?.user }
+    }
+
     func searchUsers(_ query: String, limit: Int) async throws -> [User] {
         // strpos, not LIKE: `%` and `_` in the query are literal text (SQLite uses instr).
         // A query with U+0000 matches nothing (and could not be bound as text).
@@ -229,10 +238,16 @@ struct PostgresAccess: StoreWriter {
                 (SELECT p.user_id FROM chat_members p WHERE p.chat_id = c.id AND p.user_id <> m.user_id LIMIT 1)
               END,
               (SELECT count(*) FROM messages u
-                WHERE u.chat_id = c.id AND u.chat_seq > m.read_seq AND u.sender_id <> m.user_id AND u.deleted_at IS NULL),
+                WHERE u.chat_id = c.id AND u.chat_seq > m.read_seq AND u.sender_id <> m.user_id AND u.deleted_at IS NULL
+                  AND (u.extras_json IS NULL OR NOT (u.extras_json::jsonb ? 'recipients') OR (u.extras_json::jsonb -> 'recipients') ? m.user_id)),
               l.id
             FROM chat_members m JOIN chats c ON c.id = m.chat_id
-            LEFT JOIN messages l ON c.last_message_seq > 0 AND l.chat_id = c.id AND l.chat_seq = c.last_message_seq
+            LEFT JOIN LATERAL (
+              SELECT v.id FROM messages v
+              WHERE v.chat_id = c.id AND (v.extras_json IS NULL OR NOT (v.extras_json::jsonb ? 'recipients') OR v.sender_id = m.user_id
+                OR (v.extras_json::jsonb -> 'recipients') ? m.user_id)
+              ORDER BY v.chat_seq DESC LIMIT 1
+            ) l ON c.last_message_seq > 0
             WHERE m.user_id = \(user.description)
             ORDER BY c.last_activity_at DESC, c.id
             """)
@@ -382,13 +397,20 @@ struct PostgresAccess: StoreWriter {
         ).first
     }
 
-    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message] {
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int, visibleTo viewer: UserID?) async throws -> [Message] {
+        // Visibility (the rule of `Message.isVisible(to:)`, as SQLite's `visibleClause`): no
+        // recipients, the viewer sent it, or `recipients` in `extras_json` names the viewer.
+        // Without a viewer the first bound flag makes the whole condition true.
+        let all = viewer == nil
+        let me = viewer?.description ?? ""
         let found: [PostgresRow]
         switch direction {
         case .latest:
             found = try await rows(
                 """
                 SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description)
+                  AND (\(all) OR extras_json IS NULL OR NOT (extras_json::jsonb ? 'recipients') OR sender_id = \(me)
+                    OR (extras_json::jsonb -> 'recipients') ? \(me))
                 ORDER BY chat_seq DESC LIMIT \(Int64(limit))
                 """
             ).reversed()
@@ -396,6 +418,8 @@ struct PostgresAccess: StoreWriter {
             found = try await rows(
                 """
                 SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND chat_seq < \(seq)
+                  AND (\(all) OR extras_json IS NULL OR NOT (extras_json::jsonb ? 'recipients') OR sender_id = \(me)
+                    OR (extras_json::jsonb -> 'recipients') ? \(me))
                 ORDER BY chat_seq DESC LIMIT \(Int64(limit))
                 """
             ).reversed()
@@ -403,6 +427,8 @@ struct PostgresAccess: StoreWriter {
             found = try await rows(
                 """
                 SELECT \(unescaped: Self.messageColumns) FROM messages WHERE chat_id = \(chat.description) AND chat_seq > \(seq)
+                  AND (\(all) OR extras_json IS NULL OR NOT (extras_json::jsonb ? 'recipients') OR sender_id = \(me)
+                    OR (extras_json::jsonb -> 'recipients') ? \(me))
                 ORDER BY chat_seq ASC LIMIT \(Int64(limit))
                 """)
         }
@@ -436,6 +462,7 @@ struct PostgresAccess: StoreWriter {
             """
             SELECT count(*) FROM messages
             WHERE chat_id = \(chat.description) AND chat_seq > \(readSeq) AND sender_id <> \(user.description) AND deleted_at IS NULL
+              AND (extras_json IS NULL OR NOT (extras_json::jsonb ? 'recipients') OR (extras_json::jsonb -> 'recipients') ? \(user.description))
             """)
     }
 
@@ -464,26 +491,31 @@ struct PostgresAccess: StoreWriter {
             """)
     }
 
-    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws {
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool {
         let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
-        try await rows(
+        // Under READ COMMITTED the condition is re-checked on the newest row version after a
+        // concurrent delete commits, so the edit cannot bring a tombstone back.
+        let updated = try await rows(
             """
             UPDATE messages SET text = \(Data(text.utf8)), mentions_json = \(mentionsJSON), edited_at = \(at.millisecondsSince1970),
               edit_count = \(Int64(version))
-            WHERE id = \(message.description)
+            WHERE id = \(message.description) AND deleted_at IS NULL RETURNING 1
             """)
+        guard !updated.isEmpty else { return false }
         try await rows(
             """
             INSERT INTO message_versions (message_id, version, text, created_at)
             VALUES (\(message.description), \(Int64(version)), \(Data(text.utf8)), \(at.millisecondsSince1970))
             """)
+        return true
     }
 
-    func markDeleted(_ message: MessageID, at: Date) async throws {
+    func markDeleted(_ message: MessageID, at: Date, keepingRecipients recipients: [UserID]?) async throws {
         // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
+        let extras = try recipients.map { String(decoding: try VestnikJSON.encode(MessageExtras(recipients: $0)), as: UTF8.self) }
         try await rows(
             """
-            UPDATE messages SET text = \(Data()), mentions_json = NULL, extras_json = NULL, deleted_at = \(at.millisecondsSince1970),
+            UPDATE messages SET text = \(Data()), mentions_json = NULL, extras_json = \(extras), deleted_at = \(at.millisecondsSince1970),
               pinned_at = NULL
             WHERE id = \(message.description)
             """)
@@ -648,7 +680,7 @@ struct PostgresAccess: StoreWriter {
     // MARK: Bots
 
     private static let botColumns =
-        "b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at"
+        "b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at, b.secret_format, b.permissions"
 
     private func botRecord(_ row: PostgresRow) throws -> BotRecord? {
         let c = Columns(row)
@@ -657,7 +689,8 @@ struct PostgresAccess: StoreWriter {
             id: id, url: try c.text(1), sealedSecret: try c.bytes(2), allowedData: BotAllowedData(rawValue: try c.text(3)) ?? .commands,
             enabled: try c.bool(4), description: try c.text(5), status: try c.optionalText(6),
             statusAt: try c.optionalInt(7).map(Date.init(millisecondsSince1970:)),
-            commands: try VestnikJSON.decode([BotCommand].self, from: Data(try c.text(8).utf8)), createdAt: try c.date(9))
+            commands: try VestnikJSON.decode([BotCommand].self, from: Data(try c.text(8).utf8)), createdAt: try c.date(9),
+            secretFormat: Int(try c.int(10)), permissions: BotPermission.parseList(try c.text(11)) ?? [])
     }
 
     func bot(_ id: UserID) async throws -> BotRecord? {
@@ -679,18 +712,22 @@ struct PostgresAccess: StoreWriter {
         ).compactMap { try botRecord($0) }
     }
 
-    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws {
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws -> Bool {
         let json = extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(extras), as: UTF8.self)
-        try await rows("UPDATE messages SET extras_json = \(json) WHERE id = \(message.description)")
+        return try await !rows(
+            "UPDATE messages SET extras_json = \(json) WHERE id = \(message.description) AND deleted_at IS NULL RETURNING 1"
+        ).isEmpty
     }
 
     func insertBot(_ b: BotRecord) async throws {
         let commands = String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)
         try await rows(
             """
-            INSERT INTO bots (id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at)
+            INSERT INTO bots (id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at,
+              secret_format, permissions)
             VALUES (\(b.id.description), \(b.url), \(b.sealedSecret), \(b.allowedData.rawValue), \(b.enabled), \(b.description), \(b.status),
-              \(b.statusAt?.millisecondsSince1970), \(commands), \(b.createdAt.millisecondsSince1970))
+              \(b.statusAt?.millisecondsSince1970), \(commands), \(b.createdAt.millisecondsSince1970), \(Int64(b.secretFormat)),
+              \(BotPermission.listString(b.permissions)))
             """)
     }
 
@@ -699,9 +736,18 @@ struct PostgresAccess: StoreWriter {
         try await rows(
             """
             UPDATE bots SET url = \(b.url), sealed_secret = \(b.sealedSecret), allowed_data = \(b.allowedData.rawValue), enabled = \(b.enabled),
-              description = \(b.description), status = \(b.status), status_at = \(b.statusAt?.millisecondsSince1970), commands_json = \(commands)
+              description = \(b.description), status = \(b.status), status_at = \(b.statusAt?.millisecondsSince1970), commands_json = \(commands),
+              secret_format = \(Int64(b.secretFormat)), permissions = \(BotPermission.listString(b.permissions))
             WHERE id = \(b.id.description)
             """)
+    }
+
+    func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String {
+        // Two nodes starting at once: the second insert waits for the first to commit, then does
+        // nothing, and the SELECT (a new snapshot under READ COMMITTED) sees the winner.
+        try await rows("INSERT INTO server_keys (name, fingerprint) VALUES (\(name), \(fingerprint)) ON CONFLICT (name) DO NOTHING")
+        guard let row = try await rows("SELECT fingerprint FROM server_keys WHERE name = \(name)").first else { return fingerprint }
+        return try Columns(row).text(0)
     }
 
     func deleteBot(_ id: UserID) async throws {

@@ -186,7 +186,22 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX message_expiry_due ON message_expiry(expires_at)",
         ],
-        // 4: the log stores each recipient set once (decision 0006) instead of a row per recipient
+        // 4: users by e-mail (BotX users/by_email) without a table scan.
+        ["CREATE INDEX users_by_email ON users(lower(email))"],
+        // 5: the server key's fingerprint (nodes with another key refuse to start), sealed
+        // secrets bound to their bot (format 1, re-sealed at start), per-bot permissions (bots
+        // registered before keep what every bot could do until then).
+        [
+            """
+            CREATE TABLE server_keys (
+                name TEXT COLLATE "C" PRIMARY KEY,
+                fingerprint TEXT COLLATE "C" NOT NULL
+            )
+            """,
+            "ALTER TABLE bots ADD COLUMN secret_format BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE bots ADD COLUMN permissions TEXT COLLATE \"C\" NOT NULL DEFAULT 'create-chats,directory-export'",
+        ],
+        // 6: the log stores each recipient set once (decision 0006) instead of a row per recipient
         // and event. Events already logged keep their recipients: each becomes its own audience.
         [
             """

@@ -141,7 +141,22 @@ enum SQLiteMigrations {
         );
         CREATE INDEX message_expiry_due ON message_expiry(expires_at);
         """,
-        // 4: the log stores each recipient set once (decision 0006) instead of a row per recipient
+        // 4: users by e-mail (BotX users/by_email) without a table scan.
+        """
+        CREATE INDEX users_by_email ON users(lower(email));
+        """,
+        // 5: the server key's fingerprint (nodes with another key refuse to start), sealed
+        // secrets bound to their bot (format 1, re-sealed at start), per-bot permissions (bots
+        // registered before keep what every bot could do until then).
+        """
+        CREATE TABLE server_keys (
+            name TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL
+        );
+        ALTER TABLE bots ADD COLUMN secret_format INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE bots ADD COLUMN permissions TEXT NOT NULL DEFAULT 'create-chats,directory-export';
+        """,
+        // 6: the log stores each recipient set once (decision 0006) instead of a row per recipient
         // and event. Events already logged keep their recipients: each becomes its own audience.
         """
         CREATE TABLE event_audiences (

@@ -45,6 +45,14 @@ struct SQLiteAccess: StoreWriter {
         ).compactMap { userRecord($0)?.user }
     }
 
+    func users(email: String, limit: Int) async throws -> [User] {
+        // `lower()` folds ASCII only, like PostgreSQL's under the "C" collation; the expression
+        // matches the `users_by_email` index of migration 4.
+        try db.query(
+            "SELECT \(Self.userColumns) FROM users WHERE lower(email) = ? ORDER BY login LIMIT ?", [.text(email), .integer(Int64(limit))]
+        ).compactMap { userRecord($0)?.user }
+    }
+
     func allUsers(limit: Int, offset: Int) async throws -> [User] {
         try db.query(
             "SELECT \(Self.userColumns) FROM users ORDER BY login LIMIT ? OFFSET ?", [.integer(Int64(limit)), .integer(Int64(offset))]
@@ -197,7 +205,8 @@ struct SQLiteAccess: StoreWriter {
         var result: [ChatListRow] = []
         for row in rows {
             guard let chat = chat(row), let member = member(row, offset: 9) else { continue }
-            let last = chat.lastMessageSeq > 0 ? try await message(chat: chat.id, chatSeq: chat.lastMessageSeq) : nil
+            // The newest message this member may see (not one addressed to others).
+            let last = chat.lastMessageSeq > 0 ? try await messages(in: chat.id, .latest, limit: 1, visibleTo: user).first : nil
             let unread = try await unreadCount(in: chat.id, for: user, after: member.readSeq)
             result.append(
                 ChatListRow(chat: chat, member: member, peerID: row.optionalText(13).flatMap(UserID.init), lastMessage: last, unreadCount: unread))
@@ -328,23 +337,33 @@ struct SQLiteAccess: StoreWriter {
         ).first
     }
 
-    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int) async throws -> [Message] {
+    /// Whether `viewer` may see a message row (alias `m`): no recipients, the sender, or named in
+    /// `recipients` of `extras_json` (the same rule as `Message.isVisible(to:)`). Binds the
+    /// viewer twice.
+    private static let visibleClause = """
+        (m.extras_json IS NULL OR json_type(m.extras_json, '$.recipients') IS NULL OR m.sender_id = ?
+          OR EXISTS (SELECT 1 FROM json_each(m.extras_json, '$.recipients') r WHERE r.value = ?))
+        """
+
+    func messages(in chat: ChatID, _ direction: HistoryDirection, limit: Int, visibleTo viewer: UserID?) async throws -> [Message] {
+        let filter = viewer == nil ? "" : " AND " + Self.visibleClause
+        let viewerArguments: [SQLValue] = viewer.map { [.text($0.description), .text($0.description)] } ?? []
         let rows: [SQLRow]
         switch direction {
         case .latest:
             rows = try db.query(
-                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY chat_seq DESC LIMIT ?",
-                [.text(chat.description), .integer(Int64(limit))]
+                "SELECT \(Self.messageColumns) FROM messages m WHERE chat_id = ?\(filter) ORDER BY chat_seq DESC LIMIT ?",
+                [.text(chat.description)] + viewerArguments + [.integer(Int64(limit))]
             ).reversed()
         case .before(let seq):
             rows = try db.query(
-                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND chat_seq < ? ORDER BY chat_seq DESC LIMIT ?",
-                [.text(chat.description), .integer(seq), .integer(Int64(limit))]
+                "SELECT \(Self.messageColumns) FROM messages m WHERE chat_id = ? AND chat_seq < ?\(filter) ORDER BY chat_seq DESC LIMIT ?",
+                [.text(chat.description), .integer(seq)] + viewerArguments + [.integer(Int64(limit))]
             ).reversed()
         case .after(let seq):
             rows = try db.query(
-                "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND chat_seq > ? ORDER BY chat_seq ASC LIMIT ?",
-                [.text(chat.description), .integer(seq), .integer(Int64(limit))])
+                "SELECT \(Self.messageColumns) FROM messages m WHERE chat_id = ? AND chat_seq > ?\(filter) ORDER BY chat_seq ASC LIMIT ?",
+                [.text(chat.description), .integer(seq)] + viewerArguments + [.integer(Int64(limit))])
         }
         return try messages(rows)
     }
@@ -370,8 +389,8 @@ struct SQLiteAccess: StoreWriter {
     func unreadCount(in chat: ChatID, for user: UserID, after readSeq: Int64) async throws -> Int {
         Int(
             try db.query(
-                "SELECT count(*) FROM messages WHERE chat_id = ? AND chat_seq > ? AND sender_id != ? AND deleted_at IS NULL",
-                [.text(chat.description), .integer(readSeq), .text(user.description)]
+                "SELECT count(*) FROM messages m WHERE chat_id = ? AND chat_seq > ? AND sender_id != ? AND deleted_at IS NULL AND \(Self.visibleClause)",
+                [.text(chat.description), .integer(readSeq), .text(user.description), .text(user.description), .text(user.description)]
             ).first?.int(0) ?? 0)
     }
 
@@ -401,21 +420,24 @@ struct SQLiteAccess: StoreWriter {
             [.text(m.id.description), .text(m.text), .integer(m.createdAt.millisecondsSince1970)])
     }
 
-    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws {
+    func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool {
         let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
         try db.query(
-            "UPDATE messages SET text = ?, mentions_json = ?, edited_at = ?, edit_count = ? WHERE id = ?",
+            "UPDATE messages SET text = ?, mentions_json = ?, edited_at = ?, edit_count = ? WHERE id = ? AND deleted_at IS NULL",
             [.text(text), optional(mentionsJSON), .integer(at.millisecondsSince1970), .integer(Int64(version)), .text(message.description)])
+        guard db.changes > 0 else { return false }
         try db.query(
             "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, ?, ?, ?)",
             [.text(message.description), .integer(Int64(version)), .text(text), .integer(at.millisecondsSince1970)])
+        return true
     }
 
-    func markDeleted(_ message: MessageID, at: Date) async throws {
+    func markDeleted(_ message: MessageID, at: Date, keepingRecipients recipients: [UserID]?) async throws {
         // Delete for everyone: the text and every earlier version go; the row stays as a tombstone.
+        let extras = try recipients.map { String(decoding: try VestnikJSON.encode(MessageExtras(recipients: $0)), as: UTF8.self) }
         try db.query(
-            "UPDATE messages SET text = '', mentions_json = NULL, extras_json = NULL, deleted_at = ?, pinned_at = NULL WHERE id = ?",
-            [.integer(at.millisecondsSince1970), .text(message.description)])
+            "UPDATE messages SET text = '', mentions_json = NULL, extras_json = ?, deleted_at = ?, pinned_at = NULL WHERE id = ?",
+            [optional(extras), .integer(at.millisecondsSince1970), .text(message.description)])
         try db.query("DELETE FROM message_versions WHERE message_id = ?", [.text(message.description)])
         try db.query("DELETE FROM reactions WHERE message_id = ?", [.text(message.description)])
         try db.query("DELETE FROM message_expiry WHERE message_id = ?", [.text(message.description)])
@@ -569,7 +591,10 @@ struct SQLiteAccess: StoreWriter {
 
     // MARK: Bots
 
-    private static let botColumns = "id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at"
+    private static let botColumns =
+        "id, url, sealed_secret, allowed_data, enabled, description, status, status_at, commands_json, created_at, secret_format, permissions"
+    private static let prefixedBotColumns =
+        "b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at, b.secret_format, b.permissions"
 
     private func botRecord(_ row: SQLRow, offset o: Int = 0) throws -> BotRecord? {
         guard let id = UserID(row.text(o)) else { return nil }
@@ -578,7 +603,8 @@ struct SQLiteAccess: StoreWriter {
             enabled: row.int(o + 4) != 0, description: row.text(o + 5), status: row.optionalText(o + 6),
             statusAt: row.optionalInt(o + 7).map(Date.init(millisecondsSince1970:)),
             commands: try VestnikJSON.decode([BotCommand].self, from: Data(row.text(o + 8).utf8)),
-            createdAt: Date(millisecondsSince1970: row.int(o + 9)))
+            createdAt: Date(millisecondsSince1970: row.int(o + 9)), secretFormat: Int(row.int(o + 10)),
+            permissions: BotPermission.parseList(row.text(o + 11)) ?? [])
     }
 
     func bot(_ id: UserID) async throws -> BotRecord? {
@@ -587,7 +613,7 @@ struct SQLiteAccess: StoreWriter {
 
     func bots() async throws -> [BotRecord] {
         try db.query(
-            "SELECT b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at FROM bots b JOIN users u ON u.id = b.id ORDER BY u.display_name, b.id",
+            "SELECT \(Self.prefixedBotColumns) FROM bots b JOIN users u ON u.id = b.id ORDER BY u.display_name, b.id",
             []
         ).compactMap { try botRecord($0) }
     }
@@ -595,24 +621,26 @@ struct SQLiteAccess: StoreWriter {
     func botMembers(of chat: ChatID) async throws -> [BotRecord] {
         try db.query(
             """
-            SELECT b.id, b.url, b.sealed_secret, b.allowed_data, b.enabled, b.description, b.status, b.status_at, b.commands_json, b.created_at
+            SELECT \(Self.prefixedBotColumns)
             FROM chat_members m JOIN bots b ON b.id = m.user_id WHERE m.chat_id = ? ORDER BY b.id
             """, [.text(chat.description)]
         ).compactMap { try botRecord($0) }
     }
 
-    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws {
+    func setExtras(_ extras: MessageExtras, of message: MessageID) async throws -> Bool {
         let json = extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(extras), as: UTF8.self)
-        try db.query("UPDATE messages SET extras_json = ? WHERE id = ?", [optional(json), .text(message.description)])
+        try db.query("UPDATE messages SET extras_json = ? WHERE id = ? AND deleted_at IS NULL", [optional(json), .text(message.description)])
+        return db.changes > 0
     }
 
     func insertBot(_ b: BotRecord) async throws {
         try db.query(
-            "INSERT INTO bots (\(Self.botColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO bots (\(Self.botColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .text(b.id.description), .text(b.url), .blob(Array(b.sealedSecret)), .text(b.allowedData.rawValue), .integer(b.enabled ? 1 : 0),
                 .text(b.description), optional(b.status), b.statusAt.map { .integer($0.millisecondsSince1970) } ?? .null,
                 .text(String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)), .integer(b.createdAt.millisecondsSince1970),
+                .integer(Int64(b.secretFormat)), .text(BotPermission.listString(b.permissions)),
             ])
     }
 
@@ -620,13 +648,19 @@ struct SQLiteAccess: StoreWriter {
         try db.query(
             """
             UPDATE bots SET url = ?, sealed_secret = ?, allowed_data = ?, enabled = ?, description = ?, status = ?, status_at = ?,
-              commands_json = ? WHERE id = ?
+              commands_json = ?, secret_format = ?, permissions = ? WHERE id = ?
             """,
             [
                 .text(b.url), .blob(Array(b.sealedSecret)), .text(b.allowedData.rawValue), .integer(b.enabled ? 1 : 0), .text(b.description),
                 optional(b.status), b.statusAt.map { .integer($0.millisecondsSince1970) } ?? .null,
-                .text(String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)), .text(b.id.description),
+                .text(String(decoding: try VestnikJSON.encode(b.commands), as: UTF8.self)), .integer(Int64(b.secretFormat)),
+                .text(BotPermission.listString(b.permissions)), .text(b.id.description),
             ])
+    }
+
+    func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String {
+        try db.query("INSERT OR IGNORE INTO server_keys (name, fingerprint) VALUES (?, ?)", [.text(name), .text(fingerprint)])
+        return try db.query("SELECT fingerprint FROM server_keys WHERE name = ?", [.text(name)]).first?.text(0) ?? fingerprint
     }
 
     func deleteBot(_ id: UserID) async throws {

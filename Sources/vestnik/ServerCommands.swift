@@ -11,6 +11,10 @@ struct DataOptions: ParsableArguments {
     var dataDirectory: String?
     @Option(help: "PostgreSQL URL postgres://user:password@host:port/db (env VESTNIK_DATABASE_URL); default: SQLite in the data directory.")
     var database: String?
+    @Option(
+        name: .customLong("bot-key-file"),
+        help: "Key sealing bot secrets (env VESTNIK_BOT_KEY_FILE; default <data-dir>/bot-secrets.key; required with PostgreSQL).")
+    var botKeyFile: String?
 
     func configuration() throws -> ServerConfiguration {
         // Everything the server writes (database, WAL, logs of SQLite) is for its owner only.
@@ -19,6 +23,7 @@ struct DataOptions: ParsableArguments {
         try configuration.apply(environment: ProcessInfo.processInfo.environment)
         if let dataDirectory { configuration.dataDirectory = dataDirectory }
         if let database { configuration.databaseURL = database }
+        if let botKeyFile { configuration.botKeyFile = botKeyFile }
         return configuration
     }
 }
@@ -34,15 +39,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
     @Option(name: .customLong("botx-host"), help: "Host name bots use in their cts_url, their JWT audience (env VESTNIK_BOTX_HOST, default --host).")
     var botxHost: String?
-    @Option(name: .customLong("bot-key-file"), help: "Key sealing bot secrets (env VESTNIK_BOT_KEY_FILE, default <data-dir>/bot-secrets.key).")
-    var botKeyFile: String?
 
     func run() async throws {
         var configuration = try data.configuration()
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
         if let botxHost { configuration.botxHost = botxHost }
-        if let botKeyFile { configuration.botKeyFile = botKeyFile }
         if let port {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
             configuration.port = port

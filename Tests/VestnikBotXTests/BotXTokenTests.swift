@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import VestnikModel
@@ -88,14 +89,58 @@ import VestnikModel
 
     @Test("a jti is accepted once per bot")
     func replay() {
-        let cache = ReplayCache(capacity: 4)
+        let cache = ReplayCache(capacity: 100)
         let now = Date()
         let expiry = Int64(now.timeIntervalSince1970) + 60
-        #expect(cache.use("a", bot: bot, expiresAt: expiry, now: now))
-        #expect(!cache.use("a", bot: bot, expiresAt: expiry, now: now))
-        #expect(cache.use("a", bot: .random(), expiresAt: expiry, now: now))
-        for i in 0..<10 { _ = cache.use("x\(i)", bot: bot, expiresAt: expiry, now: now) }
-        #expect(!cache.use("x9", bot: bot, expiresAt: expiry, now: now))
+        #expect(cache.use("a", bot: bot, expiresAt: expiry, now: now) == .fresh)
+        #expect(cache.use("a", bot: bot, expiresAt: expiry, now: now) == .replayed)
+        #expect(cache.use("a", bot: .random(), expiresAt: expiry, now: now) == .fresh)
+    }
+
+    @Test("a full replay cache refuses new tokens instead of forgetting live ones")
+    func replayCacheFailsClosed() {
+        let cache = ReplayCache(capacity: 4, perBotCapacity: 4)
+        let now = Date()
+        let expiry = Int64(now.timeIntervalSince1970) + 60
+        for i in 0..<4 { #expect(cache.use("x\(i)", bot: bot, expiresAt: expiry, now: now) == .fresh) }
+        #expect(cache.use("x4", bot: bot, expiresAt: expiry, now: now) == .full)
+        #expect(cache.use("y", bot: .random(), expiresAt: expiry, now: now) == .full)
+        // Every live jti is still remembered.
+        for i in 0..<4 { #expect(cache.use("x\(i)", bot: bot, expiresAt: expiry, now: now) == .replayed) }
+        // Once they expire, there is room again (and the old ids are forgotten only then).
+        let later = now.addingTimeInterval(75)
+        #expect(cache.use("x4", bot: bot, expiresAt: expiry + 75, now: later) == .fresh)
+        #expect(cache.count == 1)
+    }
+
+    @Test("one bot filling its share of the replay cache does not lock out the others")
+    func replayCachePerBotShare() {
+        let cache = ReplayCache(capacity: 10, perBotCapacity: 3)
+        let now = Date()
+        let expiry = Int64(now.timeIntervalSince1970) + 3600
+        for i in 0..<3 { #expect(cache.use("l\(i)", bot: bot, expiresAt: expiry, now: now) == .fresh) }
+        #expect(cache.use("l3", bot: bot, expiresAt: expiry, now: now) == .full)
+        #expect(cache.use("ok", bot: .random(), expiresAt: expiry, now: now) == .fresh)
+    }
+
+    @Test("a bot cannot mint its own v1 token: typ v1 verifies only under the server's v1 key")
+    func botMintedV1IsRefused() throws {
+        let serverKey = SymmetricKey(size: .bits256)
+        let now = at(1_700_000_000)
+        let forged = BotXToken.sign(
+            .init(iss: bot.description, aud: "h", exp: 1_700_086_400, nbf: 1_700_000_000, jti: "f", iat: 1_700_000_000, typ: "v1"), secret: secret)
+        #expect(throws: BotXToken.Rejection("Signature verification failed.")) {
+            try BotXToken.verify(forged, bot: bot, secret: secret, audience: "h", now: now, v1Key: serverKey)
+        }
+        #expect(throws: BotXToken.Rejection("Signature verification failed.")) {
+            try BotXToken.verify(forged, bot: bot, secret: secret, audience: "h", now: now)
+        }
+        let issued = BotXToken.issueV1(bot: bot, audience: "h", key: serverKey, now: now)
+        let claims = try BotXToken.verify(issued, bot: bot, secret: secret, audience: "h", now: at(1_700_080_000), v1Key: serverKey)
+        #expect(claims.typ == "v1" && claims.exp - claims.iat == 24 * 3600)
+        #expect(throws: BotXToken.Rejection.self) {
+            try BotXToken.verify(issued, bot: bot, secret: secret, audience: "h", now: now, v1Key: SymmetricKey(size: .bits256))
+        }
     }
 
     @Test("extreme time claims are refused without trapping the process")
@@ -119,5 +164,54 @@ import VestnikModel
         #expect(throws: BotXToken.Rejection("Tokens sent to bots are not credentials.")) {
             try BotXToken.verify(minted, bot: bot, secret: secret, audience: "h", now: at(1_700_000_010))
         }
+    }
+}
+
+/// What each answer of a bot means for a delivery (decision 0004, "Delivery outcomes").
+@Suite struct DeliveryOutcomeTests {
+    static let bodyDisabled = Data(#"{"status":"error","reason":"bot_disabled","errors":[],"error_data":{"status_message":"x"}}"#.utf8)
+
+    @Test(
+        "answers map to delivered, rejected, misconfigured or retried",
+        arguments: [
+            (200, nil, Data(), BotDeliverer.Outcome.delivered),
+            (202, nil, Data(), .delivered),
+            (302, nil, Data(), .misconfigured("http 302 (redirect)")),
+            (301, nil, Data(), .misconfigured("http 301 (redirect)")),
+            (400, nil, Data(), .rejected(400)),
+            (422, nil, Data(), .rejected(422)),
+            (401, nil, Data(), .misconfigured("http 401")),
+            (403, nil, Data(), .misconfigured("http 403")),
+            (404, nil, Data(), .misconfigured("http 404")),
+            (503, nil, bodyDisabled, .misconfigured("http 503 bot_disabled")),
+            (503, "7", Data(), .failed("http 503", retryAfter: 7)),
+            (503, "soon", Data(), .failed("http 503", retryAfter: nil)),
+            (429, "2", Data(), .failed("http 429", retryAfter: 2)),
+            (500, nil, Data(), .failed("http 500", retryAfter: nil)),
+        ] as [(Int, String?, Data, BotDeliverer.Outcome)])
+    func outcomes(_ status: Int, _ retryAfter: String?, _ body: Data, _ expected: BotDeliverer.Outcome) {
+        #expect(BotDeliverer.outcome(status: status, retryAfter: retryAfter, body: body) == expected)
+    }
+}
+
+/// Inline files from bots: names and media types that reach clients are checked.
+@Suite struct InlineFileTests {
+    @Test(
+        "bad file names and media types are refused",
+        arguments: [
+            ("../etc/passwd", "text/plain"), ("a\nb.txt", "text/plain"), ("..", "text/plain"), ("ok.txt", "text/html;charset=utf-8"),
+            ("ok.txt", "text"), ("ok.txt", "text/plain\r\nX-Evil: 1"), ("ok.txt", "/plain"),
+        ])
+    func refused(_ name: String, _ mime: String) {
+        let file = BotXFile(fileName: name, data: "data:\(mime);base64,aGk=")
+        #expect(throws: BotXFailure.self) { try file.attachment(limit: 1024) }
+    }
+
+    @Test("a plain name and media type pass")
+    func accepted() throws {
+        let attachment = try BotXFile(fileName: "report 2024.csv", data: "data:text/csv;base64,aGk=").attachment(limit: 1024)
+        #expect(attachment.mimeType == "text/csv" && attachment.size == 2 && attachment.type == "document")
+        #expect(try BotXFile(fileName: "x.bin", data: "data:;base64,aGk=").attachment(limit: 1024).mimeType == "application/octet-stream")
+        #expect(try BotXFile(fileName: "p.svg", data: "data:image/svg+xml;base64,aGk=").attachment(limit: 1024).type == "image")
     }
 }

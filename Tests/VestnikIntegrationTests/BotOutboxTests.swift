@@ -14,6 +14,7 @@ actor FakeBot {
         var path: String
         var authorization: String
         var body: Data
+        var at = ContinuousClock.now
         var command: String? {
             guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return nil }
             return (object["command"] as? [String: Any])?["body"] as? String
@@ -24,14 +25,25 @@ actor FakeBot {
     /// Commands whose first N deliveries are answered 503.
     private var failures: [String: Int] = [:]
 
+    /// Commands whose next deliveries get these answers (status, `Retry-After`), one each.
+    private var scripts: [String: [(Int, String?)]] = [:]
+
     func failFirst(_ count: Int, of command: String) { failures[command] = count }
 
-    /// Records a delivery; true if it should be refused.
-    func record(_ delivery: Delivery) -> Bool {
+    func script(_ command: String, _ answers: [(Int, String?)]) { scripts[command] = answers }
+
+    /// Records a delivery; the answer it gets instead of 202, if any.
+    func record(_ delivery: Delivery) -> (Int, String?)? {
         deliveries.append(delivery)
-        guard let command = delivery.command, let left = failures[command], left > 0 else { return false }
+        guard let command = delivery.command else { return nil }
+        if var answers = scripts[command], !answers.isEmpty {
+            let answer = answers.removeFirst()
+            scripts[command] = answers
+            return answer
+        }
+        guard let left = failures[command], left > 0 else { return nil }
         failures[command] = left - 1
-        return true
+        return (503, nil)
     }
 
     func attempts(of command: String) -> Int { deliveries.filter { $0.command == command }.count }
@@ -41,9 +53,13 @@ actor FakeBot {
         let router = Router()
         router.post("command") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
-            let refuse = await self.record(
+            let answer = await self.record(
                 Delivery(path: "/command", authorization: request.headers[.authorization] ?? "", body: Data(buffer: body)))
-            return Response(status: refuse ? .serviceUnavailable : .accepted)
+            guard let (status, retryAfter) = answer else { return Response(status: .accepted) }
+            var headers = HTTPFields()
+            if let retryAfter { headers[.retryAfter] = retryAfter }
+            if status / 100 == 3 { headers[.location] = "http://127.0.0.1:9/elsewhere" }
+            return Response(status: HTTPResponse.Status(code: status), headers: headers)
         }
         router.post("notification/callback") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)

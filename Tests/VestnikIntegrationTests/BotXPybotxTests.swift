@@ -9,9 +9,12 @@ import VestnikModel
 @Suite(.serialized, .timeLimit(.minutes(5)), .enabled(if: PybotxEnvironment.python != nil, "pybotx venv missing (VESTNIK_PYBOTX_PYTHON)"))
 struct BotXPybotxTests {
     /// Registers a bot the way `vestnik admin bot add` does.
-    static func register(_ server: TestServer, name: String, port: Int, allowed: BotAllowedData = .commands) async throws -> (UserID, String) {
+    static func register(
+        _ server: TestServer, name: String, port: Int, allowed: BotAllowedData = .commands, permissions: Set<BotPermission> = []
+    ) async throws -> (UserID, String) {
         let (registration, secret) = try await server.services.bots.register(
-            name: name, url: "http://127.0.0.1:\(port)", allowedData: allowed, description: "\(name) (test)", as: .localAdmin)
+            name: name, url: "http://127.0.0.1:\(port)", allowedData: allowed, description: "\(name) (test)", permissions: permissions,
+            as: .localAdmin)
         return (registration.user.id, secret)
     }
 
@@ -121,7 +124,7 @@ struct BotXPybotxTests {
         let (alice, aliceUser) = try await server.client("alice")
         let (bob, bobUser) = try await server.client("bob")
         let port = try freeLocalPort()
-        let (botID, secret) = try await Self.register(server, name: "Monitoring", port: port)
+        let (botID, secret) = try await Self.register(server, name: "Monitoring", port: port, permissions: [.createChats])
         let notifier = try PythonBot(
             ["notifier.py"], bot: botID, secret: secret, server: server.url, port: port,
             extra: ["USERS": "\(aliceUser.id),\(bobUser.id)"])
@@ -144,7 +147,7 @@ struct BotXPybotxTests {
         let (echoID, echo) = try await Self.startEcho(server)
         defer { echo.stop() }
         let port = try freeLocalPort()
-        let (botID, secret) = try await Self.register(server, name: "Exerciser", port: port)
+        let (botID, secret) = try await Self.register(server, name: "Exerciser", port: port, permissions: [.createChats, .directoryExport])
         // A group of Alice's where the exerciser is a plain member (not an admin).
         let foreign = try await alice.createGroup(title: "Alice's", members: [botID]).chat.id
         let script = try PythonBot(

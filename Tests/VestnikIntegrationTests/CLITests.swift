@@ -121,4 +121,30 @@ struct CLITests {
         let anonymous = VestnikClient(serverURL: server.url, token: nil)
         await #expect(throws: VestnikClientError.self) { _ = try await anonymous.login(login: "staff3", password: "anything-at-all", deviceName: "x") }
     }
+
+    @Test("admin bot add|set take --allow and --bot-key-file; a different key file is refused, not silently used")
+    func botAdministration() async throws {
+        let binary = try VestnikBinary.locate()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-cli-\(UUID().uuidString)").path
+        let data = root + "/data"
+        var backend = try await TestBackend.serverArguments()
+        if !backend.contains("--bot-key-file") { backend += ["--bot-key-file", root + "/bot.key"] }
+        let added = try binary.run(
+            ["admin", "bot", "add", "--name", "Ops", "--url", "http://127.0.0.1:9", "--allow", "create-chats", "--json", "--data-dir", data] + backend)
+        #expect(added.status == 0, "\(added.error)")
+        #expect(added.output.contains(#""allow":["create-chats"]"#), "\(added.output)")
+        let set = try binary.run(["admin", "bot", "set", "Ops", "--allow", "directory-export,create-chats", "--data-dir", data] + backend)
+        #expect(set.status == 0 && set.output.contains("create-chats,directory-export"), "\(set.output) \(set.error)")
+        let bad = try binary.run(["admin", "bot", "set", "Ops", "--allow", "everything", "--data-dir", data] + backend)
+        #expect(bad.status != 0)
+        let disabled = try binary.run(["admin", "bot", "disable", "Ops", "--data-dir", data] + backend)
+        #expect(disabled.status == 0 && disabled.output.hasPrefix("disabled Ops"))
+        // Another key against the same database: refused before anything is sealed with it.
+        var otherKey = backend
+        if let index = otherKey.firstIndex(of: "--bot-key-file") { otherKey[index + 1] = root + "/other.key" }
+        let mismatch = try binary.run(["admin", "bot", "list", "--data-dir", data] + otherKey)
+        #expect(mismatch.status != 0 && mismatch.error.contains("does not match"), "\(mismatch.error)")
+        let listed = try binary.run(["admin", "bot", "list", "--json", "--data-dir", data] + backend)
+        #expect(listed.status == 0 && listed.output.contains(#""allow":["create-chats","directory-export"]"#), "\(listed.output)")
+    }
 }

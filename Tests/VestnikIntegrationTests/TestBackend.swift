@@ -28,7 +28,10 @@ enum TestBackend {
     /// the same list must be passed to every process sharing one deployment.
     static func serverArguments() async throws -> [String] {
         guard let url = try await freshDatabaseURL() else { return [] }
-        return ["--database", url]
+        // One key file per deployment, shared by its nodes and admin commands (required with
+        // PostgreSQL).
+        let keyFile = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-key-\(UUID().uuidString)").path
+        return ["--database", url, "--bot-key-file", keyFile]
     }
 
     struct BadURL: Error {}

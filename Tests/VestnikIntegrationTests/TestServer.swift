@@ -26,6 +26,9 @@ final class TestServer: Sendable {
         configuration.foreignWritePollInterval = .milliseconds(100)
         configuration.databaseURL = try await TestBackend.freshDatabaseURL()
         configuration.databasePoolSize = 4
+        if configuration.databaseURL != nil {
+            configuration.botKeyFile = (configuration.dataDirectory as NSString).appendingPathComponent("bot-secrets.key")
+        }
         configure(&configuration)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = try await buildApplication(

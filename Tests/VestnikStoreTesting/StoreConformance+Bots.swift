@@ -99,7 +99,7 @@ extension StoreConformance {
             keyboard: nil, metadata: .object(["fooBar": .array([.int(1), .double(2.5), .bool(true)])]), recipients: [alice.id],
             attachments: [Attachment(type: "document", fileName: "a.txt", mimeType: "text/plain", size: 2, data: "aGk=")], silentResponse: true,
             stealth: nil)
-        try await store.write { tx in try await tx.setExtras(extras, of: message.id) }
+        #expect(try await store.write { tx in try await tx.setExtras(extras, of: message.id) })
         #expect(try await store.read { try await $0.message(message.id) }?.extras == extras)
         #expect(try await store.read { try await $0.messages(in: chat.id, .latest, limit: 10) }.first?.extras == extras)
         // Stealth settings and expiry.
@@ -114,8 +114,44 @@ extension StoreConformance {
         #expect(try await store.read { try await $0.expiredMessages(before: Date(millisecondsSince1970: 1000), limit: 10) } == [message.id])
         try await store.write { tx in try await tx.setStealth(nil, for: chat.id) }
         #expect(try await store.read { try await $0.stealth(of: chat.id) } == nil)
-        try await store.write { tx in try await tx.markDeleted(message.id, at: Date.millisecondNow()) }
+        try await store.write { tx in try await tx.markDeleted(message.id, at: Date.millisecondNow(), keepingRecipients: nil) }
         #expect(try await store.read { try await $0.message(message.id) }?.extras.isEmpty == true)
+        // A message for some members keeps only its recipients as a tombstone.
+        let addressed = try await appendMessage(store, chat: chat.id, from: alice.id, text: "for alice")
+        try await store.write { tx in try await tx.markDeleted(addressed.id, at: Date.millisecondNow(), keepingRecipients: [alice.id]) }
+        #expect(try await store.read { try await $0.message(addressed.id) }?.extras == MessageExtras(recipients: [alice.id]))
         #expect(try await store.read { try await $0.expiredMessages(before: Date(), limit: 10) }.isEmpty, "deletion ends the expiry")
+    }
+
+    /// Bot messages addressed to some members: a viewer's pages and unread count skip the others
+    /// in the query itself, so a page is never empty while visible history remains.
+    @Sendable package static func visibleHistory(_ store: any Store) async throws {
+        let alice = try await insertUser(store, makeUser("alice")).id
+        let bob = try await insertUser(store, makeUser("bob")).id
+        let bot = try await insertUser(store, makeUser("bot-visible")).id
+        let chat = makeChat(.group, by: alice)
+        try await insertChat(store, chat, members: [alice, bob, bot])
+        func hidden(_ text: String) async throws {
+            let message = try await appendMessage(store, chat: chat.id, from: bot, text: text)
+            #expect(try await store.write { tx in try await tx.setExtras(MessageExtras(recipients: [alice]), of: message.id) })
+        }
+        for i in 1...10 { try await hidden("for alice \(i)") }
+        let shared = try await appendMessage(store, chat: chat.id, from: bot, text: "for everyone")
+        for i in 11...20 { try await hidden("for alice \(i)") }
+        func texts(_ direction: HistoryDirection, _ limit: Int, _ viewer: UserID?) async throws -> [String] {
+            try await store.read { try await $0.messages(in: chat.id, direction, limit: limit, visibleTo: viewer) }.map(\.text)
+        }
+        #expect(try await texts(.latest, 5, bob) == ["for everyone"])
+        #expect(try await texts(.before(21), 3, bob) == ["for everyone"])
+        #expect(try await texts(.after(0), 3, bob) == ["for everyone"])
+        #expect(try await texts(.latest, 3, alice) == ["for alice 18", "for alice 19", "for alice 20"])
+        #expect(try await texts(.latest, 50, bot).count == 21, "the sender sees its own")
+        #expect(try await texts(.latest, 50, nil).count == 21)
+        #expect(try await store.read { try await $0.unreadCount(in: chat.id, for: bob, after: 0) } == 1)
+        #expect(try await store.read { try await $0.unreadCount(in: chat.id, for: alice, after: 0) } == 21)
+        #expect(try await store.read { try await $0.chatList(of: bob) }.first?.unreadCount == 1)
+        #expect(try await store.read { try await $0.chatList(of: bob) }.first?.lastMessage?.text == "for everyone", "the newest message bob may see")
+        #expect(try await store.read { try await $0.chatList(of: alice) }.first?.lastMessage?.text == "for alice 20")
+        #expect(shared.chatSeq == 11)
     }
 }

@@ -10,6 +10,7 @@ package enum StoreConformance {
     package static let allChecks: [(String, @Sendable (any Store) async throws -> Void)] = [
         ("users: insert, look up, duplicate login", usersRoundTrip),
         ("users: search is case-insensitive, Cyrillic included", userSearch),
+        ("users: by e-mail ignoring ASCII case", usersByEmail),
         ("sessions: lookup by token hash, delete only own", sessions),
         ("chats: unique personal pair, members, chat list order", chatsAndMembers),
         ("messages: history pages, edits, tombstones", messageHistory),
@@ -25,6 +26,7 @@ package enum StoreConformance {
         ("bots: registrations, kinds, bot members", bots),
         ("bot outbox: due order, leases, busy bots, retries", botOutbox),
         ("message extras round-trip and go with deletion", messageExtras),
+        ("messages for some members: pages and unread counts count only visible ones", visibleHistory),
     ]
 
     // MARK: Fixtures
@@ -99,6 +101,20 @@ package enum StoreConformance {
         #expect(try await store.read { try await $0.allUsers(limit: 1, offset: 1) }.map(\.login) == ["bob"])
     }
 
+    @Sendable package static func usersByEmail(_ store: any Store) async throws {
+        var alice = makeUser("alice")
+        alice.email = "Alice.Smirnova@Example.COM"
+        var bob = makeUser("bob")
+        bob.email = "bob@example.com"
+        try await insertUser(store, alice)
+        try await insertUser(store, bob)
+        try await insertUser(store, makeUser("nomail"))
+        #expect(try await store.read { try await $0.users(email: "alice.smirnova@example.com", limit: 10) }.map(\.id) == [alice.id])
+        #expect(try await store.read { try await $0.users(email: "bob@example.com", limit: 10) }.map(\.id) == [bob.id])
+        #expect(try await store.read { try await $0.users(email: "example.com", limit: 10) }.isEmpty, "whole addresses only")
+        #expect(try await store.read { try await $0.users(email: "", limit: 10) }.isEmpty)
+    }
+
     @Sendable package static func userSearch(_ store: any Store) async throws {
         let olga = try await insertUser(store, makeUser("olga", name: "Ольга Петрова", department: "Бухгалтерия"))
         let ivan = try await insertUser(store, makeUser("ivan", name: "Иван Сидоров", department: "ИТ"))
@@ -167,16 +183,26 @@ package enum StoreConformance {
         #expect(try await store.read { try await $0.messages(in: chat.id, .after(8), limit: 5) }.map(\.text) == ["m9", "m10"])
         let first = sent[0]
         #expect(try await store.read { try await $0.message(first.id) } == first)
-        try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", mentions: [], version: 1, at: Date.millisecondNow()) }
+        #expect(try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", mentions: [], version: 1, at: Date.millisecondNow()) })
         let edited = try await store.read { try await $0.message(first.id) }
         #expect(edited?.text == "m1 edited")
         #expect(edited?.editCount == 1)
         #expect(edited?.editedAt != nil)
         #expect(try await store.read { try await $0.edits(of: first.id) }.map(\.text) == ["m1", "m1 edited"])
-        try await store.write { tx in try await tx.markDeleted(first.id, at: Date.millisecondNow()) }
+        try await store.write { tx in try await tx.markDeleted(first.id, at: Date.millisecondNow(), keepingRecipients: nil) }
         let tombstone = try await store.read { try await $0.message(first.id) }
         #expect(tombstone?.isDeleted == true)
         #expect(tombstone?.text == "")
+        #expect(try await store.read { try await $0.edits(of: first.id) }.isEmpty)
+        // An edit that read the message before a delete committed must not bring it back: the
+        // store's edit is conditional on the message not being deleted.
+        let late = try await store.write { tx in
+            try await tx.recordEdit(of: first.id, text: "resurrected", mentions: [], version: 2, at: Date.millisecondNow())
+        }
+        #expect(late == false)
+        let lateExtras = try await store.write { tx in try await tx.setExtras(MessageExtras(metadata: .string("x")), of: first.id) }
+        #expect(lateExtras == false)
+        #expect(try await store.read { try await $0.message(first.id) } == tombstone, "the tombstone is unchanged")
         #expect(try await store.read { try await $0.edits(of: first.id) }.isEmpty)
         #expect(try await store.read { try await $0.message(chat: chat.id, chatSeq: 2) }?.text == "m2")
     }
