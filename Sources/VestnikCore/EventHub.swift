@@ -201,7 +201,8 @@ package actor EventHub {
 
     private let store: any Store
     private let logger: Logger
-    private let bufferLimit: Int
+    /// Deliveries a subscriber may have queued before it counts as too slow.
+    package nonisolated let bufferLimit: Int
     private var subscribers: [UserID: [Int: Subscription]] = [:]
     private var nextSubscriberID = 0
     private var deliveredUpTo: EventSeq

@@ -50,6 +50,10 @@ package struct SyncService: Sendable {
     /// The newest position delivered live on this node.
     package func livePosition() async -> EventSeq { await context.hub.position }
 
+    /// Deliveries a stream may have waiting before it counts as too slow (transports bound
+    /// their own buffers by it too).
+    package var streamBufferLimit: Int { context.hub.bufferLimit }
+
     /// Opens a live subscription for a session and announces the user online if this is their
     /// first connection.
     package func connect(_ caller: AuthenticatedSession) async -> EventHub.Subscription {

@@ -15,13 +15,21 @@ import VestnikCore
 ///
 /// NIO channels accept writes from any thread; the frames enter at the tail of the pipeline and
 /// pass the (write-transparent) async-channel handler to NIO's `WebSocketFrameEncoder`, like
-/// Hummingbird's own writer's frames. Every frame of the stream goes through here, so frames of
-/// one connection leave in the order they were queued.
+/// Hummingbird's own writer's frames. Every frame the stream sends goes through here, so frames
+/// of one connection leave in the order they were queued.
+///
+/// Memory: a connection whose socket does not drain (NIO's buffered bytes above
+/// ``StreamConnection/maxBufferedBytes``) gets no further frames; it is marked overflowed and
+/// its sink reports it too slow at the next delivery, which ends the subscription.
 final class EventLoopWriteQueue: Sendable {
     enum Item: Sendable {
-        case frame(any Channel, WebSocketFrame, EventLoopPromise<Void>?)
-        /// Flush what is queued for the channel, then close it.
-        case close(any Channel)
+        /// `live`: a delivery, dropped (and the connection marked overflowed) when the socket
+        /// stopped draining. Other frames (catch-up pages, control frames) are always written:
+        /// their writers wait for them, which bounds them already.
+        case frame(StreamConnection, WebSocketFrame, EventLoopPromise<Void>?, live: Bool)
+        /// The closing frame; the connection is closed once it is written (or after a grace
+        /// period, for a client that reads nothing), and takes no frames after it.
+        case close(StreamConnection, WebSocketFrame)
     }
 
     let eventLoop: any EventLoop
@@ -47,18 +55,27 @@ final class EventLoopWriteQueue: Sendable {
             }
             return box.items
         }
-        var touched: [ObjectIdentifier: any Channel] = [:]
+        var touched: [ObjectIdentifier: StreamConnection] = [:]
         for item in items {
             switch item {
-            case .frame(let channel, let frame, let promise):
-                channel.write(frame, promise: promise)
-                touched[ObjectIdentifier(channel)] = channel
-            case .close(let channel):
-                touched.removeValue(forKey: ObjectIdentifier(channel))?.flush()
-                channel.close(promise: nil)
+            case .frame(let connection, let frame, let promise, let live):
+                guard connection.accepting(checkingBuffer: live) else {
+                    promise?.fail(ChannelError.ioOnClosedChannel)
+                    continue
+                }
+                connection.channel.write(frame, promise: promise)
+                touched[ObjectIdentifier(connection)] = connection
+            case .close(let connection, let frame):
+                guard connection.beginClosing() else { continue }
+                touched.removeValue(forKey: ObjectIdentifier(connection))
+                let channel = connection.channel
+                let written = channel.eventLoop.makePromise(of: Void.self)
+                channel.writeAndFlush(frame, promise: written)
+                written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+                channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
         }
-        for channel in touched.values { channel.flush() }
+        for connection in touched.values { connection.channel.flush() }
     }
 }
 
@@ -77,86 +94,137 @@ final class EventLoopWriteQueues: Sendable {
 }
 
 /// The stream's side of one WebSocket connection: every frame the server sends on it.
-struct StreamConnection: Sendable {
+final class StreamConnection: Sendable {
+    /// NIO-buffered bytes the connection may have before it gets no more frames (a client that
+    /// stopped reading): bounds memory per stalled stream; a healthy client drains far below it.
+    let maxBufferedBytes: Int
     let channel: any Channel
     let queue: EventLoopWriteQueue
+    private enum State: UInt8, AtomicRepresentable { case open, overflowed, closing }
+    private let state = Atomic<State>(.open)
 
-    /// Queues frames without waiting.
-    func enqueue(_ payloads: [ByteBuffer]) {
-        queue.enqueue(payloads.map { .frame(channel, WebSocketFrame(fin: true, opcode: .text, data: $0), nil) })
+    /// - Parameter bufferLimit: the stream buffer limit in deliveries; the byte bound allows
+    ///   512 bytes per delivery (4 MiB at the default 8,192), and never less than 1 MiB, so a
+    ///   burst of large messages to a healthy client never looks like a stall.
+    init(channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int) {
+        self.channel = channel
+        self.queue = queue
+        maxBufferedBytes = max(bufferLimit * 512, 1 << 20)
     }
 
-    /// Queues frames; while the socket is not keeping up (NIO reports the channel unwritable)
-    /// waits until they reached it, so a catch-up of thousands of events cannot pile up here.
+    /// Whether the socket fell too far behind (frames are being dropped; the stream must end).
+    var overflowed: Bool { state.load(ordering: .relaxed) == .overflowed }
+
+    /// On the event loop, before writing a frame: false once closing or overflowed.
+    fileprivate func accepting(checkingBuffer: Bool) -> Bool {
+        guard state.load(ordering: .relaxed) == .open else { return false }
+        if checkingBuffer, let buffered = try? channel.syncOptions?.getOption(.bufferedWritableBytes), buffered > maxBufferedBytes {
+            _ = state.compareExchange(expected: .open, desired: .overflowed, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    /// On the event loop: true the first time only.
+    fileprivate func beginClosing() -> Bool {
+        state.exchange(.closing, ordering: .relaxed) != .closing
+    }
+
+    /// No frame is written after this (the client closed, or the server is done with it).
+    func stopWriting() {
+        state.store(.closing, ordering: .relaxed)
+    }
+
+    /// Queues live deliveries without waiting (dropped once the socket stopped draining).
+    func enqueue(_ payloads: [ByteBuffer]) {
+        queue.enqueue(payloads.map { .frame(self, WebSocketFrame(fin: true, opcode: .text, data: $0), nil, live: true) })
+    }
+
+    /// Queues frames and waits until they reached the socket, so a catch-up of thousands of
+    /// events never piles up in memory ahead of a slow client.
     func write(_ payloads: [ByteBuffer]) async throws {
         guard let last = payloads.last else { return }
-        guard !channel.isWritable else { return enqueue(payloads) }
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        var items: [EventLoopWriteQueue.Item] = payloads.dropLast().map { .frame(channel, WebSocketFrame(fin: true, opcode: .text, data: $0), nil) }
-        items.append(.frame(channel, WebSocketFrame(fin: true, opcode: .text, data: last), promise))
+        var items: [EventLoopWriteQueue.Item] = payloads.dropLast().map {
+            .frame(self, WebSocketFrame(fin: true, opcode: .text, data: $0), nil, live: false)
+        }
+        items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: last), promise, live: false))
         queue.enqueue(items)
         try await promise.futureResult.get()
     }
 
     func write(_ payload: ByteBuffer) async throws { try await write([payload]) }
 
-    /// Sends `payload` (if any) and a close frame, then closes the connection without waiting
-    /// for the client's answer: it is being dropped, not asked to leave.
+    /// Sends `payload` (if any) and a close frame after everything queued, then closes the
+    /// connection once the close frame is written — or after two seconds, for a client that
+    /// reads nothing. Nothing is written after the close frame.
     func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String) {
         var items: [EventLoopWriteQueue.Item] = []
-        if let payload { items.append(.frame(channel, WebSocketFrame(fin: true, opcode: .text, data: payload), nil)) }
+        if let payload { items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: false)) }
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
-        items.append(.frame(channel, WebSocketFrame(fin: true, opcode: .connectionClose, data: data), nil))
-        items.append(.close(channel))
+        items.append(.close(self, WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
         queue.enqueue(items)
+    }
+}
+
+/// The most recent durable event's frame, shared by every connection it goes to.
+///
+/// The hub hands one event to all its recipients before the next, so keeping just the last
+/// frame means each event is framed once, and every connection's outbound buffer holds a
+/// reference to the same bytes rather than its own copy.
+final class SharedEventFrames: Sendable {
+    private let last = Mutex<(seq: EventSeq, frame: ByteBuffer)?>(nil)
+
+    func frame(seq: EventSeq, payload: Data) -> ByteBuffer {
+        last.withLock { last in
+            if let last, last.seq == seq { return last.frame }
+            let frame = StreamFrames.event(seq: seq, payload: payload)
+            last = (seq, frame)
+            return frame
+        }
     }
 }
 
 /// Live deliveries for one stream, written by the hub without a task per connection.
 ///
 /// Deduplicates against the catch-up (nothing at or below the last position already sent),
-/// ends the stream when its own session is revoked, and reports a client that lets more than
-/// `limit` deliveries pile up behind an unwritable socket as too slow (the hub then closes it
-/// as `slow_consumer`); ephemeral events are dropped rather than queued behind a full socket.
+/// ends the stream when its own session is revoked, and reports a client whose socket stopped
+/// draining (see ``StreamConnection/maxBufferedBytes``) as too slow (the hub then closes it as
+/// `slow_consumer`); ephemeral events are dropped rather than queued behind a full socket.
 final class LiveStreamSink: LiveDeliverySink {
     private let connection: StreamConnection
+    private let frames: SharedEventFrames
     private let ownSession: SessionID
-    private let limit: Int
     private let metrics: ServerMetrics
-    private let state: Mutex<(lastSent: EventSeq, backlog: Int)>
+    private let lastSent: Mutex<EventSeq>
 
-    init(connection: StreamConnection, ownSession: SessionID, lastSent: EventSeq, limit: Int, metrics: ServerMetrics) {
+    init(connection: StreamConnection, frames: SharedEventFrames, ownSession: SessionID, lastSent: EventSeq, metrics: ServerMetrics) {
         self.connection = connection
+        self.frames = frames
         self.ownSession = ownSession
-        self.limit = limit
         self.metrics = metrics
-        state = Mutex((lastSent, 0))
+        self.lastSent = Mutex(lastSent)
     }
 
     func deliver(_ delivery: EventHub.Delivery) -> Bool {
-        let writable = connection.channel.isWritable
         switch delivery {
         case .durable(let seq, let event, let payload):
-            let accepted = state.withLock { state -> Bool? in
-                guard seq > state.lastSent else { return nil }
-                state.backlog = writable ? 0 : state.backlog + 1
-                guard state.backlog <= limit else { return false }
-                state.lastSent = seq
+            guard !connection.overflowed else { return false }
+            let isNew = lastSent.withLock { lastSent in
+                guard seq > lastSent else { return false }
+                lastSent = seq
                 return true
             }
-            guard let accepted else { return true }  // already sent during the catch-up
-            guard accepted else { return false }
+            guard isNew else { return true }  // already sent during the catch-up
+            connection.enqueue([frames.frame(seq: seq, payload: payload)])
             if case .sessionRevoked(let revoked) = event, revoked == ownSession {
-                connection.enqueue([StreamFrames.event(seq: seq, payload: payload)])
                 connection.close(after: StreamGateway.sessionRevokedFrame, code: StreamGateway.CloseCode.sessionRevoked, reason: "session_revoked")
-            } else {
-                connection.enqueue([StreamFrames.event(seq: seq, payload: payload)])
             }
             return true
         case .ephemeral(_, let payload):
-            guard writable else { return false }
+            guard connection.channel.isWritable else { return false }
             connection.enqueue([StreamFrames.ephemeral(payload: payload)])
             return true
         }

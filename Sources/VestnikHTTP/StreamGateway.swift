@@ -18,6 +18,7 @@ struct StreamGateway {
     let metrics: ServerMetrics
     let allowedOrigins: [String]
     let writeQueues = EventLoopWriteQueues()
+    let sharedFrames = SharedEventFrames()
 
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
@@ -44,7 +45,7 @@ struct StreamGateway {
     @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
         let logger = context.logger
         let channel = context.requestContext.channel
-        let frames = StreamConnection(channel: channel, queue: writeQueues.queue(for: channel.eventLoop))
+        let frames = StreamConnection(channel: channel, queue: writeQueues.queue(for: channel.eventLoop), bufferLimit: services.sync.streamBufferLimit)
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
         // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
@@ -130,7 +131,7 @@ struct StreamGateway {
             // closes it when the subscription ends); this task only reads the client's frames.
             // When the connection closes, from either side, the loop ends.
             subscription.goLive(
-                LiveStreamSink(connection: frames, ownSession: session.sessionID, lastSent: lastSent, limit: subscription.bufferLimit, metrics: metrics))
+                LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
             while let message = try await iterator.next() {
                 guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
                     continue
@@ -151,6 +152,9 @@ struct StreamGateway {
         } catch {
             logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
         }
+        // The client is gone or Hummingbird is closing the socket: frames still queued for it
+        // must not follow its close frame.
+        frames.stopWriting()
         await services.sync.disconnect(subscription)
     }
 

@@ -603,30 +603,38 @@ struct PostgresAccess: StoreWriter {
     }
 
     func pruneEvents(before: Date) async throws -> Int {
+        // The log's counter row first, as every send takes it first: a send on another node
+        // that holds it and is about to reuse an orphaned audience must not wait for this
+        // prune while this prune waits for its counter row (a deadlock).
+        try await rows("SELECT 1 FROM log_state WHERE id = 1 FOR UPDATE")
         guard let row = try await rows("SELECT max(seq) FROM events WHERE created_at < \(before.millisecondsSince1970)").first,
             let newestOld = try Columns(row).optionalInt(0)
         else { return 0 }
         let deleted = try await count("WITH gone AS (DELETE FROM events WHERE seq <= \(newestOld) RETURNING 1) SELECT count(*) FROM gone")
-        // Audiences no event refers to any more (their members go with them). A send that locked
-        // one meanwhile makes this statement fail on the foreign key, and the prune is retried
-        // on its next round; it never takes an audience from under a send.
+        // Audiences no event refers to any more (their members go with them). Sends wait for
+        // the counter row this transaction holds, so none can be reusing one meanwhile.
         try await rows("DELETE FROM event_audiences a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id)")
         try await rows("UPDATE log_state SET oldest_seq = GREATEST(oldest_seq, \(newestOld + 1)) WHERE id = 1")
         return deleted
     }
 
-    /// A user's events after `since`: the first `limit` of each of their audiences (each read
-    /// along its own index range), merged.
+    /// A user's events after `since`: the first `limit` positions of each of their audiences
+    /// (read from the `events(audience_id, seq)` index alone), merged; payloads only for the
+    /// page itself.
     func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
         try await rows(
             """
-            SELECT e.seq, e.payload FROM event_audience_members m
-            CROSS JOIN LATERAL (
-                SELECT seq, payload FROM events
-                WHERE audience_id = m.audience_id AND seq > \(since.value) ORDER BY seq LIMIT \(Int64(limit))
-            ) e
-            WHERE m.user_id = \(user.description)
-            ORDER BY e.seq LIMIT \(Int64(limit))
+            SELECT e.seq, e.payload FROM events e
+            WHERE e.seq IN (
+                SELECT x.seq FROM event_audience_members m
+                CROSS JOIN LATERAL (
+                    SELECT seq FROM events
+                    WHERE audience_id = m.audience_id AND seq > \(since.value) ORDER BY seq LIMIT \(Int64(limit))
+                ) x
+                WHERE m.user_id = \(user.description)
+                ORDER BY x.seq LIMIT \(Int64(limit))
+            )
+            ORDER BY e.seq
             """
         ).map { row in
             let c = Columns(row)

@@ -523,15 +523,28 @@ struct SQLiteAccess: StoreWriter {
         return deleted
     }
 
-    /// A user's events after `since`: the first `limit` of each of their audiences, merged.
-    /// Each audience is read along its own index range, so a page costs what it returns, not
-    /// everything logged since `since`.
+    /// A user's events after `since`. With a few audiences (the usual case: one per chat and
+    /// membership state) the first `limit` positions of each are read along its own index range
+    /// and merged, so a page costs what it returns. With many (events logged before migration 6
+    /// each have their own) the log is walked forward from `since` instead, testing each event's
+    /// audience, so paging through a backlog stays linear.
     func events(for user: UserID, after since: EventSeq, limit: Int) async throws -> [LoggedEvent] {
+        let userID = SQLValue.text(user.description)
+        let audienceCount = try db.query("SELECT count(*) FROM event_audience_members WHERE user_id = ?", [userID]).first?.int(0) ?? 0
+        guard audienceCount > 0 else { return [] }
+        if audienceCount > 64 {
+            return try db.query(
+                """
+                SELECT e.seq, e.payload FROM events e CROSS JOIN event_audience_members m
+                WHERE e.seq > ? AND m.user_id = ? AND m.audience_id = e.audience_id ORDER BY e.seq LIMIT ?
+                """, [.integer(since.value), userID, .integer(Int64(limit))]
+            ).map { LoggedEvent(seq: EventSeq($0.int(0)), payload: Data($0.blob(1))) }
+        }
         let audiences = try db.query(
             """
             SELECT m.audience_id FROM event_audience_members m
             WHERE m.user_id = ? AND EXISTS (SELECT 1 FROM events e WHERE e.audience_id = m.audience_id AND e.seq > ?)
-            """, [.text(user.description), .integer(since.value)]
+            """, [userID, .integer(since.value)]
         ).map { $0.int(0) }
         guard !audiences.isEmpty else { return [] }
         if audiences.count == 1 {

@@ -442,6 +442,30 @@ extension StoreConformance {
         #expect(try await seqs(a, after: 6) == [8, 9])
         #expect(try await seqs(b, after: 6) == [8])
         #expect(try await store.committedEvents(after: EventSeq(8), through: EventSeq(9), limit: 10).map(\.recipients) == [[a]])
+
+        // A user in many audiences (as after migrating an old log, one per event) pages the
+        // same way: positions 10…89, every other one with `a` in a set of its own.
+        var expected: [Int64] = []
+        for index in 0..<80 {
+            let others = (0..<2).map { _ in UserID.random() }
+            let recipients = index.isMultiple(of: 2) ? others + [a] : others
+            let event = ServerEvent.receiptUpdated(chatID: .random(), userID: a, readSeq: Int64(index))
+            let seq = try await store.write { tx in
+                try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: recipients, at: Date.millisecondNow())
+            }
+            if index.isMultiple(of: 2) { expected.append(seq.value) }
+        }
+        var collected: [Int64] = []
+        var position: Int64 = 9
+        while true {
+            let page = try await seqs(a, after: position, limit: 7)
+            guard let last = page.last else { break }
+            #expect(page.count <= 7)
+            collected += page
+            position = last
+        }
+        #expect(collected == expected)
+        #expect(try await seqs(a, after: 5).prefix(3) == [6, 8, 9])
     }
 
     /// Text round-trips byte for byte, interior NUL and non-BMP characters included.
