@@ -125,10 +125,14 @@ struct ServerUnderTest {
         return result
     }
 
+    /// Stops a server the bench started and removes its data directory.
     func stop() {
-        guard let process, process.isRunning else { return }
-        process.terminate()
-        process.waitUntilExit()
+        guard let process else { return }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 
     /// CPU seconds (user + system) the server process has used so far.
