@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import VestnikCore
 import VestnikModel
 
@@ -31,6 +32,7 @@ package final class PostgresStore: Store, Service {
     static let migrationLockKey: Int64 = 0x5645_5354_4E49_4B31
 
     private let client: PostgresClient
+    private let gate = PoolGate()
     private let logger: Logger
     private let writer: GroupCommit<PostgresAccess>
     package let configuration: PostgresStoreConfiguration
@@ -41,12 +43,13 @@ package final class PostgresStore: Store, Service {
         self.logger = logger
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         self.client = client
+        let gate = gate
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
         // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
         // across its own round trips and commit.
         writer = GroupCommit(
             transaction: { writes in
-                try await Self.transaction(client: client, logger: logger, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) {
+                try await Self.transaction(client: client, gate: gate, logger: logger, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) {
                     try await writes($0)
                 }
             },
@@ -70,6 +73,7 @@ package final class PostgresStore: Store, Service {
     /// Queries wait for connections while this is not running.
     package func run() async {
         await client.run()
+        gate.close()
     }
 
     // MARK: Schema
@@ -146,12 +150,13 @@ package final class PostgresStore: Store, Service {
     private func transaction<T: Sendable>(
         begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try await Self.transaction(client: client, logger: logger, begin: begin, locking: locking, body)
+        try await Self.transaction(client: client, gate: gate, logger: logger, begin: begin, locking: locking, body)
     }
 
     private static func transaction<T: Sendable>(
-        client: PostgresClient, logger: Logger, begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
+        client: PostgresClient, gate: PoolGate, logger: Logger, begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
+        try gate.check()
         do {
             return try await client.withConnection { connection in
                 let access = PostgresAccess(connection: connection, logger: logger, locking: locking)
@@ -186,6 +191,7 @@ package final class PostgresStore: Store, Service {
     /// Not durable: a node that is not listening right now never sees it. Payloads are limited
     /// by PostgreSQL to 8,000 bytes.
     package func notify(signal payload: String) async throws {
+        try gate.check()
         do {
             try await client.withConnection { connection in
                 _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
@@ -201,6 +207,7 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onSignal: @Sendable @escaping (String) async -> Void
     ) async throws {
+        try gate.check()
         do {
             try await client.withConnection { connection in
                 try await connection.listen(on: Self.signalChannel) { notifications in
@@ -237,6 +244,7 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onNotify: @Sendable @escaping (EventSeq) async -> Void
     ) async throws {
+        try gate.check()
         do {
             try await client.withConnection { connection in
                 try await connection.listen(on: Self.eventChannel) { notifications in
@@ -256,5 +264,18 @@ package final class PostgresStore: Store, Service {
         }
         if Task.isCancelled { return }
         throw StoreError.backend("the PostgreSQL notification connection closed")
+    }
+}
+
+/// Whether the pool still runs. PostgresNIO queues a request made after its `run()` returned
+/// forever (it waits for a connection that never comes), which hung shutdowns whenever a
+/// service touched the store on its way out; after the pool stops, requests fail at once.
+final class PoolGate: Sendable {
+    private let stopped = Atomic<Bool>(false)
+
+    func close() { stopped.store(true, ordering: .sequentiallyConsistent) }
+
+    func check() throws {
+        if stopped.load(ordering: .sequentiallyConsistent) { throw StoreError.backend("the database connection pool has stopped") }
     }
 }

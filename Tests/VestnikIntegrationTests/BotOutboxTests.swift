@@ -94,7 +94,10 @@ struct BotOutboxTests {
 
         let started = ContinuousClock.now
         let sent = try await alice.sendMessage(chatID: chat, text: "/ping now")
-        #expect(ContinuousClock.now - started < .seconds(2), "the user's send never waits for the bot")
+        // Only a guard against a send stuck behind the bot: the send commits the outbox row and
+        // returns; delivery runs in another service. A tighter bound flaked on a loaded machine
+        // (a debug-build send on PostgreSQL once took 2.4 s there).
+        #expect(ContinuousClock.now - started < .seconds(8), "the user's send never waits for the bot")
         _ = try await alice.sendMessage(chatID: chat, text: "not a command")
 
         #expect(await waitUntil(timeout: .seconds(20)) { await fake.attempts(of: "/ping now") >= 3 })
