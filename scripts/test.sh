@@ -30,11 +30,6 @@ else
     echo "== pybotx suite SKIPPED: no venv at $PYBOTX_VENV (run scripts/pybotx-venv.sh, or set VESTNIK_PYBOTX_VENV)"
 fi
 swift build --build-tests
-# Every test's scratch data (data directories, browser profiles) goes under one directory that is
-# removed afterwards; the build above keeps the default, so nothing is rebuilt.
-TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/vestnik-tests.XXXXXX")"
-export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
 echo "== test suite (SQLite backend${VESTNIK_TEST_POSTGRES_URL:+; PostgreSQL store conformance})"
 swift test --skip-build "$@"
 if [ -n "${VESTNIK_TEST_POSTGRES_URL:-}" ]; then
