@@ -37,7 +37,9 @@ final class EventLoopWriteQueue: Sendable {
 
     init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    func enqueue(_ items: [Item]) {
+    func enqueue(_ item: Item) { enqueue(CollectionOfOne(item)) }
+
+    func enqueue(_ items: some Collection<Item>) {
         let schedule = pending.withLock { box -> Bool in
             box.items.append(contentsOf: items)
             if box.scheduled { return false }
@@ -135,9 +137,10 @@ final class StreamConnection: Sendable {
         state.store(.closing, ordering: .relaxed)
     }
 
-    /// Queues live deliveries without waiting (dropped once the socket stopped draining).
-    func enqueue(_ payloads: [ByteBuffer]) {
-        queue.enqueue(payloads.map { .frame(self, WebSocketFrame(fin: true, opcode: .text, data: $0), nil, live: true) })
+    /// Queues a live delivery without waiting (dropped once the socket stopped draining). One
+    /// frame, no intermediate arrays: this runs once per recipient of every event.
+    func enqueue(_ payload: ByteBuffer) {
+        queue.enqueue(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: true))
     }
 
     /// Queues frames and waits until they reached the socket, so a catch-up of thousands of
@@ -218,14 +221,14 @@ final class LiveStreamSink: LiveDeliverySink {
                 return true
             }
             guard isNew else { return true }  // already sent during the catch-up
-            connection.enqueue([frames.frame(seq: seq, payload: payload)])
+            connection.enqueue(frames.frame(seq: seq, payload: payload))
             if case .sessionRevoked(let revoked) = event, revoked == ownSession {
                 connection.close(after: StreamGateway.sessionRevokedFrame, code: StreamGateway.CloseCode.sessionRevoked, reason: "session_revoked")
             }
             return true
         case .ephemeral(_, let payload):
             guard connection.channel.isWritable else { return false }
-            connection.enqueue([StreamFrames.ephemeral(payload: payload)])
+            connection.enqueue(StreamFrames.ephemeral(payload: payload))
             return true
         }
     }

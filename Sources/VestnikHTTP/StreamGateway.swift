@@ -144,7 +144,7 @@ struct StreamGateway {
                     // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
                     // to tell a live socket from a half-open one. It joins the same write
                     // queue as the deliveries, so frames never interleave.
-                    frames.enqueue([StreamFrames.control(ServerFrame(type: .pong))])
+                    frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)))
                 case .auth:
                     continue  // already authenticated; a repeated auth frame changes nothing
                 }
