@@ -51,8 +51,14 @@ package struct CoreContext: Sendable {
 
     /// Runs a read transaction, mapping store failures to internal errors.
     package func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T {
+        try await storeCall { try await $0.read(body) }
+    }
+
+    /// Runs one read the store answers by itself (such as
+    /// ``Store/authenticationRecord(tokenHash:)``), mapping store failures like ``read(_:)``.
+    package func storeCall<T: Sendable>(_ call: (any Store) async throws -> T) async throws -> T {
         do {
-            return try await store.read(body)
+            return try await call(store)
         } catch let error as StoreError {
             throw VestnikError(.internalError, "The data could not be read.", cause: error)
         }
@@ -94,10 +100,20 @@ package final class EventLog: Sendable {
     /// Appends `event` for `recipients` inside the transaction `tx`.
     @discardableResult
     package func append(_ event: ServerEvent, to recipients: [UserID], in tx: any StoreWriter) async throws -> EventSeq {
-        let payload = try VestnikJSON.encode(event)
-        let audience = EventAudience(recipients)
-        let seq = try await tx.appendEvent(event, payload: payload, audience: audience, at: Date.millisecondNow())
-        collected.withLock { $0.append(CommittedEvent(seq: seq, event: event, recipients: audience.members, payload: payload)) }
+        try await append(event, to: recipients) { entry in
+            try await tx.appendEvent(entry.event, payload: entry.payload, audience: entry.audience, at: entry.at)
+        }
+    }
+
+    /// Appends `event` for `recipients` through `store`, which writes the entry (together with
+    /// other changes, if it likes) and returns its position.
+    @discardableResult
+    package func append(
+        _ event: ServerEvent, to recipients: [UserID], storing store: (LogEntry) async throws -> EventSeq
+    ) async throws -> EventSeq {
+        let entry = LogEntry(event: event, payload: try VestnikJSON.encode(event), audience: EventAudience(recipients), at: Date.millisecondNow())
+        let seq = try await store(entry)
+        collected.withLock { $0.append(CommittedEvent(seq: seq, event: event, recipients: entry.audience.members, payload: entry.payload)) }
         return seq
     }
 

@@ -6,8 +6,8 @@ import Synchronization
 /// lock release in PostgreSQL), and concurrent sends to one chat would otherwise queue on the
 /// writer or on the chat's row lock, each paying for its own commit. Here the first write to
 /// arrive starts a batch; everything that queues while that batch commits joins the next one.
-/// Each write still runs alone and in arrival order, inside its own savepoint, so one that throws
-/// rolls back only its own changes; the batch then commits once, and every write in it returns
+/// Each write still runs alone and in arrival order, inside its own savepoint (a batch of one needs none), so one that
+/// throws rolls back only its own changes; the batch then commits once, and every write in it returns
 /// only after that commit (an acknowledged write is as durable as before). If the commit itself
 /// fails, every write of the batch fails, and none of their events was published, because
 /// publishing happens after `write` returns (``CoreContext/write(_:)``).
@@ -30,6 +30,9 @@ package final class GroupCommit<Access: Sendable>: Sendable {
         /// Resumes the caller: with the body's outcome, or with the batch's commit error.
         let complete: @Sendable ((any Error)?) -> Void
     }
+
+    /// Rolls back a batch of one whose write failed.
+    private struct WriteFailed: Error {}
 
     private struct Queue {
         var pending: [PendingWrite] = []
@@ -103,6 +106,20 @@ package final class GroupCommit<Access: Sendable>: Sendable {
 
     /// Runs one batch in one transaction; returns the error that failed the whole batch, if any.
     private func commit(_ batch: [PendingWrite]) async -> (any Error)? {
+        if batch.count == 1 {
+            // A write alone needs no savepoint: rolling back the transaction undoes it. This is
+            // the common case under light load, where it saves two statements per write.
+            do {
+                try await transaction { access in
+                    if await !batch[0].run(access) { throw WriteFailed() }
+                }
+                return nil
+            } catch is WriteFailed {
+                return nil  // The write's own error is its outcome; nothing was committed.
+            } catch {
+                return error
+            }
+        }
         let savepoint = self.savepoint
         do {
             try await transaction { access in

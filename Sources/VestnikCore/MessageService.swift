@@ -63,10 +63,12 @@ package struct MessageService: Sendable {
         let finalText = text
         do {
             return try await context.write { tx, log in
-                var (chat, member) = try await ChatService.membership(chatID, of: me, in: tx)
-                if let clientID = outgoing.clientMessageID,
-                    let existing = try await tx.message(in: chatID, sender: me, clientMessageID: clientID)
-                {
+                guard let sending = try await tx.sendingContext(chat: chatID, sender: me, clientMessageID: outgoing.clientMessageID) else {
+                    throw VestnikError.chatNotFound
+                }
+                var chat = sending.chat
+                let member = sending.member
+                if let existing = sending.existing {
                     return (try await Self.withState(existing, in: tx), false)
                 }
                 guard chat.kind != .channel || member.role == .admin else {
@@ -91,7 +93,7 @@ package struct MessageService: Sendable {
                     origin = original.forwardedFrom
                         ?? ForwardOrigin(messageID: original.id, chatID: original.chatID, senderID: original.senderID, sentAt: original.createdAt)
                 }
-                let memberIDs = try await tx.memberIDs(of: chatID)
+                let memberIDs = sending.memberIDs
                 let mentions = try await Self.resolveMentions(
                     in: messageText, explicit: outgoing.mentions, members: memberIDs, tx: tx, limit: limits.maxMembersPerRequest)
                 let message = try await Self.append(
@@ -99,7 +101,7 @@ package struct MessageService: Sendable {
                         id: .random(), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
                         forwardedFrom: origin, mentions: mentions, createdAt: Date(), clientMessageID: outgoing.clientMessageID),
                     to: &chat, by: member, members: memberIDs, tx: tx, log: log)
-                if notifyBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
+                if notifyBots, sending.mayHaveBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
                 return (message, true)
             }
         } catch let error as VestnikError where error.code == .conflict && (error.cause as? StoreError).map(Self.isClientIDDuplicate) == true {
@@ -359,14 +361,16 @@ package struct MessageService: Sendable {
         let now = Date.millisecondNow()
         chat.lastMessageSeq += 1
         chat.lastActivityAt = now
-        try await tx.updateChat(chat)
         var message = draft
         message.chatSeq = chat.lastMessageSeq
         message.createdAt = now
-        try await tx.insertMessage(message)
+        let updatedChat = chat
+        let stored = message
         // Your own message is read by you.
-        if sender.readSeq < message.chatSeq { try await tx.setReadSeq(message.chatSeq, of: sender.userID, in: chat.id) }
-        try await log.append(.messageCreated(message), to: audience(of: message, members: members), in: tx)
+        let reader = sender.readSeq < message.chatSeq ? sender.userID : nil
+        try await log.append(.messageCreated(message), to: audience(of: message, members: members)) { entry in
+            try await tx.insertMessage(stored, updating: updatedChat, readBy: reader, announcing: entry)
+        }
         return message
     }
 

@@ -117,12 +117,10 @@ package struct SessionService: Sendable {
     package func authenticate(token: String) async throws -> AuthenticatedSession {
         guard !token.isEmpty, token.utf8.count <= SessionToken.maxLength else { throw Self.unauthenticated }
         let hash = SessionToken.hash(token)
-        let found = try await context.read { reader -> (SessionRecord, Bool)? in
-            guard let record = try await reader.session(tokenHash: hash) else { return nil }
-            let blocked = try await reader.user(record.session.userID)?.user.isBlocked ?? true
-            return (record, blocked)
+        let found = try await context.storeCall { try await $0.authenticationRecord(tokenHash: hash) }
+        guard let found, case let record = found.session, ConstantTime.equal(record.tokenHash, hash), !found.userBlocked else {
+            throw Self.unauthenticated
         }
-        guard let (record, blocked) = found, ConstantTime.equal(record.tokenHash, hash), !blocked else { throw Self.unauthenticated }
         let now = Date.millisecondNow()
         guard record.session.expiresAt > now else { throw VestnikError(.unauthenticated, "The session has expired. Log in again.") }
         if now.timeIntervalSince(record.session.lastSeenAt) > 60 {

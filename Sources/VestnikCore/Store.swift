@@ -18,6 +18,69 @@ package protocol Store: Sendable {
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent]
     /// The newest committed position.
     func headSeq() async throws -> EventSeq
+    /// The session a token hash names, and whether its user is blocked: what every authenticated
+    /// request asks first, so an adapter may answer it in one statement.
+    func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord?
+}
+
+/// A session found by its token hash, with the one fact about its user that authentication needs.
+package struct AuthenticationRecord: Sendable, Hashable {
+    package var session: SessionRecord
+    /// True also when the user row is gone.
+    package var userBlocked: Bool
+
+    package init(session: SessionRecord, userBlocked: Bool) {
+        self.session = session
+        self.userBlocked = userBlocked
+    }
+}
+
+extension Store {
+    package func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord? {
+        try await read { reader in
+            guard let record = try await reader.session(tokenHash: tokenHash) else { return nil }
+            let blocked = try await reader.user(record.session.userID)?.user.isBlocked ?? true
+            return AuthenticationRecord(session: record, userBlocked: blocked)
+        }
+    }
+}
+
+/// What a send needs to know about its chat, read inside the send's write transaction.
+package struct SendingContext: Sendable, Hashable {
+    /// The chat, locked for the rest of the transaction where the adapter locks rows.
+    package var chat: Chat
+    /// The sender's membership.
+    package var member: ChatMember
+    /// Every member, read after the chat was locked (so a member added concurrently is included).
+    package var memberIDs: [UserID]
+    /// The sender's earlier message with the same client message id: the send is a retry.
+    package var existing: Message?
+    /// False only when the chat is known to have no bot members, so the send need not look for
+    /// bots to notify.
+    package var mayHaveBots: Bool
+
+    package init(chat: Chat, member: ChatMember, memberIDs: [UserID], existing: Message?, mayHaveBots: Bool) {
+        self.chat = chat
+        self.member = member
+        self.memberIDs = memberIDs
+        self.existing = existing
+        self.mayHaveBots = mayHaveBots
+    }
+}
+
+/// An event ready to be appended to the log: encoded once, with its audience and time.
+package struct LogEntry: Sendable {
+    package var event: ServerEvent
+    package var payload: Data
+    package var audience: EventAudience
+    package var at: Date
+
+    package init(event: ServerEvent, payload: Data, audience: EventAudience, at: Date) {
+        self.event = event
+        self.payload = payload
+        self.audience = audience
+        self.at = at
+    }
 }
 
 /// A user account as stored: the directory entry plus its secrets.
@@ -165,6 +228,19 @@ package protocol StoreReader: Sendable {
     func oldestRetainedSeq() async throws -> EventSeq
     /// The newest committed position as this transaction sees it.
     func headSeq() async throws -> EventSeq
+    /// The chat, the sender's membership, every member, and the retry a client message id names;
+    /// nil when the chat does not exist or `sender` is not a member. One call because every send
+    /// asks all of it: an adapter with network round trips answers it in as few as it can.
+    func sendingContext(chat: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext?
+}
+
+extension StoreReader {
+    package func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
+        guard let member = try await member(sender, of: chatID), let chat = try await chat(chatID) else { return nil }
+        var existing: Message?
+        if let clientMessageID { existing = try await message(in: chatID, sender: sender, clientMessageID: clientMessageID) }
+        return SendingContext(chat: chat, member: member, memberIDs: try await memberIDs(of: chatID), existing: existing, mayHaveBots: true)
+    }
 }
 
 /// Changes; only inside ``Store/write(_:)``.
@@ -240,11 +316,24 @@ package protocol StoreWriter: StoreReader {
     /// Appends a durable event for `audience` and returns its position. Events for the same
     /// recipient set share one stored audience (decision 0006).
     func appendEvent(_ event: ServerEvent, payload: Data, audience: EventAudience, at: Date) async throws -> EventSeq
+    /// Stores a new message as one change: the chat row (its new `lastMessageSeq` and activity
+    /// time), the message and its version 0, `reader`'s read position moved up to it, and the
+    /// log entry announcing it. One call because every send does all of it: an adapter with
+    /// network round trips may do it in one.
+    /// - Returns: the log position of `entry`.
+    func insertMessage(_ message: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq
     /// Deletes events older than `before`; returns how many.
     func pruneEvents(before: Date) async throws -> Int
 }
 
 extension StoreWriter {
+    package func insertMessage(_ message: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq {
+        try await updateChat(chat)
+        try await insertMessage(message)
+        if let reader { try await setReadSeq(message.chatSeq, of: reader, in: chat.id) }
+        return try await appendEvent(entry.event, payload: entry.payload, audience: entry.audience, at: entry.at)
+    }
+
     /// Appends a durable event for `recipients` (in any order, duplicates ignored).
     package func appendEvent(_ event: ServerEvent, payload: Data, recipients: [UserID], at: Date) async throws -> EventSeq {
         try await appendEvent(event, payload: payload, audience: EventAudience(recipients), at: at)

@@ -17,7 +17,7 @@ package struct OpenedStore: Sendable {
     package let prepare: @Sendable () async throws -> Void
     /// Waits for new-event notifications from other nodes and calls the closure for each;
     /// nil when the store has no such channel (SQLite: only this machine writes, polling suffices).
-    package let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping () async -> Void) async throws -> Void)?
+    package let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping (EventSeq) async -> Void) async throws -> Void)?
     /// Typing and presence between nodes; nil on a single node.
     package let relay: ClusterRelay?
 }
@@ -55,7 +55,7 @@ package enum Backend {
             return OpenedStore(
                 store: store, kind: "postgres", services: [store], prepare: { try await store.migrate() },
                 listen: { onListening, onNotify in
-                    try await store.listenForEvents(onListening: onListening) { _ in await onNotify() }
+                    try await store.listenForEvents(onListening: onListening, onNotify)
                 },
                 relay: ClusterRelay(nodeID: UUID().uuidString.lowercased(), store: store, logger: logger))
         }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import VestnikCore
+import VestnikModel
 
 /// Keeps the hub complete: picks up events that other processes (the admin CLI, other nodes)
 /// appended to the log, and closes every stream on shutdown.
@@ -14,7 +15,7 @@ import VestnikCore
 struct FanOutService: Service {
     let hub: EventHub
     let interval: Duration
-    let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping () async -> Void) async throws -> Void)?
+    let listen: (@Sendable (_ onListening: @Sendable @escaping () async -> Void, _ onNotify: @Sendable @escaping (EventSeq) async -> Void) async throws -> Void)?
     let logger: Logger
 
     func run() async throws {
@@ -39,7 +40,11 @@ struct FanOutService: Service {
                     while !Task.isShuttingDownGracefully, !Task.isCancelled {
                         do {
                             try await cancelWhenGracefulShutdown {
-                                try await listen({ wake.yield() }, { wake.yield() })
+                                try await listen({ wake.yield() }) { announced in
+                                    // This node's own commits are published in process; their
+                                    // notifications need no read of the log.
+                                    if await hub.position < announced { wake.yield() }
+                                }
                             }
                         } catch {
                             if Task.isShuttingDownGracefully || Task.isCancelled { break }

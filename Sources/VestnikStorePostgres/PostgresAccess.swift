@@ -23,6 +23,8 @@ struct PostgresAccess: StoreWriter {
     /// after it in others, and locking both in opposite orders could deadlock. Chat and user locks
     /// are always taken before `log_state`'s (events are appended last), so they add no cycle.
     let locking: Bool
+    /// The writing store's tag, appended to event notifications (see `PostgresStore.origin`).
+    let origin: String
 
     private var forUpdate: String { locking ? " FOR NO KEY UPDATE" : "" }
 
@@ -145,6 +147,19 @@ struct PostgresAccess: StoreWriter {
             .flatMap(sessionRecord)
     }
 
+    func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord? {
+        guard
+            let row = try await rows(
+                """
+                SELECT \(unescaped: Self.sessionColumns),
+                  COALESCE((SELECT users.is_blocked FROM users WHERE users.id = sessions.user_id), TRUE)
+                FROM sessions WHERE token_hash = \(Data(tokenHash))
+                """
+            ).first, let session = try sessionRecord(row)
+        else { return nil }
+        return AuthenticationRecord(session: session, userBlocked: try Columns(row).bool(7))
+    }
+
     func sessions(of user: UserID) async throws -> [Session] {
         try await rows("SELECT \(unescaped: Self.sessionColumns) FROM sessions WHERE user_id = \(user.description) ORDER BY created_at DESC")
             .compactMap { try sessionRecord($0)?.session }
@@ -224,6 +239,31 @@ struct PostgresAccess: StoreWriter {
         ).compactMap { try member(Columns($0)) }
     }
 
+    /// Two statements instead of five. Not one: the chat row lock may wait for a transaction that
+    /// changes the membership, and under READ COMMITTED everything one statement reads comes
+    /// from the snapshot taken before that wait. The second statement starts after the lock, so
+    /// it sees such a change.
+    func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
+        guard let chat = try await chat(chatID),
+            let row = try await rows(
+                """
+                SELECT m.user_id, m.role, m.joined_at, m.read_seq,
+                  ARRAY(SELECT a.user_id FROM chat_members a WHERE a.chat_id = m.chat_id),
+                  EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = m.chat_id),
+                  (SELECT x.id FROM messages x
+                   WHERE x.chat_id = m.chat_id AND x.sender_id = m.user_id AND x.client_message_id = \(clientMessageID.map { Data($0.utf8) }))
+                FROM chat_members m WHERE m.chat_id = \(chatID.description) AND m.user_id = \(sender.description)
+                """
+            ).first
+        else { return nil }
+        let c = Columns(row)
+        guard let member = try member(c) else { return nil }
+        var existing: Message?
+        if let id = try c.optionalText(6).flatMap(MessageID.init) { existing = try await message(id) }
+        return SendingContext(
+            chat: chat, member: member, memberIDs: try c.texts(4).compactMap(UserID.init), existing: existing, mayHaveBots: try c.bool(5))
+    }
+
     func memberIDs(of chat: ChatID) async throws -> [UserID] {
         try await rows("SELECT user_id FROM chat_members WHERE chat_id = \(chat.description)").compactMap { UserID(try Columns($0).text(0)) }
     }
@@ -296,12 +336,7 @@ struct PostgresAccess: StoreWriter {
     }
 
     func updateChat(_ chat: Chat) async throws {
-        try await rows(
-            """
-            UPDATE chats SET title = \(chat.title), description = \(chat.description), member_count = \(Int64(chat.memberCount)),
-              last_message_seq = \(chat.lastMessageSeq), last_activity_at = \(chat.lastActivityAt.millisecondsSince1970)
-            WHERE id = \(chat.id.description)
-            """)
+        try await rows("UPDATE chats SET \(chatValues: chat) WHERE id = \(chat.id.description)")
     }
 
     func insertMember(_ member: ChatMember, into chat: ChatID) async throws {
@@ -473,23 +508,64 @@ struct PostgresAccess: StoreWriter {
     }
 
     func insertMessage(_ m: Message) async throws {
-        let encoder = VestnikJSON.makeEncoder()
-        let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
-        let extras = m.extras.isEmpty ? nil : String(decoding: try encoder.encode(m.extras), as: UTF8.self)
+        let row = try NewMessageRow(m)
         try await rows(
             """
-            INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
-              edit_count, client_message_id, extras_json) VALUES (\(m.id.description), \(m.chatID.description), \(m.chatSeq), \(m.senderID.description),
-              \(Data(m.text.utf8)), \(m.replyTo?.description), \(forward), \(mentions), \(m.createdAt.millisecondsSince1970), 0,
-              \(m.clientMessageID.map { Data($0.utf8) }), \(extras))
-            """)
-        try await rows(
-            """
+            WITH message AS (INSERT INTO messages (\(unescaped: Self.messageInsertColumns)) VALUES \(row))
             INSERT INTO message_versions (message_id, version, text, created_at)
             VALUES (\(m.id.description), 0, \(Data(m.text.utf8)), \(m.createdAt.millisecondsSince1970))
             """)
     }
+
+    /// Everything a send stores, in one statement (one round trip instead of seven): the chat
+    /// row, the message and its version 0, the reader's position, the log counter and the event
+    /// with its notification. The statement's parts run in an order PostgreSQL chooses, except
+    /// that the audience is looked up (and key-share locked) only after the counter row is
+    /// locked, as `pruneEvents` needs (see there). A recipient set seen for the first time is not
+    /// found: the event is then inserted afterwards, with the position this statement took.
+    func insertMessage(_ m: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq {
+        let row = try NewMessageRow(m)
+        guard
+            let row = try await rows(
+                """
+                WITH chat AS (UPDATE chats SET \(chatValues: chat) WHERE id = \(chat.id.description)),
+                message AS (INSERT INTO messages (\(unescaped: Self.messageInsertColumns)) VALUES \(row)),
+                version AS (
+                  INSERT INTO message_versions (message_id, version, text, created_at)
+                  VALUES (\(m.id.description), 0, \(Data(m.text.utf8)), \(m.createdAt.millisecondsSince1970))
+                ),
+                reader AS (
+                  UPDATE chat_members SET read_seq = GREATEST(read_seq, \(m.chatSeq))
+                  WHERE chat_id = \(chat.id.description) AND user_id = \(reader?.description)
+                ),
+                head AS (UPDATE log_state SET head_seq = head_seq + 1 WHERE id = 1 RETURNING head_seq),
+                audience AS (
+                  SELECT id FROM event_audiences
+                  WHERE digest = \(entry.audience.digest) AND (SELECT head_seq FROM head) IS NOT NULL
+                  FOR KEY SHARE
+                ),
+                logged AS (
+                  INSERT INTO events (seq, created_at, payload, audience_id)
+                  SELECT head.head_seq, \(entry.at.millisecondsSince1970), \(entry.payload), audience.id FROM head, audience
+                  RETURNING seq
+                )
+                SELECT head.head_seq,
+                  (SELECT count(*) FROM (SELECT pg_notify(\(PostgresStore.eventChannel), logged.seq::text || ' ' || \(origin)) FROM logged) AS notified)
+                FROM head
+                """
+            ).first
+        else { throw StoreError.backend("log_state row missing") }
+        let columns = Columns(row)
+        let head = try columns.int(0)
+        if try columns.int(1) == 0 {
+            try await insertEvent(seq: head, payload: entry.payload, audienceID: try await storedAudience(entry.audience, at: entry.at), at: entry.at)
+        }
+        return EventSeq(head)
+    }
+
+    private static let messageInsertColumns = """
+        id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edit_count, client_message_id, extras_json
+        """
 
     func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool {
         let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
@@ -558,19 +634,24 @@ struct PostgresAccess: StoreWriter {
             throw StoreError.backend("log_state row missing")
         }
         let head = try Columns(row).int(0)
-        let audienceID = try await storedAudience(audience, at: at)
-        // The notification is delivered to listeners on commit only (never for a rolled-back
-        // transaction). It carries the position only: listeners read the log, which stays the
-        // source of truth.
+        try await insertEvent(seq: head, payload: payload, audienceID: try await storedAudience(audience, at: at), at: at)
+        return EventSeq(head)
+    }
+
+    /// Inserts the event at position `seq` (already taken from the counter) and announces it.
+    ///
+    /// The notification is delivered to listeners on commit only (never for a rolled-back
+    /// transaction). It carries the position only: listeners read the log, which stays the
+    /// source of truth.
+    private func insertEvent(seq: Int64, payload: Data, audienceID: Int64, at: Date) async throws {
         try await rows(
             """
             WITH logged AS (
                 INSERT INTO events (seq, created_at, payload, audience_id)
-                VALUES (\(head), \(at.millisecondsSince1970), \(payload), \(audienceID)) RETURNING seq
+                VALUES (\(seq), \(at.millisecondsSince1970), \(payload), \(audienceID)) RETURNING seq
             )
-            SELECT pg_notify(\(PostgresStore.eventChannel), seq::text) FROM logged
+            SELECT pg_notify(\(PostgresStore.eventChannel), seq::text || ' ' || \(origin)) FROM logged
             """)
-        return EventSeq(head)
     }
 
     /// The id of the stored audience for this recipient set, storing it the first time.
@@ -844,5 +925,67 @@ struct PostgresAccess: StoreWriter {
 
     func pendingBotJobs(of bot: UserID) async throws -> Int {
         try await count("SELECT count(*) FROM bot_outbox WHERE bot_id = \(bot.description)")
+    }
+}
+
+
+/// A new message's column values, encoded for ``PostgresAccess``'s `messageInsertColumns`.
+/// Encoding can fail, so it happens here rather than inside a query's interpolation.
+struct NewMessageRow {
+    let message: Message
+    let forward: String?
+    let mentions: String?
+    let extras: String?
+
+    init(_ message: Message) throws {
+        let encoder = VestnikJSON.makeEncoder()
+        self.message = message
+        forward = try message.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+        mentions = message.mentions.isEmpty ? nil : String(decoding: try encoder.encode(message.mentions), as: UTF8.self)
+        extras = message.extras.isEmpty ? nil : String(decoding: try encoder.encode(message.extras), as: UTF8.self)
+    }
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// `(…)`: a `VALUES` row for a new message.
+    mutating func appendInterpolation(_ row: NewMessageRow) throws {
+        let m = row.message
+        appendLiteral("(")
+        appendInterpolation(m.id.description)
+        appendLiteral(", ")
+        appendInterpolation(m.chatID.description)
+        appendLiteral(", ")
+        appendInterpolation(m.chatSeq)
+        appendLiteral(", ")
+        appendInterpolation(m.senderID.description)
+        appendLiteral(", ")
+        try appendInterpolation(Data(m.text.utf8))
+        appendLiteral(", ")
+        appendInterpolation(m.replyTo?.description)
+        appendLiteral(", ")
+        appendInterpolation(row.forward)
+        appendLiteral(", ")
+        appendInterpolation(row.mentions)
+        appendLiteral(", ")
+        appendInterpolation(m.createdAt.millisecondsSince1970)
+        appendLiteral(", 0, ")
+        try appendInterpolation(m.clientMessageID.map { Data($0.utf8) })
+        appendLiteral(", ")
+        appendInterpolation(row.extras)
+        appendLiteral(")")
+    }
+
+    /// `title = …, …`: the `SET` list that writes back a chat's changeable columns.
+    mutating func appendInterpolation(chatValues chat: Chat) {
+        appendLiteral("title = ")
+        appendInterpolation(chat.title)
+        appendLiteral(", description = ")
+        appendInterpolation(chat.description)
+        appendLiteral(", member_count = ")
+        appendInterpolation(Int64(chat.memberCount))
+        appendLiteral(", last_message_seq = ")
+        appendInterpolation(chat.lastMessageSeq)
+        appendLiteral(", last_activity_at = ")
+        appendInterpolation(chat.lastActivityAt.millisecondsSince1970)
     }
 }

@@ -33,6 +33,9 @@ package final class PostgresStore: Store, Service {
 
     private let client: PostgresClient
     private let gate = PoolGate()
+    /// Tags this store's event notifications, so its own listener can skip them: this process
+    /// publishes its own commits in memory already (``listenForEvents(onListening:_:)``).
+    private let origin = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let logger: Logger
     private let writer: GroupCommit<PostgresAccess>
     package let configuration: PostgresStoreConfiguration
@@ -44,22 +47,27 @@ package final class PostgresStore: Store, Service {
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         self.client = client
         let gate = gate
+        let origin = origin
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
         // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
         // across its own round trips and commit.
         writer = GroupCommit(
             transaction: { writes in
-                try await Self.transaction(client: client, gate: gate, logger: logger, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true) {
+                try await Self.transaction(
+                    client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true
+                ) {
                     try await writes($0)
                 }
             },
             savepoint: { access, step in
+                // Savepoints are left open rather than released: each write's `SAVEPOINT write`
+                // nests inside the previous one's and `ROLLBACK TO` finds the newest of that name,
+                // which is the failing write's own. Releasing would cost a round trip per write
+                // and change nothing the commit keeps (a released subtransaction keeps its id).
                 switch step {
                 case .open: try await access.rows("SAVEPOINT write")
-                case .release: try await access.rows("RELEASE SAVEPOINT write")
-                case .rollBack:
-                    try await access.rows("ROLLBACK TO SAVEPOINT write")
-                    try await access.rows("RELEASE SAVEPOINT write")
+                case .release: break
+                case .rollBack: try await access.rows("ROLLBACK TO SAVEPOINT write")
                 }
             })
     }
@@ -139,7 +147,25 @@ package final class PostgresStore: Store, Service {
     }
 
     package func headSeq() async throws -> EventSeq {
-        try await read { try await $0.headSeq() }
+        try await statement { try await $0.headSeq() }
+    }
+
+    package func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord? {
+        try await statement { try await $0.authenticationRecord(tokenHash: tokenHash) }
+    }
+
+    /// Runs one statement on a pooled connection outside a transaction block. A single statement
+    /// is atomic and reads one snapshot by itself, so `BEGIN` and `COMMIT` around it would only
+    /// add two round trips.
+    private func statement<T: Sendable>(_ body: (PostgresAccess) async throws -> T) async throws -> T {
+        try gate.check()
+        do {
+            return try await client.withConnection { connection in
+                try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
+            }
+        } catch {
+            throw PostgresErrors.translate(error)
+        }
     }
 
     /// Leases a connection, opens a transaction with `begin`, runs `body`, commits; rolls back if
@@ -150,16 +176,17 @@ package final class PostgresStore: Store, Service {
     private func transaction<T: Sendable>(
         begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try await Self.transaction(client: client, gate: gate, logger: logger, begin: begin, locking: locking, body)
+        try await Self.transaction(client: client, gate: gate, logger: logger, origin: origin, begin: begin, locking: locking, body)
     }
 
     private static func transaction<T: Sendable>(
-        client: PostgresClient, gate: PoolGate, logger: Logger, begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
+        client: PostgresClient, gate: PoolGate, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
+        _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
         try gate.check()
         do {
             return try await client.withConnection { connection in
-                let access = PostgresAccess(connection: connection, logger: logger, locking: locking)
+                let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
                 try await access.rows(begin)
                 do {
                     let result = try await body(access)
@@ -226,7 +253,9 @@ package final class PostgresStore: Store, Service {
     }
 
     /// Holds one pooled connection listening on ``eventChannel`` and calls `onNotify` with each
-    /// announced log position, in the order PostgreSQL delivers them (commit order).
+    /// log position announced by another store instance (another node or process), in the order
+    /// PostgreSQL delivers them (commit order). This store's own commits are not announced to it:
+    /// the process that made them publishes them in memory.
     ///
     /// Notifications carry positions only and are a latency hint: the log stays the source of
     /// truth. A notification can be missed (while reconnecting, or before `LISTEN` took effect),
@@ -250,10 +279,13 @@ package final class PostgresStore: Store, Service {
                 try await connection.listen(on: Self.eventChannel) { notifications in
                     await onListening()
                     for try await notification in notifications {
-                        guard let value = Int64(notification.payload) else {
+                        // "<seq> <origin>"; a bare "<seq>" from a node that does not tag is taken too.
+                        let parts = notification.payload.split(separator: " ", maxSplits: 1)
+                        guard let first = parts.first, let value = Int64(first) else {
                             logger.warning("ignoring a malformed event notification", metadata: ["payload": "\(notification.payload.prefix(64))"])
                             continue
                         }
+                        if parts.count == 2, parts[1] == origin { continue }
                         await onNotify(EventSeq(value))
                     }
                 }
@@ -279,3 +311,4 @@ final class PoolGate: Sendable {
         if stopped.load(ordering: .sequentiallyConsistent) { throw StoreError.backend("the database connection pool has stopped") }
     }
 }
+

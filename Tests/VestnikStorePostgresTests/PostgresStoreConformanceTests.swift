@@ -42,38 +42,44 @@ struct PostgresStoreConformanceTests {
         }
     }
 
-    @Test("listenForEvents receives the position of a committed event, not of a rolled-back one")
+    @Test("listenForEvents receives positions other stores committed, not rolled-back ones, not its own store's")
     func listen() async throws {
         try await withFreshDatabase { configuration in
             try await withRunningStore(configuration) { store in
-                try await store.migrate()
-                let (received, receivedSink) = AsyncStream.makeStream(of: EventSeq.self)
-                let (ready, readySink) = AsyncStream.makeStream(of: Void.self)
-                let listener = Task {
-                    try await store.listenForEvents(onListening: { readySink.yield() }) { seq in receivedSink.yield(seq) }
-                }
-                defer { listener.cancel() }
-                #expect(try await first(of: ready, within: .seconds(10)) != nil)
-
-                struct Abort: Error {}
-                let user = UserID.random()
-                let event = ServerEvent.sessionRevoked(sessionID: .random())
-                let payload = try VestnikJSON.encode(event)
-                await #expect(throws: Abort.self) {
-                    try await store.write { tx in
-                        _ = try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
-                        throw Abort()
+                try await withRunningStore(configuration) { otherNode in
+                    try await store.migrate()
+                    let (received, receivedSink) = AsyncStream.makeStream(of: EventSeq.self)
+                    let (ready, readySink) = AsyncStream.makeStream(of: Void.self)
+                    let listener = Task {
+                        try await store.listenForEvents(onListening: { readySink.yield() }) { seq in receivedSink.yield(seq) }
                     }
-                }
-                let seq = try await store.write { tx in
-                    try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
-                }
-                #expect(seq == EventSeq(1))
-                #expect(try await first(of: received, within: .seconds(10)) == seq)
+                    defer { listener.cancel() }
+                    #expect(try await first(of: ready, within: .seconds(10)) != nil)
 
-                listener.cancel()
-                // A cancelled listener returns instead of throwing.
-                try await listener.value
+                    struct Abort: Error {}
+                    let user = UserID.random()
+                    let event = ServerEvent.sessionRevoked(sessionID: .random())
+                    let payload = try VestnikJSON.encode(event)
+                    await #expect(throws: Abort.self) {
+                        try await otherNode.write { tx in
+                            _ = try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
+                            throw Abort()
+                        }
+                    }
+                    // The listening store's own commit is published in its process, not announced to it.
+                    let own = try await store.write { tx in
+                        try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
+                    }
+                    let seq = try await otherNode.write { tx in
+                        try await tx.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow())
+                    }
+                    #expect(own == EventSeq(1) && seq == EventSeq(2))
+                    #expect(try await first(of: received, within: .seconds(10)) == seq)
+
+                    listener.cancel()
+                    // A cancelled listener returns instead of throwing.
+                    try await listener.value
+                }
             }
         }
     }

@@ -27,6 +27,8 @@ package enum StoreConformance {
         ("bot outbox: due order, leases, busy bots, retries", botOutbox),
         ("message extras round-trip and go with deletion", messageExtras),
         ("messages for some members: pages and unread counts count only visible ones", visibleHistory),
+        ("sending: the context a send reads and the message insert it makes", sending),
+        ("authentication: a session by token hash with its user's blocked flag", authentication),
     ]
 
     // MARK: Fixtures
