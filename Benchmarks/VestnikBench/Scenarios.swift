@@ -2,6 +2,7 @@ import Foundation
 import VestnikAPI
 import VestnikKit
 import Logging
+import Synchronization
 import WSClient
 
 /// Logged-in clients with open streams, and the receive side of the measurements.
@@ -9,6 +10,8 @@ struct Participants {
     let clients: [VestnikClient]
     let users: [User]
     let streamTasks: [Task<Void, Never>]
+    /// Each client's stream, for `send` frames (raw receivers only).
+    let streamSenders: [StreamSender]
 
     /// Logs every login in (bounded concurrency) and opens one stream each; returns when every
     /// stream reported `ready`.
@@ -25,13 +28,16 @@ struct Participants {
         }
         let ready = ReadyCounter()
         var tasks: [Task<Void, Never>] = []
+        var senders: [StreamSender] = []
         for (index, client) in clients.enumerated() {
             if sdkReceivers {
                 tasks.append(Task { await receiveDecoding(client, recorder: recorder, marker: marker, ready: ready) })
             } else {
                 guard let token = client.token else { throw BenchError("no token after login") }
                 let url = servers[index % servers.count].url
-                tasks.append(Task { await receiveRaw(server: url, token: token, recorder: recorder, marker: marker, ready: ready) })
+                let sender = StreamSender()
+                senders.append(sender)
+                tasks.append(Task { await receiveRaw(server: url, token: token, recorder: recorder, marker: marker, ready: ready, sender: sender) })
             }
         }
         let deadline = ContinuousClock.now + .seconds(60)
@@ -39,11 +45,22 @@ struct Participants {
             guard ContinuousClock.now < deadline else { throw BenchError("streams did not become ready") }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return Participants(clients: clients, users: users, streamTasks: tasks)
+        return Participants(clients: clients, users: users, streamTasks: tasks, streamSenders: senders)
     }
 
     func close() {
         for task in streamTasks { task.cancel() }
+        for sender in streamSenders { sender.fail() }
+    }
+
+    /// Who sends the load: the HTTP clients, or the same users over their streams.
+    func senders(over path: SendPath) throws -> [any MessageSender] {
+        switch path {
+        case .http: return clients
+        case .stream:
+            guard streamSenders.count == clients.count else { throw BenchError("--send-over stream needs raw receivers (not --sdk-receivers)") }
+            return streamSenders
+        }
     }
 }
 
@@ -68,13 +85,17 @@ private func receiveDecoding(_ client: VestnikClient, recorder: Recorder?, marke
 /// Receives on a bare WebSocket and only looks for the message marker in each frame: the load
 /// generator shares the two cores with the server, and decoding 20 copies of every message into
 /// wire types would cost it more CPU than the server spends (measured: `--sdk-receivers`).
-private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker: String, ready: ReadyCounter) async {
+private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker: String, ready: ReadyCounter, sender: StreamSender) async {
     let url = server.absoluteString.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/stream"
     var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 22, autoPing: .disabled)
     configuration.additionalHeaders[.authorization] = "Bearer \(token)"
     let needle = Array("\"text\":\"\(marker)".utf8)
     let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
-    _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
+    // Event frames are written by hand with this prefix (see `StreamFrames.event`).
+    let eventPrefix = Array("{\"type\":\"event\"".utf8)
+    _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+        sender.attach(outbound)
+        defer { sender.fail() }
         var isReady = false
         for try await message in inbound.messages(maxSize: 1 << 22) {
             guard case .text(let text) = message else { continue }
@@ -85,8 +106,91 @@ private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker:
                 }
                 continue
             }
-            if let recorder, let index = numberAfter(needle, in: Array(text.utf8)) { recorder.seen(index, at: .now) }
+            let bytes = Array(text.utf8)
+            if bytes.starts(with: eventPrefix) {
+                if let recorder, let index = numberAfter(needle, in: bytes) { recorder.seen(index, at: .now) }
+            } else if text.contains("\"type\":\"ack\"") || text.contains("\"type\":\"nack\"") {
+                // Control frames are encoded with Codable, keys in no fixed order.
+                sender.answered(try VestnikJSON.decode(ServerFrame.self, from: Data(bytes)))
+            }
         }
+    }
+}
+
+/// How the load is sent.
+enum SendPath: String, Sendable {
+    case http, stream
+}
+
+/// Something that sends one message and returns once the server acknowledged it.
+protocol MessageSender: Sendable {
+    func send(chatID: ChatID, text: String) async throws
+}
+
+extension VestnikClient: MessageSender {
+    func send(chatID: ChatID, text: String) async throws {
+        _ = try await sendMessage(chatID: chatID, text: text)
+    }
+}
+
+/// Sends `send` frames on one open stream and matches the `ack`/`nack` frames to them by `ref`.
+final class StreamSender: MessageSender {
+    private struct State {
+        var outbound: WebSocketOutboundWriter?
+        var waiting: [String: CheckedContinuation<Void, any Error>] = [:]
+        var nextRef = 0
+        var failed = false
+    }
+    private let state = Mutex(State())
+
+    func attach(_ outbound: WebSocketOutboundWriter) { state.withLock { $0.outbound = outbound } }
+
+    func send(chatID: ChatID, text: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let prepared = state.withLock { state -> (WebSocketOutboundWriter, String)? in
+                guard !state.failed, let outbound = state.outbound else { return nil }
+                state.nextRef += 1
+                let ref = String(state.nextRef)
+                state.waiting[ref] = continuation
+                return (outbound, ref)
+            }
+            guard let (outbound, ref) = prepared else {
+                continuation.resume(throwing: BenchError("the stream is not open"))
+                return
+            }
+            let frame = ClientFrame(type: .send, chatID: chatID, ref: ref, message: SendMessageRequest(text: text))
+            Task {
+                do {
+                    let data = try VestnikJSON.encode(frame)
+                    try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
+                } catch {
+                    self.resume(ref, with: .failure(error))
+                }
+            }
+        }
+    }
+
+    func answered(_ frame: ServerFrame) {
+        guard let ref = frame.ref else { return }
+        if frame.type == .ack {
+            resume(ref, with: .success(()))
+        } else {
+            resume(ref, with: .failure(BenchError("send refused: \(frame.code ?? "?") \(frame.message ?? "")")))
+        }
+    }
+
+    /// Fails every send still waiting, and every later one (the stream is gone).
+    func fail() {
+        let waiting = state.withLock { state in
+            state.failed = true
+            defer { state.waiting.removeAll() }
+            return Array(state.waiting.values)
+        }
+        for continuation in waiting { continuation.resume(throwing: BenchError("the stream closed")) }
+    }
+
+    private func resume(_ ref: String, with result: Result<Void, any Error>) {
+        state.withLock { $0.waiting.removeValue(forKey: ref) }?.resume(with: result)
     }
 }
 
@@ -98,7 +202,7 @@ actor ReadyCounter {
 /// Sends `count` messages round-robin over `senders`, at most `inflight` at once, optionally
 /// paced at `rate` per second.
 func sendLoad(
-    senders: [VestnikClient], chatID: ChatID, count: Int, inflight: Int, rate: Double?, marker: String, recorder: Recorder, deadline: Duration
+    senders: [any MessageSender], chatID: ChatID, count: Int, inflight: Int, rate: Double?, marker: String, recorder: Recorder, deadline: Duration
 ) async throws {
     let start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -115,7 +219,7 @@ func sendLoad(
                 }
                 let sentAt = ContinuousClock.now
                 recorder.sent(index, at: sentAt)
-                _ = try await client.sendMessage(chatID: chatID, text: "\(marker)\(index)")
+                try await client.send(chatID: chatID, text: "\(marker)\(index)")
                 recorder.acked(index, at: .now)
             }
         }
@@ -128,7 +232,7 @@ func sendLoad(
 /// With several servers (the `cluster` scenario) clients are spread over them.
 func runGroup(
     servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?,
-    sdkReceivers: Bool = false
+    sdkReceivers: Bool = false, sendOver: SendPath = .stream
 ) async throws -> ScenarioResult {
     guard let server = servers.first else { throw BenchError("no server") }
     let password = "bench-password-1"
@@ -143,7 +247,8 @@ func runGroup(
 
     // Warm-up (not measured).
     let warmup = Recorder()
-    try await sendLoad(senders: participants.clients, chatID: chat.id, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
+    let senders = try participants.senders(over: sendOver)
+    try await sendLoad(senders: senders, chatID: chat.id, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
     try await Task.sleep(for: .milliseconds(300))
 
     func totalCPU() -> Double? {
@@ -158,7 +263,7 @@ func runGroup(
     let clientCPUBefore = ownCPUSeconds()
     let rssBefore = totalRSS()
     try await sendLoad(
-        senders: participants.clients, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
+        senders: senders, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
         deadline: .seconds(600))
     // Every other member must see every message (senders see their own too; counted the same).
     let expected = messages * users
@@ -183,7 +288,7 @@ func runGroup(
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     return ScenarioResult(
         scenario: scenario, backend: backend,
-        parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
+        parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "send over": sendOver.rawValue, "nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
         figures: figures,
         latencies: ["ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies())])
 }

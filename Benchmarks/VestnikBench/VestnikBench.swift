@@ -23,6 +23,8 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Label for the backend column.") var backend = "sqlite"
     @Option(help: "Idle stream connections (idle scenario).") var connections = 15_000
     @Option(help: "Connections per worker process (each process may hold at most 20,000 files).") var perWorker = 5000
+    @Option(name: .customLong("send-over"), help: "How group senders send: stream (send frames on their open stream, answered by ack frames) or http (a POST per message).")
+    var sendOver: SendPath = .stream
     @Flag(help: "Group receivers decode every event through VestnikKit's stream instead of scanning raw frames.") var sdkReceivers = false
     @Option(help: "Connected members of the channel (channel scenario).") var members = 5000
     @Option(help: "Posts to the channel, a second apart (channel scenario).") var posts = 10
@@ -50,7 +52,7 @@ struct VestnikBench: AsyncParsableCommand {
             defer { target.stop() }
             let result: ScenarioResult
             switch scenario {
-            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers)
+            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver)
             case "cluster":
                 // Two more nodes on the same database (the first one migrated it).
                 var extra = serverArguments.split(separator: " ").map(String.init)
@@ -62,7 +64,7 @@ struct VestnikBench: AsyncParsableCommand {
                 var nodes = [target]
                 for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }
                 defer { nodes.dropFirst().forEach { $0.stop() } }
-                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers)
+                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver)
             case "channel":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
                 result = try await runChannel(server: target, backend: backend, members: members, posts: posts, perWorker: perWorker, bench: bench)
@@ -82,3 +84,5 @@ struct VestnikBench: AsyncParsableCommand {
         }
     }
 }
+
+extension SendPath: ExpressibleByArgument {}

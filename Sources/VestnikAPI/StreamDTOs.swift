@@ -27,9 +27,13 @@ public struct EventPage: Codable, Sendable {
 ///   `unauthenticated`, …); reconnect with `since` unless the code says the session is gone.
 /// - `pong`: the answer to a client `ping` frame. Browsers cannot see WebSocket control frames,
 ///   so this is how a page notices a half-open socket (no `pong` in time: reconnect with `since`).
+/// - `ack`: a `send` frame's message is stored (`sent`); `ref` is the frame's. The message itself
+///   arrives as a `message.created` event like everyone else's.
+/// - `nack`: a `send` frame was refused; `code` and `message` as an HTTP error body would have
+///   them. The stream stays open.
 public struct ServerFrame: Codable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        case event, ephemeral, ready, error, pong
+        case event, ephemeral, ready, error, pong, ack, nack
         case resyncRequired = "resync_required"
     }
     public var type: Kind
@@ -37,13 +41,41 @@ public struct ServerFrame: Codable, Sendable {
     public var event: ServerEvent?
     public var code: String?
     public var message: String?
+    public var ref: String?
+    public var sent: SentMessage?
 
-    public init(type: Kind, seq: EventSeq? = nil, event: ServerEvent? = nil, code: String? = nil, message: String? = nil) {
+    public init(
+        type: Kind, seq: EventSeq? = nil, event: ServerEvent? = nil, code: String? = nil, message: String? = nil, ref: String? = nil,
+        sent: SentMessage? = nil
+    ) {
         self.type = type
         self.seq = seq
         self.event = event
         self.code = code
         self.message = message
+        self.ref = ref
+        self.sent = sent
+    }
+}
+
+/// What an `ack` frame says about the stored message: enough to match it to the event that
+/// carries it, without sending its text back.
+public struct SentMessage: Codable, Sendable, Hashable {
+    public var id: MessageID
+    public var chatID: ChatID
+    public var chatSeq: Int64
+    public var createdAt: Date
+    public var clientMessageID: String?
+    /// False when `client_message_id` named a message sent before: this is that message.
+    public var created: Bool
+
+    public init(id: MessageID, chatID: ChatID, chatSeq: Int64, createdAt: Date, clientMessageID: String?, created: Bool) {
+        self.id = id
+        self.chatID = chatID
+        self.chatSeq = chatSeq
+        self.createdAt = createdAt
+        self.clientMessageID = clientMessageID
+        self.created = created
     }
 }
 
@@ -54,18 +86,26 @@ public struct ServerFrame: Codable, Sendable {
 /// - `typing`: the user is typing in `chat_id`.
 /// - `ping`: answered with a `pong` frame once authenticated (an application-level keep-alive
 ///   for clients, such as browsers, that cannot send or observe WebSocket ping control frames).
+/// - `send`: posts `message` (the body of `POST /api/v1/chats/{chat_id}/messages`) to `chat_id`;
+///   answered with an `ack` or `nack` frame carrying the same `ref` (at most
+///   ``APILimits/maxFrameRefLength`` bytes). Sends on one stream are stored in the order they
+///   were sent. Saves an HTTP request per message for clients that hold a stream open anyway.
 public struct ClientFrame: Codable, Sendable {
     public enum Kind: String, Codable, Sendable {
-        case auth, typing, ping
+        case auth, typing, ping, send
     }
     public var type: Kind
     public var token: String?
     public var chatID: ChatID?
+    public var ref: String?
+    public var message: SendMessageRequest?
 
-    public init(type: Kind, token: String? = nil, chatID: ChatID? = nil) {
+    public init(type: Kind, token: String? = nil, chatID: ChatID? = nil, ref: String? = nil, message: SendMessageRequest? = nil) {
         self.type = type
         self.token = token
         self.chatID = chatID
+        self.ref = ref
+        self.message = message
     }
 }
 
@@ -83,7 +123,9 @@ public struct HealthResponse: Codable, Sendable {
 public enum APILimits {
     public static let maxMessageBytes = 16 * 1024
     public static let maxRequestBodyBytes = 64 * 1024
-    public static let maxStreamFrameBytes = 4 * 1024
+    /// A client's stream frame; as large as an HTTP body, since a `send` frame carries one.
+    public static let maxStreamFrameBytes = 64 * 1024
+    public static let maxFrameRefLength = 64
     public static let maxPageSize = 200
     public static let maxTitleLength = 128
     public static let maxDescriptionLength = 2048

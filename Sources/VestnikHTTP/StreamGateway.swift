@@ -133,7 +133,17 @@ struct StreamGateway {
             subscription.goLive(
                 LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
             while let message = try await iterator.next() {
-                guard case .text(let text) = message, let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)) else {
+                guard case .text(let text) = message else { continue }
+                let data = Data(text.utf8)
+                guard let frame = try? VestnikJSON.decode(ClientFrame.self, from: data) else {
+                    // Unknown frames are ignored, but a send the client waits on is answered.
+                    if let head = try? VestnikJSON.decode(FrameHead.self, from: data), head.type == ClientFrame.Kind.send.rawValue {
+                        frames.enqueue(
+                            StreamFrames.control(
+                                ServerFrame(
+                                    type: .nack, code: VestnikError.Code.invalidRequest.rawValue, message: "The send frame is malformed.",
+                                    ref: head.ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil })))
+                    }
                     continue
                 }
                 switch frame.type {
@@ -145,6 +155,10 @@ struct StreamGateway {
                     // to tell a live socket from a half-open one. It joins the same write
                     // queue as the deliveries, so frames never interleave.
                     frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)))
+                case .send:
+                    // Awaited before the next frame is read: one stream's messages are stored in
+                    // the order the client sent them.
+                    frames.enqueue(await send(frame, as: session, logger: logger))
                 case .auth:
                     continue  // already authenticated; a repeated auth frame changes nothing
                 }
@@ -156,6 +170,43 @@ struct StreamGateway {
         // must not follow its close frame.
         frames.stopWriting()
         await services.sync.disconnect(subscription)
+    }
+
+    /// Stores a `send` frame's message; the `ack` or `nack` frame that answers it.
+    func send(_ frame: ClientFrame, as session: AuthenticatedSession, logger: Logger) async -> ByteBuffer {
+        let ref = frame.ref
+        do {
+            if let ref, ref.isEmpty || ref.utf8.count > APILimits.maxFrameRefLength {
+                throw VestnikError.invalid("ref must be 1–\(APILimits.maxFrameRefLength) bytes.")
+            }
+            guard let chatID = frame.chatID, let body = frame.message else {
+                throw VestnikError.invalid("A send frame needs chat_id and message.")
+            }
+            let (message, created) = try await services.messages.send(
+                OutgoingMessage(
+                    text: body.text, clientMessageID: body.clientMessageID, replyTo: body.replyTo, forwardOf: body.forwardOf,
+                    mentions: body.mentions ?? []),
+                to: chatID, as: session)
+            if created { metrics.messagesSent.increment() }
+            let sent = SentMessage(
+                id: message.id, chatID: message.chatID, chatSeq: message.chatSeq, createdAt: message.createdAt,
+                clientMessageID: message.clientMessageID, created: created)
+            return StreamFrames.control(ServerFrame(type: .ack, ref: ref, sent: sent))
+        } catch {
+            let mapped = ErrorMiddleware.map(error)
+            if mapped.code.category == .internalError {
+                logger.error("stream send failed", metadata: ["vestnik.error": "\(error)"])
+            }
+            // A long ref is not echoed back: the client learns from the code what was wrong.
+            let echoed = ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil }
+            return StreamFrames.control(ServerFrame(type: .nack, code: mapped.code.rawValue, message: mapped.message, ref: echoed))
+        }
+    }
+
+    /// The part of a client frame that identifies it, for answering one that does not decode.
+    private struct FrameHead: Decodable {
+        var type: String?
+        var ref: String?
     }
 
     static func isOriginAllowed(_ origin: String, host: String?, allowed: [String]) -> Bool {
