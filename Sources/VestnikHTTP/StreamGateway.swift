@@ -42,47 +42,19 @@ struct StreamGateway {
         return .upgrade([:])
     }
 
+    /// The connection's task, in phases. Each phase is its own function, kept out of line: an
+    /// async function's frame holds every value any of its suspension points keeps alive, and it
+    /// stays allocated for the task's lifetime. As one function the frame was ~9 KiB, held by every
+    /// idle connection; split, an idle stream keeps only this function's and `serve`'s.
     @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
         let logger = context.logger
         let channel = context.requestContext.channel
         let frames = StreamConnection(channel: channel, queue: writeQueues.queue(for: channel.eventLoop), bufferLimit: services.sync.streamBufferLimit)
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
-        // 1. Authenticate: a header, or an `auth` frame first (browsers cannot set headers).
-        let session: AuthenticatedSession
-        let token: String
-        do {
-            if let headerToken = bearerToken(context.request.headers) {
-                token = headerToken
-                session = try await services.sessions.authenticate(token: token)
-            } else {
-                // A client that never authenticates is dropped after 10 s.
-                let first = try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        try await Task.sleep(for: .seconds(10))
-                        try? await outbound.close(CloseCode.unauthenticated, reason: "auth timeout")
-                    }
-                    let first = try await iterator.next()
-                    group.cancelAll()
-                    return first
-                }
-                guard case .text(let text) = first,
-                    let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)),
-                    frame.type == .auth, let frameToken = frame.token
-                else {
-                    throw VestnikError(.unauthenticated, "The first frame must be {\"type\":\"auth\",\"token\":…}.")
-                }
-                token = frameToken
-                session = try await services.sessions.authenticate(token: token)
-            }
-        } catch {
-            let mapped = ErrorMiddleware.map(error)
-            try? await frames.write(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)))
-            let closeCode = mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : WebSocketErrorCode.unexpectedServerError
-            try? await outbound.close(closeCode, reason: mapped.code.rawValue)
-            return
-        }
-
+        guard let (session, token) = await authenticate(headers: context.request.headers, &iterator, frames, outbound) else { return }
+        frames.keepAlive()
+        defer { frames.queue.unregister(frames) }
         let since = (try? context.request.queryInt("since", in: 0...Int64.max)).flatMap { $0 }.map(EventSeq.init)
         metrics.streamConnections.increment()
         metrics.streamConnectionsTotal.increment()
@@ -90,78 +62,13 @@ struct StreamGateway {
         defer { metrics.streamConnections.decrement() }
 
         do {
-            // A revocation that committed between authentication and subscription was delivered
-            // before this subscription existed; check once more now that nothing can slip by.
-            do {
-                _ = try await services.sessions.authenticate(token: token)
-            } catch {
-                try? await frames.write(Self.sessionRevokedFrame)
-                try? await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
-                await services.sync.disconnect(subscription)
-                return
-            }
-
-            // 2. Catch up from the log.
-            var lastSent = subscription.deliveredFrom
-            if let since {
-                do {
-                    try await services.sync.checkResumable(since)
-                    var cursor = since
-                    while cursor < subscription.deliveredFrom {
-                        let page = try await services.sync.catchUpPage(
-                            after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
-                        guard let last = page.last else { break }
-                        try await frames.write(page.map { StreamFrames.event(seq: $0.seq, payload: $0.payload) })
-                        cursor = last.seq
-                    }
-                    lastSent = max(since, subscription.deliveredFrom)
-                } catch let error as VestnikError where error.code == .resyncRequired {
-                    // The stream stays open and live from `seq`: the client refetches its
-                    // snapshot after this frame, and whatever commits meanwhile still arrives
-                    // here, so nothing falls between the snapshot and the stream.
-                    try await frames.write(
-                        StreamFrames.control(
-                            ServerFrame(type: .resyncRequired, seq: subscription.deliveredFrom, code: error.code.rawValue, message: error.message)))
-                    lastSent = subscription.deliveredFrom
-                }
-            }
-            try await frames.write(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)))
-
-            // 3. Live: from now on the hub writes deliveries straight to the connection (and
-            // closes it when the subscription ends); this task only reads the client's frames.
-            // When the connection closes, from either side, the loop ends.
-            subscription.goLive(
-                LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
-            while let message = try await iterator.next() {
-                guard case .text(let text) = message else { continue }
-                let data = Data(text.utf8)
-                guard let frame = try? VestnikJSON.decode(ClientFrame.self, from: data) else {
-                    // Unknown frames are ignored, but a send the client waits on is answered.
-                    if let head = try? VestnikJSON.decode(FrameHead.self, from: data), head.type == ClientFrame.Kind.send.rawValue {
-                        frames.enqueue(
-                            StreamFrames.control(
-                                ServerFrame(
-                                    type: .nack, code: VestnikError.Code.invalidRequest.rawValue, message: "The send frame is malformed.",
-                                    ref: head.ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil })))
-                    }
-                    continue
-                }
-                switch frame.type {
-                case .typing:
-                    // A typing frame for a chat the user cannot post in is simply dropped.
-                    if let chatID = frame.chatID { try? await services.chats.typing(in: chatID, as: session) }
-                case .ping:
-                    // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame
-                    // to tell a live socket from a half-open one. It joins the same write
-                    // queue as the deliveries, so frames never interleave.
-                    frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)))
-                case .send:
-                    // Awaited before the next frame is read: one stream's messages are stored in
-                    // the order the client sent them.
-                    frames.enqueue(await send(frame, as: session, logger: logger))
-                case .auth:
-                    continue  // already authenticated; a repeated auth frame changes nothing
-                }
+            if let lastSent = try await start(subscription, session: session, token: token, since: since, frames, outbound) {
+                // Live: from now on the hub writes deliveries straight to the connection (and
+                // closes it when the subscription ends); this task only reads the client's frames.
+                // When the connection closes, from either side, the loop ends.
+                subscription.goLive(
+                    LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
+                try await serve(&iterator, session: session, frames, logger: logger)
             }
         } catch {
             logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
@@ -172,7 +79,132 @@ struct StreamGateway {
         await services.sync.disconnect(subscription)
     }
 
+    /// 1. Authenticates: a header, or an `auth` frame first (browsers cannot set headers). On
+    /// failure the client gets an `error` frame and the close, and the result is nil.
+    @inline(never)
+    func authenticate(
+        headers: HTTPFields, _ iterator: inout WebSocketInboundMessageStream.AsyncIterator, _ frames: StreamConnection, _ outbound: WebSocketOutboundWriter
+    ) async -> (AuthenticatedSession, token: String)? {
+        do {
+            if let headerToken = bearerToken(headers) {
+                return (try await services.sessions.authenticate(token: headerToken), headerToken)
+            }
+            // A client that never authenticates is dropped after 10 s.
+            let first = try await withThrowingTaskGroup(of: Void.self) { [iterator] group in
+                var iterator = iterator
+                group.addTask {
+                    try await Task.sleep(for: .seconds(10))
+                    try? await outbound.close(CloseCode.unauthenticated, reason: "auth timeout")
+                }
+                let first = try await iterator.next()
+                group.cancelAll()
+                return (first, iterator)
+            }
+            iterator = first.1
+            guard case .text(let text) = first.0,
+                let frame = try? VestnikJSON.decode(ClientFrame.self, from: Data(text.utf8)),
+                frame.type == .auth, let frameToken = frame.token
+            else {
+                throw VestnikError(.unauthenticated, "The first frame must be {\"type\":\"auth\",\"token\":…}.")
+            }
+            return (try await services.sessions.authenticate(token: frameToken), frameToken)
+        } catch {
+            let mapped = ErrorMiddleware.map(error)
+            try? await frames.write(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)))
+            let closeCode = mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : WebSocketErrorCode.unexpectedServerError
+            try? await outbound.close(closeCode, reason: mapped.code.rawValue)
+            return nil
+        }
+    }
+
+    /// 2. With the subscription in place: checks the session once more, replays the log from
+    /// `since` and sends `ready`. Returns the last position sent, or nil when the session was
+    /// revoked meanwhile (the stream is then closed).
+    @inline(never)
+    func start(
+        _ subscription: EventHub.Subscription, session: AuthenticatedSession, token: String, since: EventSeq?, _ frames: StreamConnection,
+        _ outbound: WebSocketOutboundWriter
+    ) async throws -> EventSeq? {
+        // A revocation that committed between authentication and subscription was delivered
+        // before this subscription existed; check once more now that nothing can slip by.
+        do {
+            _ = try await services.sessions.authenticate(token: token)
+        } catch {
+            try? await frames.write(Self.sessionRevokedFrame)
+            try? await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+            return nil
+        }
+        var lastSent = subscription.deliveredFrom
+        if let since {
+            do {
+                try await services.sync.checkResumable(since)
+                var cursor = since
+                while cursor < subscription.deliveredFrom {
+                    let page = try await services.sync.catchUpPage(after: cursor, through: subscription.deliveredFrom, limit: 500, as: session.userID)
+                    guard let last = page.last else { break }
+                    try await frames.write(page.map { StreamFrames.event(seq: $0.seq, payload: $0.payload) })
+                    cursor = last.seq
+                }
+                lastSent = max(since, subscription.deliveredFrom)
+            } catch let error as VestnikError where error.code == .resyncRequired {
+                // The stream stays open and live from `seq`: the client refetches its
+                // snapshot after this frame, and whatever commits meanwhile still arrives
+                // here, so nothing falls between the snapshot and the stream.
+                try await frames.write(
+                    StreamFrames.control(
+                        ServerFrame(type: .resyncRequired, seq: subscription.deliveredFrom, code: error.code.rawValue, message: error.message)))
+                lastSent = subscription.deliveredFrom
+            }
+        }
+        try await frames.write(StreamFrames.control(ServerFrame(type: .ready, seq: lastSent)))
+        return lastSent
+    }
+
+    /// 3. Reads the client's frames until the connection closes.
+    @inline(never)
+    func serve(
+        _ iterator: inout WebSocketInboundMessageStream.AsyncIterator, session: AuthenticatedSession, _ frames: StreamConnection, logger: Logger
+    ) async throws {
+        while let message = try await iterator.next() {
+            guard case .text(let text) = message else { continue }
+            await received(Data(text.utf8), session: session, frames, logger: logger)
+        }
+    }
+
+    /// One client frame, live.
+    @inline(never)
+    func received(_ data: Data, session: AuthenticatedSession, _ frames: StreamConnection, logger: Logger) async {
+        guard let frame = try? VestnikJSON.decode(ClientFrame.self, from: data) else {
+            // Unknown frames are ignored, but a send the client waits on is answered.
+            if let head = try? VestnikJSON.decode(FrameHead.self, from: data), head.type == ClientFrame.Kind.send.rawValue {
+                frames.enqueue(
+                    StreamFrames.control(
+                        ServerFrame(
+                            type: .nack, code: VestnikError.Code.invalidRequest.rawValue, message: "The send frame is malformed.",
+                            ref: head.ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil })))
+            }
+            return
+        }
+        switch frame.type {
+        case .typing:
+            // A typing frame for a chat the user cannot post in is simply dropped.
+            if let chatID = frame.chatID { try? await services.chats.typing(in: chatID, as: session) }
+        case .ping:
+            // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame to tell a
+            // live socket from a half-open one. It joins the same write queue as the
+            // deliveries, so frames never interleave.
+            frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)))
+        case .send:
+            // Awaited before the next frame is read: one stream's messages are stored in the
+            // order the client sent them.
+            frames.enqueue(await send(frame, as: session, logger: logger))
+        case .auth:
+            return  // already authenticated; a repeated auth frame changes nothing
+        }
+    }
+
     /// Stores a `send` frame's message; the `ack` or `nack` frame that answers it.
+    @inline(never)
     func send(_ frame: ClientFrame, as session: AuthenticatedSession, logger: Logger) async -> ByteBuffer {
         let ref = frame.ref
         do {

@@ -80,7 +80,9 @@ package func buildApplication(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: webSocketRouter,
-            configuration: .init(maxFrameSize: APILimits.maxStreamFrameBytes, autoPing: .enabled(timePeriod: .seconds(30)))),
+            // Keep-alive pings come from the stream gateway, one timer per event loop
+            // (`EventLoopWriteQueue.defaultKeepAliveInterval`), not a task per connection.
+            configuration: .init(maxFrameSize: APILimits.maxStreamFrameBytes, autoPing: .disabled)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Vestnik"),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
