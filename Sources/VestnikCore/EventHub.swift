@@ -206,6 +206,10 @@ package actor EventHub {
     private var subscribers: [UserID: [Int: Subscription]] = [:]
     private var nextSubscriberID = 0
     private var deliveredUpTo: EventSeq
+    /// The first position of a gap the store could not fill yet, and since when.
+    private var gapNoticed: (seq: Int64, at: ContinuousClock.Instant)?
+    /// How long a gap may stay unfilled before its positions are given up.
+    static let maxGapWait = Duration.seconds(5)
     private var pending: [Int64: CommittedEvent] = [:]
     private var draining = false
     private var lastSeen: [UserID: Date] = [:]
@@ -371,12 +375,23 @@ package actor EventHub {
                 return
             }
             if pending[deliveredUpTo.value + 1] == nil, let lowest = pending.keys.min(), lowest > deliveredUpTo.value + 1 {
-                // The store has nothing for the gap: the positions were never committed (pruned
-                // or skipped). Deliver what we have rather than stall forever.
-                logger.warning(
+                // The store has nothing for the gap yet. Positions are gap-free (decision 0001),
+                // so a later one being here means the missing ones committed: they will be
+                // readable at the next attempt (the next publish or catch-up tick). Skipping them
+                // now would lose them for every live stream, so wait; only a gap that stays
+                // for `maxGapWait` (positions pruned, or a bug) is skipped, rather than stalling
+                // every stream forever.
+                let gap = deliveredUpTo.value + 1
+                let now = ContinuousClock.now
+                guard let noticed = gapNoticed, noticed.seq == gap, now - noticed.at >= Self.maxGapWait else {
+                    if gapNoticed?.seq != gap { gapNoticed = (gap, now) }
+                    return
+                }
+                logger.error(
                     "event hub skipping missing positions",
-                    metadata: ["vestnik.from": "\(deliveredUpTo.value + 1)", "vestnik.to": "\(lowest - 1)"])
+                    metadata: ["vestnik.from": "\(gap)", "vestnik.to": "\(lowest - 1)"])
                 deliveredUpTo = EventSeq(lowest - 1)
+                gapNoticed = nil
             }
         }
     }

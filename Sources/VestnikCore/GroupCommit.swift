@@ -6,9 +6,9 @@ import Synchronization
 /// lock release in PostgreSQL), and concurrent sends to one chat would otherwise queue on the
 /// writer or on the chat's row lock, each paying for its own commit. Here the first write to
 /// arrive starts a batch; everything that queues while that batch commits joins the next one.
-/// Each write still runs alone and in arrival order, inside its own savepoint (a batch of one needs none), so one that
-/// throws rolls back only its own changes; the batch then commits once, and every write in it returns
-/// only after that commit (an acknowledged write is as durable as before). If the commit itself
+/// Each write still runs alone and in arrival order, inside its own savepoint (except the first,
+/// see `commit`), so one that throws rolls back only its own changes; the batch then commits
+/// once, and every write in it returns only after that commit (an acknowledged write is as durable as before). If the commit itself
 /// fails, every write of the batch fails, and none of their events was published, because
 /// publishing happens after `write` returns (``CoreContext/write(_:)``).
 package final class GroupCommit<Access: Sendable>: Sendable {
@@ -31,8 +31,8 @@ package final class GroupCommit<Access: Sendable>: Sendable {
         let complete: @Sendable ((any Error)?) -> Void
     }
 
-    /// Rolls back a batch of one whose write failed.
-    private struct WriteFailed: Error {}
+    /// Rolls back a transaction whose first write failed.
+    private struct FirstWriteFailed: Error {}
 
     private struct Queue {
         var pending: [PendingWrite] = []
@@ -99,42 +99,43 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 return batch
             }
             guard !batch.isEmpty else { return }
-            let commitError = await commit(batch)
-            for pending in batch { pending.complete(commitError) }
+            await commit(batch[...])
         }
     }
 
-    /// Runs one batch in one transaction; returns the error that failed the whole batch, if any.
-    private func commit(_ batch: [PendingWrite]) async -> (any Error)? {
-        if batch.count == 1 {
-            // A write alone needs no savepoint: rolling back the transaction undoes it. This is
-            // the common case under light load, where it saves two statements per write.
+    /// Runs one batch in one transaction, and resumes every write of it.
+    ///
+    /// The first write runs without a savepoint: if it fails, the transaction is rolled back
+    /// (nothing else ran in it yet) and the rest of the batch starts over in a new one. Every
+    /// later write gets a savepoint, so its failure undoes only its own changes. Under light
+    /// load most batches hold one write, which then costs no savepoint statements at all.
+    private func commit(_ batch: ArraySlice<PendingWrite>) async {
+        var remaining = batch
+        while let first = remaining.first {
+            let rest = remaining.dropFirst()
+            let savepoint = self.savepoint
             do {
                 try await transaction { access in
-                    if await !batch[0].run(access) { throw WriteFailed() }
-                }
-                return nil
-            } catch is WriteFailed {
-                return nil  // The write's own error is its outcome; nothing was committed.
-            } catch {
-                return error
-            }
-        }
-        let savepoint = self.savepoint
-        do {
-            try await transaction { access in
-                for pending in batch {
-                    try await savepoint(access, .open)
-                    if await pending.run(access) {
-                        try await savepoint(access, .release)
-                    } else {
-                        try await savepoint(access, .rollBack)
+                    guard await first.run(access) else { throw FirstWriteFailed() }
+                    for pending in rest {
+                        try await savepoint(access, .open)
+                        if await pending.run(access) {
+                            try await savepoint(access, .release)
+                        } else {
+                            try await savepoint(access, .rollBack)
+                        }
                     }
                 }
+                for pending in remaining { pending.complete(nil) }
+                return
+            } catch is FirstWriteFailed {
+                // Its own error is its outcome; the others have not run yet.
+                first.complete(nil)
+                remaining = rest
+            } catch {
+                for pending in remaining { pending.complete(error) }
+                return
             }
-            return nil
-        } catch {
-            return error
         }
     }
 }

@@ -6,6 +6,15 @@ import VestnikModel
 package struct AuthenticatedSession: Sendable, Hashable {
     package var userID: UserID
     package var sessionID: SessionID
+    /// When the session stops being valid; nil for principals that do not expire (bots acting
+    /// through the server). Long-lived connections check it (a stream outlives its request).
+    package var expiresAt: Date?
+
+    package init(userID: UserID, sessionID: SessionID, expiresAt: Date? = nil) {
+        self.userID = userID
+        self.sessionID = sessionID
+        self.expiresAt = expiresAt
+    }
     package var principal: Principal { .user(userID, session: sessionID) }
 }
 
@@ -131,7 +140,7 @@ package struct SessionService: Sendable {
                 context.logger.warning("session touch failed", metadata: ["vestnik.error": "\(error)"])
             }
         }
-        return AuthenticatedSession(userID: record.session.userID, sessionID: record.session.id)
+        return AuthenticatedSession(userID: record.session.userID, sessionID: record.session.id, expiresAt: record.session.expiresAt)
     }
 
     /// The caller's sessions, newest first.

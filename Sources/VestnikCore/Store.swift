@@ -319,7 +319,8 @@ package protocol StoreWriter: StoreReader {
     /// Stores a new message as one change: the chat row (its new `lastMessageSeq` and activity
     /// time), the message and its version 0, `reader`'s read position moved up to it, and the
     /// log entry announcing it. One call because every send does all of it: an adapter with
-    /// network round trips may do it in one.
+    /// network round trips may do it in one. Call it through ``EventLog/append(_:to:storing:)``,
+    /// which builds the entry and publishes the event after commit.
     /// - Returns: the log position of `entry`.
     func insertMessage(_ message: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq
     /// Deletes events older than `before`; returns how many.

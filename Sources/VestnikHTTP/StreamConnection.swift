@@ -21,7 +21,7 @@ import VestnikCore
 /// Memory: a connection whose socket does not drain (NIO's buffered bytes above
 /// ``StreamConnection/maxBufferedBytes``) gets no further frames; it is marked overflowed and
 /// its sink reports it too slow at the next delivery, which ends the subscription.
-final class EventLoopWriteQueue: Sendable {
+package final class EventLoopWriteQueue: Sendable {
     enum Item: Sendable {
         /// `live`: a delivery, dropped (and the connection marked overflowed) when the socket
         /// stopped draining. Other frames (catch-up pages, control frames) are always written:
@@ -48,13 +48,13 @@ final class EventLoopWriteQueue: Sendable {
     static let defaultKeepAliveInterval = TimeAmount.seconds(30)
     let keepAliveInterval: TimeAmount
 
-    init(eventLoop: any EventLoop, keepAliveInterval: TimeAmount = defaultKeepAliveInterval) {
+    package init(eventLoop: any EventLoop, keepAliveInterval: TimeAmount = defaultKeepAliveInterval) {
         self.eventLoop = eventLoop
         self.keepAliveInterval = keepAliveInterval
     }
 
     /// Adds an open stream to the keep-alive pings.
-    func register(_ connection: StreamConnection) {
+    package func register(_ connection: StreamConnection) {
         let start = keepAlive.withLock { box -> Bool in
             box.connections[ObjectIdentifier(connection)] = connection
             return box.timer == nil
@@ -75,7 +75,7 @@ final class EventLoopWriteQueue: Sendable {
     }
 
     /// Removes a closed stream; the timer stops with the last one.
-    func unregister(_ connection: StreamConnection) {
+    package func unregister(_ connection: StreamConnection) {
         let stopped = keepAlive.withLock { box -> RepeatedTask? in
             box.connections.removeValue(forKey: ObjectIdentifier(connection))
             guard box.connections.isEmpty else { return nil }
@@ -85,11 +85,19 @@ final class EventLoopWriteQueue: Sendable {
         stopped?.cancel()
     }
 
-    /// Runs on the event loop: a ping to every open stream that is still draining its socket.
+    /// Runs on the event loop: a ping to every open stream that is still draining its socket;
+    /// a stream whose client answered none of the last two pings (nor sent anything else) is
+    /// closed, as a client that vanished behind a proxy, which acknowledges the pings itself.
     private func pingAll() {
         let connections = keepAlive.withLock { Array($0.connections.values) }
         for connection in connections where connection.accepting(checkingBuffer: true) {
-            connection.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
+            if connection.expired {
+                connection.close(after: StreamConnection.sessionExpiredFrame, code: StreamConnection.unauthenticatedCloseCode, reason: "session_expired")
+            } else if connection.silent(for: keepAliveInterval * 2 + .seconds(5)) {
+                connection.close(after: nil, code: .goingAway, reason: "ping_timeout")
+            } else {
+                connection.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
+            }
         }
     }
 
@@ -152,7 +160,7 @@ final class EventLoopWriteQueues: Sendable {
 }
 
 /// The stream's side of one WebSocket connection: every frame the server sends on it.
-final class StreamConnection: Sendable {
+package final class StreamConnection: Sendable {
     /// NIO-buffered bytes the connection may have before it gets no more frames (a client that
     /// stopped reading): bounds memory per stalled stream; a healthy client drains far below it.
     let maxBufferedBytes: Int
@@ -160,15 +168,25 @@ final class StreamConnection: Sendable {
     let queue: EventLoopWriteQueue
     private enum State: UInt8, AtomicRepresentable { case open, overflowed, closing }
     private let state = Atomic<State>(.open)
+    /// When the client last sent anything (a pong included), in `NIODeadline` nanoseconds.
+    private let lastRead: Atomic<Int64>
+    /// When the stream's session expires, in milliseconds since 1970 (`Int64.max`: never).
+    private let expiresAt = Atomic<Int64>(.max)
 
     /// - Parameter bufferLimit: the stream buffer limit in deliveries; the byte bound allows
     ///   512 bytes per delivery (4 MiB at the default 8,192), and never less than 1 MiB, so a
     ///   burst of large messages to a healthy client never looks like a stall.
-    init(channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int) {
+    package init(channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int) {
         self.channel = channel
         self.queue = queue
         maxBufferedBytes = max(bufferLimit * 512, 1 << 20)
+        lastRead = Atomic(Int64(clamping: channel.eventLoop.now.uptimeNanoseconds))
     }
+
+    /// The frame that ends a stream whose session expired (then closed with 4401).
+    static let sessionExpiredFrame = StreamFrames.control(
+        ServerFrame(type: .error, code: VestnikError.Code.unauthenticated.rawValue, message: "The session has expired. Log in again."))
+    static let unauthenticatedCloseCode = WebSocketErrorCode(codeNumber: 4401)
 
     /// How long data the server sent may stay unacknowledged before the kernel aborts the
     /// connection (`TCP_USER_TIMEOUT`): with the keep-alive pings, this is what ends a stream
@@ -177,11 +195,30 @@ final class StreamConnection: Sendable {
 
     /// Joins the keep-alive pings of its event loop (until ``EventLoopWriteQueue/unregister(_:)``)
     /// and arms the unacknowledged-data timeout.
-    func keepAlive() {
+    package func keepAlive(until expiry: Date? = nil) {
+        if let expiry { expiresAt.store(expiry.millisecondsSince1970, ordering: .relaxed) }
         queue.register(self)
-        // Linux's TCP_USER_TIMEOUT (18), in milliseconds; a failure only loses the early abort.
-        let option = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: 18))
+        // Every read counts as a sign of life, pongs included (the WebSocket library consumes
+        // those, so they are seen here, before it).
+        _ = channel.pipeline.addHandler(ReadActivity(connection: self), position: .first)
+        #if os(Linux)
+        // Milliseconds; a failure only loses the early abort.
+        let option = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT)))
         _ = channel.setOption(option, value: SocketOptionValue(Self.unacknowledgedDataTimeout.nanoseconds / 1_000_000))
+        #endif
+    }
+
+    /// Records that the client sent something.
+    fileprivate func readSomething() {
+        lastRead.store(Int64(clamping: channel.eventLoop.now.uptimeNanoseconds), ordering: .relaxed)
+    }
+
+    /// Whether the stream's session has expired.
+    var expired: Bool { Date.millisecondNow().millisecondsSince1970 >= expiresAt.load(ordering: .relaxed) }
+
+    /// Whether the client sent nothing, not even a pong, for `interval`.
+    fileprivate func silent(for interval: TimeAmount) -> Bool {
+        Int64(clamping: channel.eventLoop.now.uptimeNanoseconds) - lastRead.load(ordering: .relaxed) > interval.nanoseconds
     }
 
     /// Whether the socket fell too far behind (frames are being dropped; the stream must end).
@@ -203,7 +240,7 @@ final class StreamConnection: Sendable {
     }
 
     /// No frame is written after this (the client closed, or the server is done with it).
-    func stopWriting() {
+    package func stopWriting() {
         state.store(.closing, ordering: .relaxed)
     }
 
@@ -239,6 +276,19 @@ final class StreamConnection: Sendable {
         data.writeString(reason)
         items.append(.close(self, WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
         queue.enqueue(items)
+    }
+}
+
+/// Notes every read of a stream's socket (see ``StreamConnection/keepAlive()``).
+private final class ReadActivity: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let connection: StreamConnection
+
+    init(connection: StreamConnection) { self.connection = connection }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        connection.readSomething()
+        context.fireChannelRead(data)
     }
 }
 

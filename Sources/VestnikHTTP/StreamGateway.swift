@@ -22,7 +22,7 @@ struct StreamGateway {
 
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
-        static let unauthenticated = WebSocketErrorCode(codeNumber: 4401)
+        static let unauthenticated = StreamConnection.unauthenticatedCloseCode
         static let slowConsumer = WebSocketErrorCode(codeNumber: 4408)
         static let sessionRevoked = WebSocketErrorCode(codeNumber: 4403)
     }
@@ -53,7 +53,7 @@ struct StreamGateway {
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
         guard let (session, token) = await authenticate(headers: context.request.headers, &iterator, frames, outbound) else { return }
-        frames.keepAlive()
+        frames.keepAlive(until: session.expiresAt)
         defer { frames.queue.unregister(frames) }
         let since = (try? context.request.queryInt("since", in: 0...Int64.max)).flatMap { $0 }.map(EventSeq.init)
         metrics.streamConnections.increment()
@@ -68,7 +68,7 @@ struct StreamGateway {
                 // When the connection closes, from either side, the loop ends.
                 subscription.goLive(
                     LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
-                try await serve(&iterator, session: session, frames, logger: logger)
+                try await serve(&iterator, session: session, frames, outbound, logger: logger)
             }
         } catch {
             logger.debug("stream ended", metadata: ["vestnik.error": "\(error)"])
@@ -163,9 +163,17 @@ struct StreamGateway {
     /// 3. Reads the client's frames until the connection closes.
     @inline(never)
     func serve(
-        _ iterator: inout WebSocketInboundMessageStream.AsyncIterator, session: AuthenticatedSession, _ frames: StreamConnection, logger: Logger
+        _ iterator: inout WebSocketInboundMessageStream.AsyncIterator, session: AuthenticatedSession, _ frames: StreamConnection,
+        _ outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
         while let message = try await iterator.next() {
+            // The keep-alive timer closes an expired stream within one interval; until then it
+            // takes nothing more from the client.
+            if frames.expired {
+                try? await frames.write(StreamConnection.sessionExpiredFrame)
+                try? await outbound.close(CloseCode.unauthenticated, reason: "session_expired")
+                return
+            }
             guard case .text(let text) = message else { continue }
             await received(Data(text.utf8), session: session, frames, logger: logger)
         }
@@ -180,7 +188,7 @@ struct StreamGateway {
                 frames.enqueue(
                     StreamFrames.control(
                         ServerFrame(
-                            type: .nack, code: VestnikError.Code.invalidRequest.rawValue, message: "The send frame is malformed.",
+                            type: .nack, code: VestnikError.Code.invalidJSON.rawValue, message: "The send frame is not valid: see ClientFrame.",
                             ref: head.ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil })))
             }
             return
@@ -208,8 +216,8 @@ struct StreamGateway {
     func send(_ frame: ClientFrame, as session: AuthenticatedSession, logger: Logger) async -> ByteBuffer {
         let ref = frame.ref
         do {
-            if let ref, ref.isEmpty || ref.utf8.count > APILimits.maxFrameRefLength {
-                throw VestnikError.invalid("ref must be 1–\(APILimits.maxFrameRefLength) bytes.")
+            guard let ref, !ref.isEmpty, ref.utf8.count <= APILimits.maxFrameRefLength else {
+                throw VestnikError.invalid("ref is required: 1–\(APILimits.maxFrameRefLength) bytes.")
             }
             guard let chatID = frame.chatID, let body = frame.message else {
                 throw VestnikError.invalid("A send frame needs chat_id and message.")
@@ -239,6 +247,15 @@ struct StreamGateway {
     private struct FrameHead: Decodable {
         var type: String?
         var ref: String?
+
+        private enum CodingKeys: String, CodingKey { case type, ref }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            type = try? container.decode(String.self, forKey: .type)
+            // A ref of the wrong type is not echoed, but the frame is still answered.
+            ref = try? container.decode(String.self, forKey: .ref)
+        }
     }
 
     static func isOriginAllowed(_ origin: String, host: String?, allowed: [String]) -> Bool {

@@ -87,6 +87,7 @@ package enum Backend {
         }
         var limits = CoreLimits()
         limits.maxInlineFileBytes = configuration.botInlineFileBytes
+        limits.sessionLifetime = configuration.sessionLifetime
         let context = CoreContext(store: store, hub: hub, limits: limits, logger: logger, relay: relay)
         return Services(
             context: context,

@@ -18,6 +18,8 @@ package struct ServerConfiguration: Sendable {
     package var foreignWritePollInterval: Duration = .milliseconds(500)
     /// Deliveries a stream may have queued before it is disconnected as too slow.
     package var streamBufferLimit = 8192
+    /// How long a session (a login) stays valid.
+    package var sessionLifetime: TimeInterval = 30 * 24 * 3600
     /// Login rate limits.
     package var loginFailuresPerAccount = 5
     /// Failed logins per client address; generous because many users may share one address (NAT).

@@ -244,7 +244,16 @@ struct PostgresAccess: StoreWriter {
     /// from the snapshot taken before that wait. The second statement starts after the lock, so
     /// it sees such a change.
     func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
-        guard let chat = try await chat(chatID),
+        // Only a member takes the chat's row lock: anyone else could hold it up by guessing ids.
+        guard
+            let chat = try await rows(
+                """
+                SELECT \(unescaped: Self.chatColumns) FROM chats c
+                WHERE c.id = \(chatID.description)
+                  AND EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = c.id AND s.user_id = \(sender.description))
+                \(unescaped: forUpdate)
+                """
+            ).first.flatMap({ try chat(Columns($0)) }),
             let row = try await rows(
                 """
                 SELECT m.user_id, m.role, m.joined_at, m.read_seq,

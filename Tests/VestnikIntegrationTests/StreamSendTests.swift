@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 import Testing
 import VestnikAPI
+import VestnikCore
 import VestnikKit
 import VestnikModel
 import WSClient
@@ -108,6 +109,10 @@ struct StreamSendTests {
                 try Self.sendFrame(ref: "empty", chat: nil, nil),
                 // A chat id of the wrong shape: the frame does not decode.
                 "{\"type\":\"send\",\"ref\":\"shape\",\"chat_id\":42,\"message\":{\"text\":\"x\"}}",
+                // A ref of the wrong type: answered all the same, without a ref.
+                "{\"type\":\"send\",\"ref\":5,\"chat_id\":\"\(ownChat.id)\",\"message\":{\"text\":\"x\"}}",
+                // No ref at all.
+                try Self.sendFrame(ref: nil, chat: ownChat.id, SendMessageRequest(text: "x")),
                 // Too long a ref: refused, and not echoed.
                 try Self.sendFrame(ref: longRef, chat: ownChat.id, SendMessageRequest(text: "x")),
                 // Too long a text.
@@ -117,15 +122,48 @@ struct StreamSendTests {
                 // And the stream still works.
                 try Self.sendFrame(ref: "fine", chat: ownChat.id, SendMessageRequest(text: "still here")),
             ],
-            answers: 7)
+            answers: 9)
         let answers = frames.filter { $0.type == .ack || $0.type == .nack }
-        #expect(answers.map(\.type) == [.nack, .nack, .nack, .nack, .nack, .nack, .ack])
-        #expect(answers.map(\.ref) == ["idor", "empty", "shape", nil, "long", "blank", "fine"])
-        #expect(answers[0].code == "chat_not_found")
-        #expect(answers[1...3].allSatisfy { $0.code == "invalid_request" })
-        #expect(answers[4].code != nil && answers[5].code != nil)
+        #expect(answers.map(\.type) == [.nack, .nack, .nack, .nack, .nack, .nack, .nack, .nack, .ack])
+        #expect(answers.map(\.ref) == ["idor", "empty", "shape", nil, nil, nil, "long", "blank", "fine"])
+        #expect(answers.map(\.code) == [
+            "chat_not_found", "invalid_request", "invalid_json", "invalid_json", "invalid_request", "invalid_request", answers[6].code,
+            answers[7].code, nil,
+        ])
+        #expect(answers[6].code != nil && answers[7].code != nil)
         #expect(answers.allSatisfy { $0.type == .ack || !($0.message ?? "").isEmpty })
         #expect(try await carol.history(chatID: carolsChat.id).messages.isEmpty)
         #expect(try await alice.history(chatID: ownChat.id).messages.map(\.text) == ["still here"])
+    }
+
+    @Test("a stream whose session expired takes no more sends: it gets an error frame and is closed with 4401")
+    func expiredSession() async throws {
+        let server = try await TestServer.start { $0.sessionLifetime = 2 }
+        defer { Task { await server.stop() } }
+        let (alice, aliceUser) = try await server.client("alice")
+        let chat = try await alice.createGroup(title: "Expiring", members: []).chat
+        let token = try #require(alice.token)
+        let received = Mutex<[ServerFrame]>([])
+        var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 20, autoPing: .disabled)
+        configuration.additionalHeaders[.authorization] = "Bearer \(token)"
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let closeCode = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(server.port)/api/v1/stream", configuration: configuration, logger: logger) {
+            inbound, outbound, _ in
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case .text(let text) = message else { continue }
+                let frame = try VestnikJSON.decode(ServerFrame.self, from: Data(text.utf8))
+                received.withLock { $0.append(frame) }
+                if frame.type == .ready {
+                    try await Task.sleep(for: .milliseconds(2_300))
+                    try await outbound.write(.text(try Self.sendFrame(ref: "late", chat: chat.id, SendMessageRequest(text: "too late"))))
+                }
+            }
+        }
+        let frames = received.withLock { $0 }
+        #expect(frames.map(\.type) == [.ready, .error])
+        #expect(frames.last?.code == "unauthenticated")
+        #expect(closeCode?.closeCode == .unknown(4401))
+        let reader = AuthenticatedSession(userID: aliceUser.id, sessionID: .random())
+        #expect(try await server.services.messages.history(in: chat.id, anchor: .latest, limit: 10, as: reader).messages.isEmpty)
     }
 }
