@@ -93,10 +93,8 @@ package final class EventLoopWriteQueue: Sendable {
         for connection in connections where connection.accepting(checkingBuffer: true) {
             if connection.expired {
                 connection.close(after: StreamConnection.sessionExpiredFrame, code: StreamConnection.unauthenticatedCloseCode, reason: "session_expired")
-            } else if connection.silent(for: keepAliveInterval * 2 + .seconds(5)) {
-                connection.close(after: nil, code: .goingAway, reason: "ping_timeout")
             } else {
-                connection.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
+                connection.pingOrCloseIfSilent(for: keepAliveInterval * 2 + .seconds(5))
             }
         }
     }
@@ -168,19 +166,24 @@ package final class StreamConnection: Sendable {
     let queue: EventLoopWriteQueue
     private enum State: UInt8, AtomicRepresentable { case open, overflowed, closing }
     private let state = Atomic<State>(.open)
-    /// When the client last sent anything (a pong included), in `NIODeadline` nanoseconds.
-    private let lastRead: Atomic<Int64>
+    /// How long ago the client last sent anything (pongs included); nil where unknown.
+    private let receiveAge: @Sendable (any Channel) -> EventLoopFuture<TimeAmount?>
     /// When the stream's session expires, in milliseconds since 1970 (`Int64.max`: never).
     private let expiresAt = Atomic<Int64>(.max)
 
     /// - Parameter bufferLimit: the stream buffer limit in deliveries; the byte bound allows
     ///   512 bytes per delivery (4 MiB at the default 8,192), and never less than 1 MiB, so a
     ///   burst of large messages to a healthy client never looks like a stall.
-    package init(channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int) {
+    ///   - receiveAge: how long ago the client last sent anything; by default the kernel's count
+    ///     (`TCP_INFO`), which sees every byte, pongs included, at no cost per connection.
+    package init(
+        channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int,
+        receiveAge: @escaping @Sendable (any Channel) -> EventLoopFuture<TimeAmount?> = StreamConnection.kernelReceiveAge
+    ) {
         self.channel = channel
         self.queue = queue
         maxBufferedBytes = max(bufferLimit * 512, 1 << 20)
-        lastRead = Atomic(Int64(clamping: channel.eventLoop.now.uptimeNanoseconds))
+        self.receiveAge = receiveAge
     }
 
     /// The frame that ends a stream whose session expired (then closed with 4401).
@@ -198,9 +201,6 @@ package final class StreamConnection: Sendable {
     package func keepAlive(until expiry: Date? = nil) {
         if let expiry { expiresAt.store(expiry.millisecondsSince1970, ordering: .relaxed) }
         queue.register(self)
-        // Every read counts as a sign of life, pongs included (the WebSocket library consumes
-        // those, so they are seen here, before it).
-        _ = channel.pipeline.addHandler(ReadActivity(connection: self), position: .first)
         #if os(Linux)
         // Milliseconds; a failure only loses the early abort.
         let option = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_USER_TIMEOUT)))
@@ -208,17 +208,32 @@ package final class StreamConnection: Sendable {
         #endif
     }
 
-    /// Records that the client sent something.
-    fileprivate func readSomething() {
-        lastRead.store(Int64(clamping: channel.eventLoop.now.uptimeNanoseconds), ordering: .relaxed)
-    }
-
     /// Whether the stream's session has expired.
     var expired: Bool { Date.millisecondNow().millisecondsSince1970 >= expiresAt.load(ordering: .relaxed) }
 
-    /// Whether the client sent nothing, not even a pong, for `interval`.
-    fileprivate func silent(for interval: TimeAmount) -> Bool {
-        Int64(clamping: channel.eventLoop.now.uptimeNanoseconds) - lastRead.load(ordering: .relaxed) > interval.nanoseconds
+    /// On the event loop: closes the stream if its client sent nothing, not even a pong, for
+    /// `interval`; otherwise pings it.
+    fileprivate func pingOrCloseIfSilent(for interval: TimeAmount) {
+        receiveAge(channel).whenSuccess { age in
+            guard self.accepting(checkingBuffer: true) else { return }
+            if let age, age > interval {
+                self.close(after: nil, code: .goingAway, reason: "ping_timeout")
+            } else {
+                self.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer()), promise: nil)
+            }
+        }
+    }
+
+    /// The kernel's time since the socket last received data (`tcpi_last_data_recv`).
+    package static let kernelReceiveAge: @Sendable (any Channel) -> EventLoopFuture<TimeAmount?> = { channel in
+        #if os(Linux)
+        if let provider = channel as? any SocketOptionProvider {
+            let info: EventLoopFuture<tcp_info> = provider.unsafeGetSocketOption(
+                level: .tcp, name: NIOBSDSocket.Option(rawValue: CInt(TCP_INFO)))
+            return info.map { Optional(TimeAmount.milliseconds(Int64($0.tcpi_last_data_recv))) }.recover { _ in nil }
+        }
+        #endif
+        return channel.eventLoop.makeSucceededFuture(nil)
     }
 
     /// Whether the socket fell too far behind (frames are being dropped; the stream must end).
@@ -276,19 +291,6 @@ package final class StreamConnection: Sendable {
         data.writeString(reason)
         items.append(.close(self, WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
         queue.enqueue(items)
-    }
-}
-
-/// Notes every read of a stream's socket (see ``StreamConnection/keepAlive()``).
-private final class ReadActivity: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    let connection: StreamConnection
-
-    init(connection: StreamConnection) { self.connection = connection }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        connection.readSomething()
-        context.fireChannelRead(data)
     }
 }
 
