@@ -50,8 +50,11 @@ package final class PostgresStore: Store, Service {
         let origin = origin
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
         // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
-        // across its own round trips and commit.
+        // across its own round trips and commit. At most 64 writes per batch: every write but
+        // the first opens a subtransaction, and PostgreSQL caches 64 subtransaction ids per
+        // backend; past that, every session's visibility checks consult `pg_subtrans`.
         writer = GroupCommit(
+            maxBatch: 64,
             transaction: { writes in
                 try await Self.transaction(
                     client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true

@@ -138,9 +138,13 @@ struct StreamSendTests {
 
     @Test("a stream whose session expired takes no more sends: it gets an error frame and is closed with 4401")
     func expiredSession() async throws {
-        let server = try await TestServer.start { $0.sessionLifetime = 2 }
+        // Long enough for the stream to open on a loaded machine (PostgreSQL, debug build).
+        let lifetime: TimeInterval = 8
+        let server = try await TestServer.start { $0.sessionLifetime = lifetime }
         defer { Task { await server.stop() } }
         let (alice, aliceUser) = try await server.client("alice")
+        // The session expires at most `lifetime` after this.
+        let expiresBy = ContinuousClock.now + .seconds(lifetime)
         let chat = try await alice.createGroup(title: "Expiring", members: []).chat
         let token = try #require(alice.token)
         let received = Mutex<[ServerFrame]>([])
@@ -154,7 +158,7 @@ struct StreamSendTests {
                 let frame = try VestnikJSON.decode(ServerFrame.self, from: Data(text.utf8))
                 received.withLock { $0.append(frame) }
                 if frame.type == .ready {
-                    try await Task.sleep(for: .milliseconds(2_300))
+                    try await Task.sleep(until: expiresBy + .milliseconds(300))
                     try await outbound.write(.text(try Self.sendFrame(ref: "late", chat: chat.id, SendMessageRequest(text: "too late"))))
                 }
             }
