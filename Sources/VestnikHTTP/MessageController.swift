@@ -41,11 +41,7 @@ struct MessageController {
     @Sendable func send(_ request: Request, context: AuthenticatedRequestContext) async throws -> EditedResponse<Message> {
         let chatID: ChatID = try context.id("chat_id")
         let body = try await request.decodeJSON(SendMessageRequest.self)
-        let (message, created) = try await services.messages.send(
-            OutgoingMessage(
-                text: body.text, clientMessageID: body.clientMessageID, replyTo: body.replyTo, forwardOf: body.forwardOf,
-                mentions: body.mentions ?? []),
-            to: chatID, as: context.session)
+        let (message, created) = try await services.messages.send(OutgoingMessage(body), to: chatID, as: context.session)
         if created { metrics.messagesSent.increment() }
         return EditedResponse(status: created ? .created : .ok, response: message)
     }
@@ -112,5 +108,14 @@ struct MessageController {
     @Sendable func unpin(_ request: Request, context: AuthenticatedRequestContext) async throws -> HTTPResponse.Status {
         try await services.messages.setPinned(false, message: try context.id("message_id"), as: context.session)
         return .noContent
+    }
+}
+
+extension OutgoingMessage {
+    /// A send's body, as `POST /chats/{id}/messages` and the stream's `send` frame carry it.
+    init(_ body: SendMessageRequest) {
+        self.init(
+            text: body.text, clientMessageID: body.clientMessageID, replyTo: body.replyTo, forwardOf: body.forwardOf,
+            mentions: body.mentions ?? [])
     }
 }

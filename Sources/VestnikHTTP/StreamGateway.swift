@@ -185,11 +185,7 @@ struct StreamGateway {
         guard let frame = try? VestnikJSON.decode(ClientFrame.self, from: data) else {
             // Unknown frames are ignored, but a send the client waits on is answered.
             if let head = try? VestnikJSON.decode(FrameHead.self, from: data), head.type == ClientFrame.Kind.send.rawValue {
-                frames.enqueue(
-                    StreamFrames.control(
-                        ServerFrame(
-                            type: .nack, code: VestnikError.Code.invalidJSON.rawValue, message: "The send frame is not valid: see ClientFrame.",
-                            ref: head.ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil })))
+                frames.enqueue(Self.nack(VestnikError(.invalidJSON, "The send frame is not valid: see ClientFrame."), ref: head.ref))
             }
             return
         }
@@ -222,11 +218,7 @@ struct StreamGateway {
             guard let chatID = frame.chatID, let body = frame.message else {
                 throw VestnikError.invalid("A send frame needs chat_id and message.")
             }
-            let (message, created) = try await services.messages.send(
-                OutgoingMessage(
-                    text: body.text, clientMessageID: body.clientMessageID, replyTo: body.replyTo, forwardOf: body.forwardOf,
-                    mentions: body.mentions ?? []),
-                to: chatID, as: session)
+            let (message, created) = try await services.messages.send(OutgoingMessage(body), to: chatID, as: session)
             if created { metrics.messagesSent.increment() }
             let sent = SentMessage(
                 id: message.id, chatID: message.chatID, chatSeq: message.chatSeq, createdAt: message.createdAt,
@@ -237,10 +229,15 @@ struct StreamGateway {
             if mapped.code.category == .internalError {
                 logger.error("stream send failed", metadata: ["vestnik.error": "\(error)"])
             }
-            // A long ref is not echoed back: the client learns from the code what was wrong.
-            let echoed = ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil }
-            return StreamFrames.control(ServerFrame(type: .nack, code: mapped.code.rawValue, message: mapped.message, ref: echoed))
+            return Self.nack(mapped, ref: ref)
         }
+    }
+
+    /// The `nack` frame for a refused send. A ref longer than allowed is not echoed back: the
+    /// client learns from the code what was wrong.
+    static func nack(_ error: VestnikError, ref: String?) -> ByteBuffer {
+        let echoed = ref.flatMap { $0.utf8.count <= APILimits.maxFrameRefLength ? $0 : nil }
+        return StreamFrames.control(ServerFrame(type: .nack, code: error.code.rawValue, message: error.message, ref: echoed))
     }
 
     /// The part of a client frame that identifies it, for answering one that does not decode.
