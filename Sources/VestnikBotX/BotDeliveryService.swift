@@ -93,7 +93,9 @@ package struct BotDeliveryService: Service {
                         logger.warning("bot outbox claim failed", metadata: ["vestnik.error": "\(error)"])
                     }
                 }
-                try? await Task.sleep(for: .milliseconds(10))
+                // Until a commit or a finished delivery pokes, or the poll for other writers is due.
+                let pause = waiting.count < options.totalConcurrency ? lastClaim + options.poll - ContinuousClock.now : options.poll
+                await cancelWhenGracefulShutdown { await services.context.botOutbox.wait(atMost: pause) }
             }
             if Task.isCancelled {
                 group.cancelAll()

@@ -122,7 +122,7 @@ package final class EventLog: Sendable {
     /// itself still commits (a user's send never fails because a bot is down), the drop is logged.
     package func enqueue(_ job: BotJob, for bot: UserID, in tx: any StoreWriter) async throws {
         guard try await tx.pendingBotJobs(of: bot) < maxQueuedBotJobs else {
-            dropped.withLock { $0.insert(bot) }
+            _ = dropped.withLock { $0.insert(bot) }
             return
         }
         let now = Date.millisecondNow()
@@ -145,18 +145,63 @@ package final class EventLog: Sendable {
 
 import Synchronization
 
-/// Wakes the bot delivery service when jobs were queued in this process.
+/// Wakes the bot delivery service when jobs were queued (or a delivery finished) in this process.
 ///
 /// A flag rather than a queue: a burst of commits causes one claim round, which takes every due
-/// job anyway. The delivery service checks it every few milliseconds (no database work), and
-/// reads the database itself only when poked or on its slower poll for other writers.
+/// job anyway. The delivery service sleeps in ``wait(atMost:)`` until it is poked or its slower
+/// poll for other writers is due, so an idle server does not wake up every few milliseconds.
 package final class BotOutboxSignal: Sendable {
-    private let flag = Synchronization.Mutex(false)
+    private struct State {
+        var poked = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Synchronization.Mutex(State())
 
     package init() {}
 
-    package func poke() { flag.withLock { $0 = true } }
+    package func poke() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.poked = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
 
     /// Whether a poke came since the last call; clears it.
-    package func take() -> Bool { flag.withLock { value in defer { value = false }; return value } }
+    package func take() -> Bool { state.withLock { state in defer { state.poked = false }; return state.poked } }
+
+    /// Returns once a poke is pending (at once if one already is), after `timeout`, or when the
+    /// task is cancelled; leaves the poke pending for ``take()``. One waiter at a time.
+    package func wait(atMost timeout: Duration) async {
+        guard timeout > .zero, !state.withLock({ $0.poked }) else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForPoke() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func waitForPoke() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Checked under the lock: either the cancellation handler below finds the stored
+                // waiter, or this sees the cancellation (the flag is set before the handler runs).
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.poked || Task.isCancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state in
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+    }
 }

@@ -10,8 +10,19 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
     public init(_ uuid: UUID) { self.uuid = uuid }
 
 
-    /// A fresh random identifier.
-    public static func random() -> Self { Self(UUID()) }
+    /// A fresh random (version 4) identifier.
+    ///
+    /// From the system generator (`getrandom` on Linux) rather than `UUID()`, which on Linux
+    /// opens, reads and closes `/dev/urandom` for every id: three system calls on every send.
+    public static func random() -> Self {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            raw[6] = raw[6] & 0x0F | 0x40  // version 4
+            raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
+            return Self(UUID(uuid: raw.load(as: uuid_t.self)))
+        }
+    }
 
     /// Parses the textual form (either case); `nil` if it is not a UUID.
     ///

@@ -222,4 +222,17 @@ import VestnikModel
     func emoji(_ pair: (String, Bool)) {
         #expect(MessageService.isEmoji(pair.0, maxBytes: 64) == pair.1)
     }
+
+    @Test("random identifiers are version-4 UUIDs that round-trip through their text and do not repeat")
+    func randomIdentifiers() throws {
+        let ids = (0..<1000).map { _ in MessageID.random() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            let text = id.description
+            #expect(Array(text)[14] == "4")
+            #expect("89ab".contains(Array(text)[19]))
+            #expect(MessageID(text) == id)
+            #expect(UUID(uuidString: text) == id.uuid)
+        }
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import CSQLite
 import VestnikCore
+import VestnikModel
 import VestnikStoreSQLite
 import VestnikStoreTesting
 
@@ -49,5 +50,32 @@ import VestnikStoreTesting
         }
         let reopened = try SQLiteStore(path: path)
         #expect(try await reopened.read { try await $0.user(login: "keeper") }?.user == user)
+    }
+
+    @Test("under continuous writes the write-ahead log is copied into the database file and restarts instead of growing")
+    func logStaysBounded() async throws {
+        let env = try await TestEnvironment()
+        let user = UserID.random()
+        let database = env.directory.appendingPathComponent("test.sqlite").path
+        func size(_ path: String) -> Int { ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0 }
+        let padding = String(repeating: "x", count: 3000)
+        // ~2 pages per write: several times the 1,000-page checkpoint threshold.
+        for round in 0..<3000 {
+            let event = ServerEvent.typing(chatID: .random(), userID: user)
+            let payload = Data((padding + "\(round)").utf8)
+            _ = try await env.store.write { try await $0.appendEvent(event, payload: payload, recipients: [user], at: Date.millisecondNow()) }
+        }
+        // (Checkpoints run inside commits; the wait only matters if they ever move elsewhere.)
+        var copied = size(database)
+        for _ in 0..<50 where copied < 3000 * 3000 {
+            try await Task.sleep(for: .milliseconds(100))
+            copied = size(database)
+        }
+        #expect(copied >= 3000 * 3000, "database file \(copied) bytes")
+        // The log was restarted from its beginning after complete copies, so it stays far below
+        // the ~25 MB that 3,000 writes of this size appended. (A checkpoint on a thread of its
+        // own, tried to keep it off the commit path, never completed between two back-to-back
+        // commits, so the log never restarted: 76 MB here.)
+        #expect(size(database + "-wal") < 12_000_000, "log \(size(database + "-wal")) bytes")
     }
 }
