@@ -33,7 +33,11 @@ package struct CoreContext: Sendable {
         let log = EventLog(maxQueuedBotJobs: limits.maxQueuedBotJobs)
         let result: T
         do {
-            result = try await store.write { tx in try await body(tx, log) }
+            result = try await store.write { tx in
+                // A body may run again (``GroupCommit``): only its last run's events count.
+                log.reset()
+                return try await body(tx, log)
+            }
         } catch StoreError.duplicate(let what) {
             // A uniqueness race the service's own checks did not catch: a conflict, not a crash.
             throw VestnikError(.conflict, "The request conflicts with a concurrent change; retry.", cause: StoreError.duplicate(what: what))
@@ -134,6 +138,13 @@ package final class EventLog: Sendable {
     private let dropped = Synchronization.Mutex(Set<UserID>())
     fileprivate var queuedBotJobs: Bool { botJobs.withLock { $0 } }
     fileprivate var droppedBotJobs: Set<UserID> { dropped.withLock { $0 } }
+
+    /// Forgets everything collected: the transaction is being run again from its start.
+    fileprivate func reset() {
+        collected.withLock { $0.removeAll() }
+        botJobs.withLock { $0 = false }
+        dropped.withLock { $0.removeAll() }
+    }
 
     fileprivate func drain() -> [CommittedEvent] {
         collected.withLock { events in

@@ -6,11 +6,15 @@ import Synchronization
 /// lock release in PostgreSQL), and concurrent sends to one chat would otherwise queue on the
 /// writer or on the chat's row lock, each paying for its own commit. Here the first write to
 /// arrive starts a batch; everything that queues while that batch commits joins the next one.
-/// Each write still runs alone and in arrival order, inside its own savepoint (except the first,
-/// see `commit`), so one that throws rolls back only its own changes; the batch then commits
-/// once, and every write in it returns only after that commit (an acknowledged write is as durable as before). If the commit itself
-/// fails, every write of the batch fails, and none of their events was published, because
-/// publishing happens after `write` returns (``CoreContext/write(_:)``).
+/// Each write still runs alone and in arrival order, and one that throws leaves no trace (see
+/// `commit` for how); the batch then commits once, and every write in it returns only after that
+/// commit (an acknowledged write is as durable as before). If the commit itself fails, every
+/// write of the batch fails, and none of their events was published, because publishing happens
+/// after `write` returns (``CoreContext/write(_:)``).
+///
+/// A write's body may run more than once (when a later write of its batch fails, see
+/// `commit`): only its last run counts, so a body must keep its effects inside the transaction
+/// and its result (``CoreContext/write(_:)`` resets its event log for every run).
 package final class GroupCommit<Access: Sendable>: Sendable {
     /// The savepoint steps around one write inside a batch.
     package enum SavepointStep: Sendable {
@@ -31,8 +35,10 @@ package final class GroupCommit<Access: Sendable>: Sendable {
         let complete: @Sendable ((any Error)?) -> Void
     }
 
-    /// Rolls back a transaction whose first write failed.
-    private struct FirstWriteFailed: Error {}
+    /// Rolls back a batch run without savepoints because the write at `index` failed.
+    private struct WriteFailed: Error {
+        let index: Int
+    }
 
     private struct Queue {
         var pending: [PendingWrite] = []
@@ -105,35 +111,42 @@ package final class GroupCommit<Access: Sendable>: Sendable {
 
     /// Runs one batch in one transaction, and resumes every write of it.
     ///
-    /// The first write runs without a savepoint: if it fails, the transaction is rolled back
-    /// (nothing else ran in it yet) and the rest of the batch starts over in a new one. Every
-    /// later write gets a savepoint, so its failure undoes only its own changes. Under light
-    /// load most batches hold one write, which then costs no savepoint statements at all.
+    /// Optimistically first: every write runs straight in the transaction, without savepoints,
+    /// because a savepoint costs a statement (a round trip on PostgreSQL) per write and writes
+    /// rarely fail. If one does, the transaction is rolled back, that write's own error is its
+    /// outcome, and the rest of the batch (the writes before it too: their changes were rolled
+    /// back with it) runs again in a new transaction, now with a savepoint around every write
+    /// but the first, so that further failures undo only their own write. A batch thus runs at
+    /// most twice plus once per failure of its first write, however many of its writes fail.
     private func commit(_ batch: ArraySlice<PendingWrite>) async {
-        var remaining = batch
-        while let first = remaining.first {
-            let rest = remaining.dropFirst()
+        var remaining = Array(batch)
+        var isolated = false
+        while !remaining.isEmpty {
+            let writes = remaining
             let savepoint = self.savepoint
             do {
-                try await transaction { access in
-                    guard await first.run(access) else { throw FirstWriteFailed() }
-                    for pending in rest {
-                        try await savepoint(access, .open)
-                        if await pending.run(access) {
-                            try await savepoint(access, .release)
-                        } else {
-                            try await savepoint(access, .rollBack)
+                try await transaction { [isolated] access in
+                    for (index, pending) in writes.enumerated() {
+                        if isolated, index > 0 {
+                            try await savepoint(access, .open)
+                            if await pending.run(access) {
+                                try await savepoint(access, .release)
+                            } else {
+                                try await savepoint(access, .rollBack)
+                            }
+                        } else if await !pending.run(access) {
+                            throw WriteFailed(index: index)
                         }
                     }
                 }
-                for pending in remaining { pending.complete(nil) }
+                for pending in writes { pending.complete(nil) }
                 return
-            } catch is FirstWriteFailed {
-                // Its own error is its outcome; the others have not run yet.
-                first.complete(nil)
-                remaining = rest
+            } catch let failed as WriteFailed {
+                // Its own error is its outcome; nothing of this transaction was committed.
+                remaining.remove(at: failed.index).complete(nil)
+                isolated = true
             } catch {
-                for pending in remaining { pending.complete(error) }
+                for pending in writes { pending.complete(error) }
                 return
             }
         }

@@ -11,7 +11,8 @@ import VestnikModel
 package protocol Store: Sendable {
     /// Runs `body` in a read snapshot.
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
-    /// Runs `body` in one atomic, durable write transaction; rolls back if it throws.
+    /// Runs `body` in one atomic, durable write transaction; rolls back if it throws. `body` may
+    /// run more than once (its transaction retried, see ``GroupCommit``); only the last run counts.
     func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T
     /// Durable events with positions in `(after, through]`, in order, with their recipients.
     /// Used by the fan-out to fill gaps and to pick up writes made by other processes.

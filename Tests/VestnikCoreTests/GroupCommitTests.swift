@@ -6,7 +6,9 @@ import VestnikCore
 /// visible only when the whole transaction commits; a savepoint rollback drops what its write added.
 @Suite(.timeLimit(.minutes(1))) struct GroupCommitTests {
     final class Ledger: Sendable {
-        let state = Mutex<(committed: [Int], open: [Int], savepointAt: Int?, transactions: Int)>(([], [], nil, 0))
+        let state = Mutex<(committed: [Int], open: [Int], savepointAt: Int?, transactions: Int, savepoints: Int, runs: Int)>(([], [], nil, 0, 0, 0))
+        /// Writes issued so far, for tests that hold the writer until they queued up.
+        let arrivals = Atomic<Int>(0)
         /// The transaction whose number is in `failingCommits` fails at COMMIT.
         let failingCommits: Set<Int>
 
@@ -41,7 +43,9 @@ import VestnikCore
                 savepoint: { ledger, step in
                     ledger.state.withLock { state in
                         switch step {
-                        case .open: state.savepointAt = state.open.count
+                        case .open:
+                            state.savepointAt = state.open.count
+                            state.savepoints += 1
                         case .release: state.savepointAt = nil
                         case .rollBack:
                             state.open.removeSubrange((state.savepointAt ?? 0)...)
@@ -51,7 +55,12 @@ import VestnikCore
                 })
         }
 
-        func add(_ value: Int) { state.withLock { $0.open.append(value) } }
+        func add(_ value: Int) {
+            state.withLock { state in
+                state.open.append(value)
+                state.runs += 1
+            }
+        }
     }
 
     struct CommitFailed: Error {}
@@ -93,6 +102,68 @@ import VestnikCore
         #expect(committed.count == 40 - refused.count)
         // Batching happened: far fewer transactions than writes (each takes 5 ms; 40 start at once).
         #expect(transactions < 30)
+    }
+
+    @Test("a batch without failures runs every write once and uses no savepoints; a failure re-runs the others once, isolated")
+    func savepointsOnlyAfterAFailure() async throws {
+        let ledger = Ledger()
+        let writer = ledger.groupCommit()
+        /// Holds the writer until `count` writes were issued (and a little longer), so that they
+        /// queue up behind it and form one batch.
+        func blocker(until count: Int) -> Task<Void, any Error> {
+            Task {
+                try await writer.write { ledger in
+                    while ledger.arrivals.load(ordering: .relaxed) < count { try? await Task.sleep(for: .milliseconds(1)) }
+                    try? await Task.sleep(for: .milliseconds(20))
+                    ledger.add(-count)
+                }
+            }
+        }
+        /// Issues writes of `values` one after another (in this order), each failing if `failing`.
+        func issue(_ values: Range<Int>, failing: Int? = nil) async -> [Int: Bool] {
+            await withTaskGroup(of: (Int, Bool).self) { group in
+                for value in values {
+                    group.addTask {
+                        do {
+                            try await writer.write { ledger in
+                                ledger.add(value)
+                                if value == failing { throw Refused(value: value) }
+                            }
+                            return (value, true)
+                        } catch {
+                            return (value, false)
+                        }
+                    }
+                    ledger.arrivals.add(1, ordering: .relaxed)
+                    try? await Task.sleep(for: .milliseconds(2))
+                }
+                var results: [Int: Bool] = [:]
+                for await (value, ok) in group { results[value] = ok }
+                return results
+            }
+        }
+
+        let first = blocker(until: 6)
+        try await Task.sleep(for: .milliseconds(5))
+        #expect(await issue(0..<6).values.allSatisfy { $0 })
+        try await first.value
+        var (savepoints, runs) = ledger.state.withLock { ($0.savepoints, $0.runs) }
+        #expect(savepoints == 0)
+        #expect(runs == 7)
+
+        ledger.arrivals.store(0, ordering: .relaxed)
+        let second = blocker(until: 5)
+        try await Task.sleep(for: .milliseconds(5))
+        #expect(await issue(10..<15, failing: 12) == [10: true, 11: true, 12: false, 13: true, 14: true])
+        try await second.value
+        (savepoints, runs) = ledger.state.withLock { ($0.savepoints, $0.runs) }
+        let committed = ledger.state.withLock { $0.committed }
+        #expect(Set(committed) == Set([-6, 0, 1, 2, 3, 4, 5, -5, 10, 11, 13, 14]))
+        #expect(committed.count == 12)
+        // The five formed one batch behind the blocker: 10, 11, 12 ran, 12 failed; then 10, 11,
+        // 13, 14 ran again, all but the first in a savepoint.
+        #expect(runs == 7 + 1 + 3 + 4)
+        #expect(savepoints == 3)
     }
 
     @Test("a failed commit fails every write of its batch and none of them is visible; the next batch is unaffected")
