@@ -239,38 +239,26 @@ struct PostgresAccess: StoreWriter {
         ).compactMap { try member(Columns($0)) }
     }
 
-    /// Two statements instead of five. Not one: the chat row lock may wait for a transaction that
-    /// changes the membership, and under READ COMMITTED everything one statement reads comes
-    /// from the snapshot taken before that wait. The second statement starts after the lock, so
-    /// it sees such a change.
+    /// One round trip: the two statements run inside a server-side function (migration 7).
+    /// Not one statement: the chat row lock may wait for a transaction that changes the
+    /// membership, and under READ COMMITTED everything one statement reads comes from the
+    /// snapshot taken before that wait. The function's second statement starts after the lock,
+    /// so it sees such a change.
     func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
-        // Only a member takes the chat's row lock: anyone else could hold it up by guessing ids.
         guard
-            let chat = try await rows(
-                """
-                SELECT \(unescaped: Self.chatColumns) FROM chats c
-                WHERE c.id = \(chatID.description)
-                  AND EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = c.id AND s.user_id = \(sender.description))
-                \(unescaped: forUpdate)
-                """
-            ).first.flatMap({ try chat(Columns($0)) }),
             let row = try await rows(
                 """
-                SELECT m.user_id, m.role, m.joined_at, m.read_seq,
-                  ARRAY(SELECT a.user_id FROM chat_members a WHERE a.chat_id = m.chat_id),
-                  EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = m.chat_id),
-                  (SELECT x.id FROM messages x
-                   WHERE x.chat_id = m.chat_id AND x.sender_id = m.user_id AND x.client_message_id = \(clientMessageID.map { Data($0.utf8) }))
-                FROM chat_members m WHERE m.chat_id = \(chatID.description) AND m.user_id = \(sender.description)
+                SELECT * FROM vestnik_sending_context(\(chatID.description), \(sender.description),
+                  \(clientMessageID.map { Data($0.utf8) }), \(locking))
                 """
             ).first
         else { return nil }
         let c = Columns(row)
-        guard let member = try member(c) else { return nil }
+        guard let chat = try chat(c), let member = try member(c, offset: 9) else { return nil }
         var existing: Message?
-        if let id = try c.optionalText(6).flatMap(MessageID.init) { existing = try await message(id) }
+        if let id = try c.optionalText(15).flatMap(MessageID.init) { existing = try await message(id) }
         return SendingContext(
-            chat: chat, member: member, memberIDs: try c.texts(4).compactMap(UserID.init), existing: existing, mayHaveBots: try c.bool(5))
+            chat: chat, member: member, memberIDs: try c.texts(13).compactMap(UserID.init), existing: existing, mayHaveBots: try c.bool(14))
     }
 
     func memberIDs(of chat: ChatID) async throws -> [UserID] {

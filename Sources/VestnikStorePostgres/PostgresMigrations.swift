@@ -227,5 +227,47 @@ enum PostgresMigrations {
             "CREATE INDEX events_by_audience ON events(audience_id, seq)",
             "DROP TABLE event_recipients",
         ],
+        // 7: a send's context in one round trip (decision 0009). Two statements, as before in
+        // `PostgresAccess.sendingContext`, but run by the server: each statement of a VOLATILE
+        // function takes a fresh snapshot, so the member query after the chat row lock still sees
+        // a membership change the lock waited for. `use_column`: the result columns are also
+        // variables here, and a name like `id` means the table's column.
+        [
+            """
+            CREATE FUNCTION vestnik_sending_context(p_chat TEXT, p_sender TEXT, p_client_message_id BYTEA, p_lock BOOLEAN)
+            RETURNS TABLE (
+                id TEXT, kind TEXT, title TEXT, description TEXT, created_by TEXT, created_at BIGINT, member_count BIGINT,
+                last_message_seq BIGINT, last_activity_at BIGINT,
+                user_id TEXT, role TEXT, joined_at BIGINT, read_seq BIGINT, member_ids TEXT[], has_bots BOOLEAN, existing_id TEXT
+            )
+            LANGUAGE plpgsql VOLATILE AS $$
+            #variable_conflict use_column
+            DECLARE
+                c chats%ROWTYPE;
+            BEGIN
+                -- Only a member takes the chat's row lock: anyone else could hold it up by guessing ids.
+                IF p_lock THEN
+                    SELECT * INTO c FROM chats
+                    WHERE chats.id = p_chat AND EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = p_chat AND s.user_id = p_sender)
+                    FOR NO KEY UPDATE;
+                ELSE
+                    SELECT * INTO c FROM chats
+                    WHERE chats.id = p_chat AND EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = p_chat AND s.user_id = p_sender);
+                END IF;
+                IF NOT FOUND THEN
+                    RETURN;
+                END IF;
+                RETURN QUERY
+                SELECT c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq,
+                  c.last_activity_at, m.user_id, m.role, m.joined_at, m.read_seq,
+                  ARRAY(SELECT a.user_id FROM chat_members a WHERE a.chat_id = p_chat),
+                  EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = p_chat),
+                  (SELECT x.id FROM messages x
+                   WHERE x.chat_id = p_chat AND x.sender_id = p_sender AND x.client_message_id = p_client_message_id)
+                FROM chat_members m WHERE m.chat_id = p_chat AND m.user_id = p_sender;
+            END
+            $$
+            """
+        ],
     ]
 }

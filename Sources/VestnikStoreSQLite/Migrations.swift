@@ -177,5 +177,8 @@ enum SQLiteMigrations {
         CREATE INDEX events_by_audience ON events(audience_id, seq);
         DROP TABLE event_recipients;
         """,
+        // 7: PostgreSQL only (a server-side function for a send's context, decision 0009); here
+        // nothing, so that both stores keep one numbering.
+        "",
     ]
 }

@@ -42,6 +42,37 @@ struct PostgresStoreConformanceTests {
         }
     }
 
+    @Test("a member added while a send waits for the chat's row lock is in the send's audience")
+    func sendSeesMembershipChangeItWaitedFor() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { nodeA in
+                try await withRunningStore(configuration) { nodeB in
+                    try await nodeA.migrate()
+                    let alice = try await StoreConformance.insertUser(nodeA, StoreConformance.makeUser("alice"))
+                    let bob = try await StoreConformance.insertUser(nodeA, StoreConformance.makeUser("bob"))
+                    let carol = try await StoreConformance.insertUser(nodeA, StoreConformance.makeUser("carol"))
+                    let chat = StoreConformance.makeChat(.group, by: alice.id)
+                    try await StoreConformance.insertChat(nodeA, chat, members: [alice.id, bob.id])
+                    let (locked, lockedSink) = AsyncStream.makeStream(of: Void.self)
+                    // Node A adds carol the way every membership change does: chat row locked
+                    // first. It holds the lock a moment, so node B's send has to wait for it.
+                    let adding = Task {
+                        try await nodeA.write { tx in
+                            _ = try await tx.chat(chat.id)
+                            try await tx.insertMember(ChatMember(userID: carol.id, role: .member, joinedAt: Date.millisecondNow(), readSeq: 0), into: chat.id)
+                            lockedSink.yield()
+                            try await Task.sleep(for: .milliseconds(300))
+                        }
+                    }
+                    #expect(try await first(of: locked, within: .seconds(10)) != nil)
+                    let context = try await nodeB.write { try await $0.sendingContext(chat: chat.id, sender: bob.id, clientMessageID: nil) }
+                    try await adding.value
+                    #expect(Set(try #require(context).memberIDs) == [alice.id, bob.id, carol.id])
+                }
+            }
+        }
+    }
+
     @Test("listenForEvents receives positions other stores committed, not rolled-back ones, not its own store's")
     func listen() async throws {
         try await withFreshDatabase { configuration in
