@@ -38,6 +38,19 @@ struct PostgresAccess: StoreWriter {
         }
     }
 
+    /// Runs one statement of a fixed text as a prepared statement (see ``PreparedQuery``).
+    @discardableResult
+    func rows<Site: PreparedSite>(_ query: PostgresQuery, preparedAs site: Site.Type) async throws -> [PostgresRow] {
+        guard let prepared = PreparedQuery<Site>(query) else { return try await rows(query) }
+        do {
+            var collected: [PostgresRow] = []
+            for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
+            return collected
+        } catch {
+            throw PostgresErrors.translate(error)
+        }
+    }
+
     /// Runs a statement that returns one row with one count.
     private func count(_ query: PostgresQuery) async throws -> Int {
         guard let row = try await rows(query).first else { return 0 }
@@ -250,7 +263,7 @@ struct PostgresAccess: StoreWriter {
                 """
                 SELECT * FROM vestnik_sending_context(\(chatID.description), \(sender.description),
                   \(clientMessageID.map { Data($0.utf8) }), \(locking))
-                """
+                """, preparedAs: SendingContextStatement.self
             ).first
         else { return nil }
         let c = Columns(row)
@@ -549,7 +562,7 @@ struct PostgresAccess: StoreWriter {
                 SELECT head.head_seq,
                   (SELECT count(*) FROM (SELECT pg_notify(\(PostgresStore.eventChannel), logged.seq::text || ' ' || \(origin)) FROM logged) AS notified)
                 FROM head
-                """
+                """, preparedAs: InsertMessageStatement.self
             ).first
         else { throw StoreError.backend("log_state row missing") }
         let columns = Columns(row)
@@ -559,6 +572,9 @@ struct PostgresAccess: StoreWriter {
         }
         return EventSeq(head)
     }
+
+    private enum SendingContextStatement: PreparedSite {}
+    private enum InsertMessageStatement: PreparedSite {}
 
     private static let messageInsertColumns = """
         id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edit_count, client_message_id, extras_json
