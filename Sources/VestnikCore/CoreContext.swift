@@ -164,7 +164,8 @@ import Synchronization
 package final class BotOutboxSignal: Sendable {
     private struct State {
         var poked = false
-        var waiter: CheckedContinuation<Void, Never>?
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
     }
 
     private let state = Synchronization.Mutex(State())
@@ -172,19 +173,19 @@ package final class BotOutboxSignal: Sendable {
     package init() {}
 
     package func poke() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.poked = true
-            defer { state.waiter = nil }
-            return state.waiter
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        waiter?.resume()
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Whether a poke came since the last call; clears it.
     package func take() -> Bool { state.withLock { state in defer { state.poked = false }; return state.poked } }
 
     /// Returns once a poke is pending (at once if one already is), after `timeout`, or when the
-    /// task is cancelled; leaves the poke pending for ``take()``. One waiter at a time.
+    /// task is cancelled; leaves the poke pending for ``take()``.
     package func wait(atMost timeout: Duration) async {
         guard timeout > .zero, !state.withLock({ $0.poked }) else { return }
         await withTaskGroup(of: Void.self) { group in
@@ -196,23 +197,23 @@ package final class BotOutboxSignal: Sendable {
     }
 
     private func waitForPoke() async {
+        let token = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 // Checked under the lock: either the cancellation handler below finds the stored
                 // waiter, or this sees the cancellation (the flag is set before the handler runs).
                 let resumeNow = state.withLock { state -> Bool in
                     if state.poked || Task.isCancelled { return true }
-                    state.waiter = continuation
+                    state.waiters[token] = continuation
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let waiter = state.withLock { state in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
+            state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
         }
     }
 }

@@ -12,8 +12,8 @@ import Synchronization
 /// write of the batch fails, and none of their events was published, because publishing happens
 /// after `write` returns (``CoreContext/write(_:)``).
 ///
-/// A write's body may run more than once (when a later write of its batch fails, see
-/// `commit`): only its last run counts, so a body must keep its effects inside the transaction
+/// A write's body may run more than once (when a write of its batch fails, see `commit`): only
+/// its last run counts, so a body must keep its effects inside the transaction
 /// and its result (``CoreContext/write(_:)`` resets its event log for every run).
 package final class GroupCommit<Access: Sendable>: Sendable {
     /// The savepoint steps around one write inside a batch.
@@ -46,6 +46,12 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     }
 
     private let queue = Mutex(Queue())
+    /// Batches that start with savepoints because a recent batch had a failing write.
+    private let isolatedBatchesLeft = Atomic<Int>(0)
+    static var isolatedBatchesAfterFailure: Int { 16 }
+
+    /// Writes waiting for the next batch (tests use it to line writes up deterministically).
+    package var queuedWrites: Int { queue.withLock { $0.pending.count } }
     private let transaction: Transaction
     private let savepoint: Savepoint
     /// An upper bound on one batch, so a steady stream of writes still commits regularly.
@@ -113,14 +119,18 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     ///
     /// Optimistically first: every write runs straight in the transaction, without savepoints,
     /// because a savepoint costs a statement (a round trip on PostgreSQL) per write and writes
-    /// rarely fail. If one does, the transaction is rolled back, that write's own error is its
-    /// outcome, and the rest of the batch (the writes before it too: their changes were rolled
-    /// back with it) runs again in a new transaction, now with a savepoint around every write
-    /// but the first, so that further failures undo only their own write. A batch thus runs at
-    /// most twice plus once per failure of its first write, however many of its writes fail.
+    /// rarely fail. If one does, the transaction is rolled back and the batch runs again in a new
+    /// one, now with a savepoint around every write but the first, so that a failure undoes only
+    /// its own write. The failed write stays in the batch: its first error may have come from
+    /// the writes before it, which were rolled back, so only the isolated run decides its outcome.
+    /// A failure of a transaction's first write is final (nothing ran before it): that write
+    /// leaves, and the rest runs again. A batch thus runs at most twice, plus once per failure of
+    /// its first write. After a failure the next ``isolatedBatchesAfterFailure`` batches start
+    /// isolated, so a client whose writes keep failing cannot make every batch run twice.
     private func commit(_ batch: ArraySlice<PendingWrite>) async {
         var remaining = Array(batch)
-        var isolated = false
+        var isolated = isolatedBatchesLeft.load(ordering: .relaxed) > 0
+        if isolated { isolatedBatchesLeft.subtract(1, ordering: .relaxed) }
         while !remaining.isEmpty {
             let writes = remaining
             let savepoint = self.savepoint
@@ -142,8 +152,11 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 for pending in writes { pending.complete(nil) }
                 return
             } catch let failed as WriteFailed {
-                // Its own error is its outcome; nothing of this transaction was committed.
-                remaining.remove(at: failed.index).complete(nil)
+                isolatedBatchesLeft.store(Self.isolatedBatchesAfterFailure, ordering: .relaxed)
+                if failed.index == 0 {
+                    // Nothing ran before it in its transaction: its own error is its outcome.
+                    remaining.removeFirst().complete(nil)
+                }
                 isolated = true
             } catch {
                 for pending in writes { pending.complete(error) }

@@ -47,6 +47,13 @@ struct PostgresAccess: StoreWriter {
             for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
             return collected
         } catch {
+            if PreparedQuery<Site>.mayHaveFailedToPrepare(error) {
+                // The pool replaces a closed connection; the transaction fails either way.
+                logger.warning(
+                    "prepared statement failed; closing the connection",
+                    metadata: ["vestnik.statement": "\(Site.statementName)", "vestnik.error": "\(PostgresErrors.translate(error))"])
+                try? await connection.close()
+            }
             throw PostgresErrors.translate(error)
         }
     }
@@ -573,8 +580,8 @@ struct PostgresAccess: StoreWriter {
         return EventSeq(head)
     }
 
-    private enum SendingContextStatement: PreparedSite {}
-    private enum InsertMessageStatement: PreparedSite {}
+    private enum SendingContextStatement: PreparedSite { static let statementName = "sending_context" }
+    private enum InsertMessageStatement: PreparedSite { static let statementName = "insert_message" }
 
     private static let messageInsertColumns = """
         id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edit_count, client_message_id, extras_json

@@ -17,9 +17,10 @@ import VestnikModel
 ///   Chat and user rows read inside a write are locked too (see `PostgresAccess.locking`).
 /// - `appendEvent` also sends `NOTIFY vestnik_events, '<seq>'`, delivered at commit, so other nodes
 ///   learn about new positions without polling (``listenForEvents(onListening:_:)``).
-/// - Concurrent writes of one node are committed together (``GroupCommit``), each in a savepoint.
-/// - Nothing retries: a failed transaction is rolled back and its error surfaces (a deadlock or a
-///   lost connection is ``StoreError/backend(_:)``), because Core's closures are not idempotent.
+/// - Concurrent writes of one node are committed together (``GroupCommit``); a batch in which a
+///   write failed runs again with a savepoint per write.
+/// - The transaction itself is not retried: a failed one is rolled back and its error surfaces (a
+///   deadlock or a lost connection is ``StoreError/backend(_:)``).
 ///
 /// The client must be running: add the store to the `ServiceGroup` (it is a `Service`) or call
 /// ``run()`` in a long-lived task, before ``migrate()`` or any query. Call ``run()`` once.
@@ -50,9 +51,10 @@ package final class PostgresStore: Store, Service {
         let origin = origin
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
         // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
-        // across its own round trips and commit. At most 64 writes per batch: every write but
-        // the first opens a subtransaction, and PostgreSQL caches 64 subtransaction ids per
-        // backend; past that, every session's visibility checks consult `pg_subtrans`.
+        // across its own round trips and commit. At most 64 writes per batch: when a batch runs
+        // with savepoints (after a failed write), every write but the first opens a
+        // subtransaction, and PostgreSQL caches 64 subtransaction ids per backend; past that,
+        // every session's visibility checks consult `pg_subtrans`.
         writer = GroupCommit(
             maxBatch: 64,
             transaction: { writes in

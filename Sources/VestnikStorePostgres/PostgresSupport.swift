@@ -73,17 +73,27 @@ struct Columns {
 /// PostgreSQL then parses and plans it once per connection instead of on every call (parsing and
 /// planning were ~40 % of PostgreSQL's CPU time in the `group` benchmark, decision 0009).
 ///
-/// PostgresNIO prepares statements whose text is a static property of their type. Ours are
-/// built by `PostgresQuery` interpolation, whose text depends only on the call site (every
-/// value is a bind), so each site is a type (``PreparedSite``) whose text is learnt from its
-/// first query. A query whose text differs from what its site learnt (a bug: the text must be
-/// fixed) runs unprepared rather than under the wrong statement.
-protocol PreparedSite {}
+/// PostgresNIO prepares statements whose name and text are static properties of their type.
+/// Ours are built by `PostgresQuery` interpolation, whose text depends only on the call site
+/// (every value is a bind), so each site is a type with a name of its own, whose text is learnt
+/// from its first query. A query whose text differs from what its site learnt (a bug: the text
+/// must be fixed), or a site whose name another site took, runs unprepared rather than under the
+/// wrong statement.
+///
+/// The parameter types are fixed by the first execution on each connection (PostgresNIO infers
+/// them from its bindings; a NULL leaves the type to the server, which takes it from the column
+/// or function argument). So every bind of a site must always have the same Swift type, and an
+/// optional one must go where the server can infer its type (as today: text and bytea columns,
+/// the function's bytea argument).
+protocol PreparedSite {
+    /// Unique among sites, and short: PostgreSQL truncates names to 63 bytes.
+    static var statementName: String { get }
+}
 
 struct PreparedQuery<Site: PreparedSite>: PostgresPreparedStatement {
     typealias Row = PostgresRow
 
-    static var name: String { "vestnik." + String(describing: Site.self) }
+    static var name: String { "vestnik_" + Site.statementName }
     static var sql: String { PreparedTexts.text(of: Site.self) ?? "" }
 
     let bindings: PostgresBindings
@@ -96,21 +106,32 @@ struct PreparedQuery<Site: PreparedSite>: PostgresPreparedStatement {
 
     func makeBindings() -> PostgresBindings { bindings }
     func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
+
+    /// Whether a failed execution may have left the statement unusable on its connection.
+    ///
+    /// PostgresNIO remembers a failed preparation per connection and fails every later
+    /// execution of that name on it. Errors of executing a prepared statement (bad data, a
+    /// constraint, a raised exception) cannot come from preparing it; any other failure might,
+    /// and then only a new connection helps.
+    static func mayHaveFailedToPrepare(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return true }
+        return !(state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("P0"))
+    }
 }
 
-/// The text of each prepared site, learnt from its first query.
+/// The text of each prepared site, learnt from its first query, by statement name.
 private enum PreparedTexts {
-    private static let texts = Mutex<[ObjectIdentifier: String]>([:])
+    private static let texts = Mutex<[String: (site: ObjectIdentifier, sql: String)]>([:])
 
     static func text(of site: any PreparedSite.Type) -> String? {
-        texts.withLock { $0[ObjectIdentifier(site)] }
+        texts.withLock { $0[site.statementName]?.sql }
     }
 
-    /// True if `sql` is (now) the site's text.
+    /// True if `sql` is (now) the site's text, and the site's name is its own.
     static func learn(_ sql: String, for site: any PreparedSite.Type) -> Bool {
         texts.withLock { texts in
-            if let known = texts[ObjectIdentifier(site)] { return known == sql }
-            texts[ObjectIdentifier(site)] = sql
+            if let known = texts[site.statementName] { return known.site == ObjectIdentifier(site) && known.sql == sql }
+            texts[site.statementName] = (ObjectIdentifier(site), sql)
             return true
         }
     }

@@ -1,13 +1,15 @@
+import Foundation
 import Synchronization
 import Testing
 import VestnikCore
+import VestnikModel
 
 /// `GroupCommit` over an in-memory "store": a transaction is a list of changes that becomes
 /// visible only when the whole transaction commits; a savepoint rollback drops what its write added.
 @Suite(.timeLimit(.minutes(1))) struct GroupCommitTests {
     final class Ledger: Sendable {
         let state = Mutex<(committed: [Int], open: [Int], savepointAt: Int?, transactions: Int, savepoints: Int, runs: Int)>(([], [], nil, 0, 0, 0))
-        /// Writes issued so far, for tests that hold the writer until they queued up.
+        /// Set by a test's blocking write once it runs.
         let arrivals = Atomic<Int>(0)
         /// The transaction whose number is in `failingCommits` fails at COMMIT.
         let failingCommits: Set<Int>
@@ -104,25 +106,28 @@ import VestnikCore
         #expect(transactions < 30)
     }
 
-    @Test("a batch without failures runs every write once and uses no savepoints; a failure re-runs the others once, isolated")
+    @Test("a batch without failures uses no savepoints; after a failure the batch runs again isolated, and so do the next ones")
     func savepointsOnlyAfterAFailure() async throws {
         let ledger = Ledger()
         let writer = ledger.groupCommit()
-        /// Holds the writer until `count` writes were issued (and a little longer), so that they
-        /// queue up behind it and form one batch.
-        func blocker(until count: Int) -> Task<Void, any Error> {
-            Task {
+        /// Holds the writer until `count` writes queued up behind it, so that they form one batch.
+        func blocker(until count: Int) async throws -> Task<Void, any Error> {
+            ledger.arrivals.store(0, ordering: .relaxed)
+            let task = Task {
                 try await writer.write { ledger in
-                    while ledger.arrivals.load(ordering: .relaxed) < count { try? await Task.sleep(for: .milliseconds(1)) }
-                    try? await Task.sleep(for: .milliseconds(20))
+                    ledger.arrivals.store(1, ordering: .relaxed)
+                    while writer.queuedWrites < count { try? await Task.sleep(for: .milliseconds(1)) }
                     ledger.add(-count)
                 }
             }
+            while ledger.arrivals.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            return task
         }
-        /// Issues writes of `values` one after another (in this order), each failing if `failing`.
-        func issue(_ values: Range<Int>, failing: Int? = nil) async -> [Int: Bool] {
-            await withTaskGroup(of: (Int, Bool).self) { group in
-                for value in values {
+        /// Queues writes of `values` in this order (each after the previous one is queued), each
+        /// failing if it is `failing`; returns who succeeded once all are done.
+        func issue(_ values: Range<Int>, failing: Int? = nil) async throws -> [Int: Bool] {
+            try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for (queued, value) in values.enumerated() {
                     group.addTask {
                         do {
                             try await writer.write { ledger in
@@ -134,36 +139,76 @@ import VestnikCore
                             return (value, false)
                         }
                     }
-                    ledger.arrivals.add(1, ordering: .relaxed)
-                    try? await Task.sleep(for: .milliseconds(2))
+                    // The last one needs no wait: the blocker lets the batch go only once it queued.
+                    while queued < values.count - 1, writer.queuedWrites <= queued { try await Task.sleep(for: .milliseconds(1)) }
                 }
                 var results: [Int: Bool] = [:]
-                for await (value, ok) in group { results[value] = ok }
+                for try await (value, ok) in group { results[value] = ok }
                 return results
             }
         }
+        func counts() -> (savepoints: Int, runs: Int) { ledger.state.withLock { ($0.savepoints, $0.runs) } }
 
-        let first = blocker(until: 6)
-        try await Task.sleep(for: .milliseconds(5))
-        #expect(await issue(0..<6).values.allSatisfy { $0 })
+        let first = try await blocker(until: 6)
+        #expect(try await issue(0..<6).values.allSatisfy { $0 })
         try await first.value
-        var (savepoints, runs) = ledger.state.withLock { ($0.savepoints, $0.runs) }
-        #expect(savepoints == 0)
-        #expect(runs == 7)
+        #expect(counts() == (0, 7))
 
-        ledger.arrivals.store(0, ordering: .relaxed)
-        let second = blocker(until: 5)
-        try await Task.sleep(for: .milliseconds(5))
-        #expect(await issue(10..<15, failing: 12) == [10: true, 11: true, 12: false, 13: true, 14: true])
+        // One batch of five whose third write fails: 10, 11, 12 ran; then all five again, every
+        // one but the first in a savepoint, and only 12 fails.
+        let second = try await blocker(until: 5)
+        #expect(try await issue(10..<15, failing: 12) == [10: true, 11: true, 12: false, 13: true, 14: true])
         try await second.value
-        (savepoints, runs) = ledger.state.withLock { ($0.savepoints, $0.runs) }
+        #expect(counts() == (4, 7 + 1 + 3 + 5))
         let committed = ledger.state.withLock { $0.committed }
         #expect(Set(committed) == Set([-6, 0, 1, 2, 3, 4, 5, -5, 10, 11, 13, 14]))
         #expect(committed.count == 12)
-        // The five formed one batch behind the blocker: 10, 11, 12 ran, 12 failed; then 10, 11,
-        // 13, 14 ran again, all but the first in a savepoint.
-        #expect(runs == 7 + 1 + 3 + 4)
-        #expect(savepoints == 3)
+
+        // The batches right after a failure start isolated: a savepoint for the second write.
+        let third = try await blocker(until: 2)
+        #expect(try await issue(20..<22).values.allSatisfy { $0 })
+        try await third.value
+        #expect(counts() == (4 + 1, 16 + 1 + 2))
+    }
+
+    @Test("events of a write that ran twice (a later write of its batch failed) are published once, with their committed positions")
+    func rerunWritesPublishOnce() async throws {
+        let env = try await TestEnvironment()
+        let context = env.services.context
+        let user = UserID.random()
+        let (subscription, _) = await context.hub.subscribe(user: user, session: nil)
+        struct Refused: Error {}
+        // Holds the writer while the next two writes queue up into one batch.
+        let blocker = Task { try await context.write { _, _ in try await Task.sleep(for: .milliseconds(400)) } }
+        try await Task.sleep(for: .milliseconds(50))
+        final class Runs: Sendable { let count = Atomic<Int>(0) }
+        let runs = Runs()
+        let published = Task {
+            try await context.write { tx, log in
+                runs.count.add(1, ordering: .relaxed)
+                return try await log.append(.typing(chatID: .random(), userID: user), to: [user], in: tx)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let refused = Task {
+            try await context.write { tx, log in
+                try await log.append(.typing(chatID: .random(), userID: user), to: [user], in: tx)
+                throw Refused()
+            }
+        }
+        try await blocker.value
+        let seq = try await published.value
+        await #expect(throws: Refused.self) { try await refused.value }
+        // Only the committed event arrives, once.
+        try await Task.sleep(for: .milliseconds(200))
+        _ = await context.hub.unsubscribe(subscription)
+        var received: [EventSeq] = []
+        for await delivery in subscription.stream {
+            if case .durable(let position, _, _) = delivery { received.append(position) }
+        }
+        #expect(runs.count.load(ordering: .relaxed) == 2)  // it did run again
+        #expect(received == [seq])
+        #expect(try await env.store.headSeq() == seq)
     }
 
     @Test("a failed commit fails every write of its batch and none of them is visible; the next batch is unaffected")

@@ -65,7 +65,10 @@ struct PostgresStoreConformanceTests {
                         }
                     }
                     #expect(try await first(of: locked, within: .seconds(10)) != nil)
+                    let started = ContinuousClock.now
                     let context = try await nodeB.write { try await $0.sendingContext(chat: chat.id, sender: bob.id, clientMessageID: nil) }
+                    // It did wait for node A's transaction (which holds the lock for 300 ms).
+                    #expect(ContinuousClock.now - started >= .milliseconds(150))
                     try await adding.value
                     #expect(Set(try #require(context).memberIDs) == [alice.id, bob.id, carol.id])
                 }
