@@ -52,6 +52,9 @@ package struct BotDeliveryService: Service {
     }
 
     package func run() async throws {
+        // The outbox table may not exist before this node's migration ran.
+        await cancelWhenGracefulShutdown { await services.context.storeReady.wait() }
+        guard !Task.isShuttingDownGracefully, !Task.isCancelled else { return }
         var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: options.requestTimeout))
         configuration.redirectConfiguration = .disallow
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

@@ -12,6 +12,9 @@ package struct CoreContext: Sendable {
     package var relay: (any EphemeralRelay)?
     /// Poked after a commit that queued bot deliveries, so they go out at once.
     package let botOutbox: BotOutboxSignal
+    /// Opened once the store is migrated and the hub started: background services wait for it,
+    /// rather than polling tables a starting node's migration has not created yet.
+    package let storeReady = ReadinessLatch()
 
     package init(
         store: any Store, hub: EventHub, limits: CoreLimits = CoreLimits(), logger: Logger, relay: (any EphemeralRelay)? = nil,
@@ -207,6 +210,49 @@ package final class BotOutboxSignal: Sendable {
                 // waiter, or this sees the cancellation (the flag is set before the handler runs).
                 let resumeNow = state.withLock { state -> Bool in
                     if state.poked || Task.isCancelled { return true }
+                    state.waiters[token] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
+        }
+    }
+}
+
+/// A one-way gate: ``wait()`` returns once ``open()`` was called (or the waiting task is cancelled).
+package final class ReadinessLatch: Sendable {
+    private struct State {
+        var isOpen = false
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
+
+    private let state = Synchronization.Mutex(State())
+
+    package init() {}
+
+    package var isOpen: Bool { state.withLock { $0.isOpen } }
+
+    package func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.isOpen = true
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    package func wait() async {
+        let token = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.isOpen || Task.isCancelled { return true }
                     state.waiters[token] = continuation
                     return false
                 }

@@ -96,6 +96,7 @@ package func buildApplication(
         try await services.bots.adoptServerKey()
         let head = try await store.headSeq()
         await services.context.hub.start(after: head)
+        services.context.storeReady.open()
     }
     return VestnikServerApp(
         application: application,

@@ -147,6 +147,8 @@ struct StealthExpiryService: Service {
     let logger: Logger
 
     func run() async throws {
+        // The tables may not exist before this node's migration ran.
+        await cancelWhenGracefulShutdown { await services.context.storeReady.wait() }
         // Cancellation is checked too: on PostgreSQL a query issued after the connection pool
         // stopped would wait forever.
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
