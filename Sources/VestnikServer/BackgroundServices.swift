@@ -74,7 +74,9 @@ struct RetentionService: Service {
     let logger: Logger
 
     func run() async throws {
-        // The first round waits a minute: the store may still be migrating at start-up.
+        // The first round waits until the store is migrated, and then a minute more: start-up
+        // has enough to do.
+        await cancelWhenGracefulShutdown { await services.context.storeReady.wait() }
         do {
             try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
         } catch {

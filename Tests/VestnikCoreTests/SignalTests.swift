@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import VestnikCore
 
@@ -5,14 +6,24 @@ import VestnikCore
     @Test("the readiness latch holds waiters until it opens, lets later ones through, and lets a cancelled waiter go")
     func readinessLatch() async throws {
         let latch = ReadinessLatch()
-        let waiter = Task { await latch.wait() }
+        final class Flag: Sendable {
+            let value = Atomic<Bool>(false)
+            var isSet: Bool { value.load(ordering: .relaxed) }
+        }
+        let flag = Flag()
+        let waiter = Task {
+            await latch.wait()
+            flag.value.store(true, ordering: .relaxed)
+        }
         let cancelled = Task { await latch.wait() }
-        try await Task.sleep(for: .milliseconds(20))
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!flag.isSet)  // still held
         cancelled.cancel()
         await cancelled.value  // returns although the latch is still closed
-        #expect(!latch.isOpen)
+        #expect(!flag.isSet && !latch.isOpen)
         latch.open()
         await waiter.value
+        #expect(flag.isSet)
         await latch.wait()  // already open: returns at once
         #expect(latch.isOpen)
     }
@@ -27,9 +38,11 @@ import VestnikCore
         let first = Task { await signal.wait(atMost: .seconds(30)) }
         let second = Task { await signal.wait(atMost: .seconds(30)) }
         try await Task.sleep(for: .milliseconds(20))
+        let poked = ContinuousClock.now
         signal.poke()
         await first.value
         await second.value
+        #expect(ContinuousClock.now - poked < .seconds(5))  // both woke, neither timed out
         #expect(signal.take())
         #expect(!signal.take())
         // A poke that came before the wait is not lost.

@@ -34,7 +34,11 @@ final class TestServer: Sendable {
         let app = try await buildApplication(
             configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
             onListening: { port in continuation.yield(port) })
-        let task = Task { try await app.run(handleSignals: false) }
+        let task = Task {
+            // A server that fails to start ends the port stream, so the caller fails instead of hanging.
+            defer { continuation.finish() }
+            try await app.run(handleSignals: false)
+        }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw ServerFailedToStart() }
         return TestServer(port: port, services: app.services, dataDirectory: configuration.dataDirectory, task: task)
