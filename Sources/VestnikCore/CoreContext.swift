@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import VestnikModel
 
 /// What every service shares: the store, the fan-out hub, limits and the logger.
@@ -157,109 +158,35 @@ package final class EventLog: Sendable {
     }
 }
 
-import Synchronization
-
 /// Wakes the bot delivery service when jobs were queued (or a delivery finished) in this process.
 ///
 /// A flag rather than a queue: a burst of commits causes one claim round, which takes every due
 /// job anyway. The delivery service sleeps in ``wait(atMost:)`` until it is poked or its slower
 /// poll for other writers is due, so an idle server does not wake up every few milliseconds.
 package final class BotOutboxSignal: Sendable {
-    private struct State {
-        var poked = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
-    }
-
-    private let state = Synchronization.Mutex(State())
+    private let flag = WaitableFlag()
 
     package init() {}
 
-    package func poke() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.poked = true
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiters { waiter.resume() }
-    }
+    package func poke() { flag.set() }
 
     /// Whether a poke came since the last call; clears it.
-    package func take() -> Bool { state.withLock { state in defer { state.poked = false }; return state.poked } }
+    package func take() -> Bool { flag.take() }
 
     /// Returns once a poke is pending (at once if one already is), after `timeout`, or when the
     /// task is cancelled; leaves the poke pending for ``take()``.
-    package func wait(atMost timeout: Duration) async {
-        guard timeout > .zero, !state.withLock({ $0.poked }) else { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.waitForPoke() }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func waitForPoke() async {
-        let token = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                // Checked under the lock: either the cancellation handler below finds the stored
-                // waiter, or this sees the cancellation (the flag is set before the handler runs).
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.poked || Task.isCancelled { return true }
-                    state.waiters[token] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
-        }
-    }
+    package func wait(atMost timeout: Duration) async { await flag.wait(atMost: timeout) }
 }
 
 /// A one-way gate: ``wait()`` returns once ``open()`` was called (or the waiting task is cancelled).
 package final class ReadinessLatch: Sendable {
-    private struct State {
-        var isOpen = false
-        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiter = 0
-    }
-
-    private let state = Synchronization.Mutex(State())
+    private let flag = WaitableFlag()
 
     package init() {}
 
-    package var isOpen: Bool { state.withLock { $0.isOpen } }
+    package var isOpen: Bool { flag.isSet }
 
-    package func open() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.isOpen = true
-            defer { state.waiters = [:] }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiters { waiter.resume() }
-    }
+    package func open() { flag.set() }
 
-    package func wait() async {
-        let token = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.isOpen || Task.isCancelled { return true }
-                    state.waiters[token] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: token) }?.resume()
-        }
-    }
+    package func wait() async { await flag.wait() }
 }
