@@ -140,7 +140,11 @@ let package = Package(
         ),
         .testTarget(
             name: "VestnikStorePostgresTests",
-            dependencies: ["VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting"],
+            dependencies: [
+                "VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

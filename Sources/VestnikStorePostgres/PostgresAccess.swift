@@ -41,18 +41,17 @@ struct PostgresAccess: StoreWriter {
     /// Runs one statement of a fixed text as a prepared statement (see ``PreparedQuery``).
     @discardableResult
     func rows<Site: PreparedSite>(_ query: PostgresQuery, preparedAs site: Site.Type) async throws -> [PostgresRow] {
-        guard let prepared = PreparedQuery<Site>(query) else { return try await rows(query) }
+        guard let prepared = PreparedQuery<Site>(query, store: origin) else { return try await rows(query) }
         do {
             var collected: [PostgresRow] = []
             for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
             return collected
         } catch {
             if PreparedQuery<Site>.mayHaveFailedToPrepare(error) {
-                // The pool replaces a closed connection; the transaction fails either way.
+                PreparedQuery<Site>.stopPreparing(in: origin)
                 logger.warning(
-                    "prepared statement failed; closing the connection",
+                    "prepared statement failed; this node runs it unprepared from now on",
                     metadata: ["vestnik.statement": "\(Site.statementName)", "vestnik.error": "\(PostgresErrors.translate(error))"])
-                try? await connection.close()
             }
             throw PostgresErrors.translate(error)
         }

@@ -98,11 +98,19 @@ struct PreparedQuery<Site: PreparedSite>: PostgresPreparedStatement {
 
     let bindings: PostgresBindings
 
-    /// Nil when `query`'s text is not the one this site prepares.
-    init?(_ query: PostgresQuery) {
-        guard PreparedTexts.learn(query.sql, for: Site.self) else { return nil }
+    /// Nil when `query`'s text is not the one this site prepares, or when the store tagged
+    /// `store` stopped preparing this site (``stopPreparing(in:)``).
+    init?(_ query: PostgresQuery, store: String) {
+        guard !PreparedTexts.isStopped(Site.self, in: store), PreparedTexts.learn(query.sql, for: Site.self) else { return nil }
         bindings = query.binds
     }
+
+    /// From now on the store tagged `store` runs this site unprepared.
+    ///
+    /// Called when a preparation may have failed: PostgresNIO then fails every later execution
+    /// of that name on that connection, and closing the connection from inside its lease hangs
+    /// the transaction (tried), so the name is not used again by this store.
+    static func stopPreparing(in store: String) { PreparedTexts.stop(Site.self, in: store) }
 
     func makeBindings() -> PostgresBindings { bindings }
     func decodeRow(_ row: PostgresRow) -> PostgresRow { row }
@@ -111,17 +119,28 @@ struct PreparedQuery<Site: PreparedSite>: PostgresPreparedStatement {
     ///
     /// PostgresNIO remembers a failed preparation per connection and fails every later
     /// execution of that name on it. Errors of executing a prepared statement (bad data, a
-    /// constraint, a raised exception) cannot come from preparing it; any other failure might,
-    /// and then only a new connection helps.
+    /// constraint, a deadlock, a raised exception) cannot come from preparing it, and a lost
+    /// connection (client errors, class 08, a server shutting down) takes the name with it; any
+    /// other server error might have come from preparing.
     static func mayHaveFailedToPrepare(_ error: any Error) -> Bool {
-        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return true }
-        return !(state.hasPrefix("22") || state.hasPrefix("23") || state.hasPrefix("P0"))
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return !["22", "23", "40", "P0", "08", "57P"].contains { state.hasPrefix($0) }
     }
 }
 
-/// The text of each prepared site, learnt from its first query, by statement name.
+/// The text of each prepared site, learnt from its first query, by statement name; and the
+/// sites each store (by its tag) stopped preparing.
 private enum PreparedTexts {
     private static let texts = Mutex<[String: (site: ObjectIdentifier, sql: String)]>([:])
+    private static let stopped = Mutex<Set<String>>([])
+
+    static func isStopped(_ site: any PreparedSite.Type, in store: String) -> Bool {
+        stopped.withLock { $0.contains(store + " " + site.statementName) }
+    }
+
+    static func stop(_ site: any PreparedSite.Type, in store: String) {
+        _ = stopped.withLock { $0.insert(store + " " + site.statementName) }
+    }
 
     static func text(of site: any PreparedSite.Type) -> String? {
         texts.withLock { $0[site.statementName]?.sql }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PostgresNIO
 import Testing
 import VestnikCore
 import VestnikModel
@@ -72,6 +74,29 @@ struct PostgresStoreConformanceTests {
                     try await adding.value
                     #expect(Set(try #require(context).memberIDs) == [alice.id, bob.id, carol.id])
                 }
+            }
+        }
+    }
+
+    @Test("a send statement that failed to prepare does not keep failing: the store runs it unprepared from then on")
+    func failedPreparation() async throws {
+        try await withFreshDatabase { configuration in
+            var single = configuration
+            single.poolSize = 1  // every call gets the same connection unless it was closed
+            try await withRunningStore(single) { store in
+                try await store.migrate()
+                let alice = try await StoreConformance.insertUser(store, StoreConformance.makeUser("alice"))
+                let bob = try await StoreConformance.insertUser(store, StoreConformance.makeUser("bob"))
+                let chat = StoreConformance.makeChat(.group, by: alice.id)
+                try await StoreConformance.insertChat(store, chat, members: [alice.id, bob.id])
+                // The function the prepared statement calls is missing when it is first prepared.
+                try await execute("ALTER FUNCTION vestnik_sending_context RENAME TO vestnik_sending_context_away", on: configuration)
+                await #expect(throws: StoreError.self) {
+                    try await store.write { try await $0.sendingContext(chat: chat.id, sender: bob.id, clientMessageID: nil) }
+                }
+                try await execute("ALTER FUNCTION vestnik_sending_context_away RENAME TO vestnik_sending_context", on: configuration)
+                let context = try await store.write { try await $0.sendingContext(chat: chat.id, sender: bob.id, clientMessageID: nil) }
+                #expect(Set(try #require(context).memberIDs) == [alice.id, bob.id])
             }
         }
     }
@@ -181,6 +206,22 @@ struct PostgresStoreConfigurationTests {
 }
 
 // MARK: Harness
+
+/// Runs one statement on its own connection (DDL the store has no call for).
+private func execute(_ sql: String, on configuration: PostgresStoreConfiguration) async throws {
+    let connection = try await PostgresConnection.connect(
+        configuration: PostgresConnection.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username, password: configuration.password,
+            database: configuration.database, tls: .disable),
+        id: 1, logger: Logger(label: "test"))
+    do {
+        try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test"))
+    } catch {
+        try? await connection.close()
+        throw error
+    }
+    try await connection.close()
+}
 
 /// Creates a uniquely named database (`vt_<random>`) on the test server, runs `body` with its
 /// configuration and drops it afterwards (`WITH (FORCE)`, so a leftover connection cannot keep it).
