@@ -191,21 +191,24 @@ package final class PostgresStore: Store, Service {
         try gate.check()
         do {
             return try await client.withConnection { connection in
-                let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
-                try await access.rows(begin)
-                do {
-                    let result = try await body(access)
-                    try await access.rows("COMMIT")
-                    return result
-                } catch {
+                // The transaction's code runs on the connection's event loop (see EventLoopTaskExecutor).
+                try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                    let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
+                    try await access.rows(begin)
                     do {
-                        // After a failed COMMIT the transaction is already over; this is then a no-op.
-                        try await connection.query("ROLLBACK", logger: logger)
+                        let result = try await body(access)
+                        try await access.rows("COMMIT")
+                        return result
                     } catch {
-                        logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
-                        try? await connection.close()
+                        do {
+                            // After a failed COMMIT the transaction is already over; this is then a no-op.
+                            try await connection.query("ROLLBACK", logger: logger)
+                        } catch {
+                            logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
+                            try? await connection.close()
+                        }
+                        throw error
                     }
-                    throw error
                 }
             }
         } catch {

@@ -155,3 +155,24 @@ private enum PreparedTexts {
         }
     }
 }
+
+/// Runs a task's jobs on one NIO event loop: a transaction's, on its connection's loop.
+///
+/// Why: every query of a transaction is answered on its connection's event loop. On the global
+/// pool, the code between two queries first wakes a pool thread, and the next query then wakes
+/// the loop again: two thread wake-ups per round trip, and the single writer makes round trips
+/// one after another. With the transaction preferring the loop, the code resumes where the
+/// answer arrived (`group --backend postgres`: ~560 → ~690 msg/s, decision 0009).
+///
+/// The code in between must not block (it runs on an I/O thread); transaction bodies only
+/// compute and await.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import PostgresNIO
 import Testing
 import VestnikCore
@@ -167,6 +168,37 @@ struct PostgresStoreConformanceTests {
                 let all = try await store.read { try await $0.messages(in: chat.id, .latest, limit: 100) }
                 #expect(all.map(\.chatSeq) == Array(1...30))
                 #expect(try await store.read { try await $0.chat(chat.id) }?.lastMessageSeq == 30)
+            }
+        }
+    }
+
+    /// The single writer's round trips run back to back; between two of them the transaction's
+    /// code must resume on the connection's event loop, not wake a thread of the global pool
+    /// (decision 0009, EventLoopTaskExecutor).
+    @Test("a transaction's code runs on an event loop, for writes and reads, and a failed one still rolls back")
+    func transactionsRunOnTheEventLoop() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                #expect(MultiThreadedEventLoopGroup.currentEventLoop == nil, "the test itself runs off the loops")
+                let writeOnLoop = try await store.write { tx -> Bool in
+                    let before = MultiThreadedEventLoopGroup.currentEventLoop != nil
+                    let user = StoreConformance.makeUser("loop")
+                    try await tx.insertUser(UserRecord(user: user, passwordHash: "x"), searchText: AccountService.searchText(user))
+                    return before && MultiThreadedEventLoopGroup.currentEventLoop != nil
+                }
+                #expect(writeOnLoop)
+                #expect(try await store.read { _ in MultiThreadedEventLoopGroup.currentEventLoop != nil })
+                struct Refused: Error {}
+                await #expect(throws: Refused.self) {
+                    try await store.write { tx in
+                        let user = StoreConformance.makeUser("rolled-back")
+                        try await tx.insertUser(UserRecord(user: user, passwordHash: "x"), searchText: AccountService.searchText(user))
+                        throw Refused()
+                    }
+                }
+                #expect(try await store.read { try await $0.user(login: "rolled-back") } == nil)
+                #expect(try await store.read { try await $0.user(login: "loop") } != nil)
             }
         }
     }
