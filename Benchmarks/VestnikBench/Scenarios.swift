@@ -93,6 +93,9 @@ private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker:
     let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
     // Event frames are written by hand with this prefix (see `StreamFrames.event`).
     let eventPrefix = Array("{\"type\":\"event\"".utf8)
+    let ackType = Array("\"type\":\"ack\"".utf8)
+    let nackType = Array("\"type\":\"nack\"".utf8)
+    let refKey = Array("\"ref\":\"".utf8)
     _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
         sender.attach(outbound)
         defer { sender.fail() }
@@ -109,8 +112,11 @@ private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker:
             let bytes = Array(text.utf8)
             if bytes.starts(with: eventPrefix) {
                 if let recorder, let index = numberAfter(needle, in: bytes) { recorder.seen(index, at: .now) }
-            } else if text.contains("\"type\":\"ack\"") || text.contains("\"type\":\"nack\"") {
-                // Control frames are encoded with Codable, keys in no fixed order.
+            } else if bytes.firstRange(of: ackType) != nil, let ref = numberAfter(refKey, in: bytes) {
+                // An ack needs no decoding: its ref (one of the sender's numbers) is all it says
+                // that matters here. Control frames are encoded with Codable, keys in no fixed order.
+                sender.acknowledged(ref: String(ref))
+            } else if bytes.firstRange(of: nackType) != nil {
                 sender.answered(try VestnikJSON.decode(ServerFrame.self, from: Data(bytes)))
             }
         }
@@ -169,6 +175,9 @@ final class StreamSender: MessageSender {
             }
         }
     }
+
+    /// An `ack` frame for `ref` arrived.
+    func acknowledged(ref: String) { resume(ref, with: .success(())) }
 
     func answered(_ frame: ServerFrame) {
         guard let ref = frame.ref else { return }
