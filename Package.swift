@@ -143,7 +143,6 @@ let package = Package(
             dependencies: [
                 "VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -58,8 +58,11 @@ package final class PostgresStore: Store, Service {
         writer = GroupCommit(
             maxBatch: 64,
             transaction: { writes in
+                // The single writer's round trips run back to back: its code runs on the
+                // connection's event loop (EventLoopTaskExecutor).
                 try await Self.transaction(
-                    client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true
+                    client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
+                    onConnectionLoop: true
                 ) {
                     try await writes($0)
                 }
@@ -184,15 +187,18 @@ package final class PostgresStore: Store, Service {
         try await Self.transaction(client: client, gate: gate, logger: logger, origin: origin, begin: begin, locking: locking, body)
     }
 
+    /// - Parameter onConnectionLoop: run the transaction's code on the connection's event loop
+    ///   (see ``EventLoopTaskExecutor``); only for the single writer, whose round trips are what
+    ///   bounds throughput. Reads stay on the global pool: a history page may decode large extras,
+    ///   and reads run concurrently, which one loop thread would serialize.
     private static func transaction<T: Sendable>(
         client: PostgresClient, gate: PoolGate, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
-        _ body: (PostgresAccess) async throws -> T
+        onConnectionLoop: Bool = false, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
         try gate.check()
         do {
             return try await client.withConnection { connection in
-                // The transaction's code runs on the connection's event loop (see EventLoopTaskExecutor).
-                try await withTaskExecutorPreference(EventLoopTaskExecutor(connection.eventLoop)) {
+                try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
                     let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
                     try await access.rows(begin)
                     do {

@@ -156,16 +156,21 @@ private enum PreparedTexts {
     }
 }
 
-/// Runs a task's jobs on one NIO event loop: a transaction's, on its connection's loop.
+/// Runs a task's jobs on one NIO event loop: the single writer's transaction, on its
+/// connection's loop.
 ///
 /// Why: every query of a transaction is answered on its connection's event loop. On the global
 /// pool, the code between two queries first wakes a pool thread, and the next query then wakes
-/// the loop again: two thread wake-ups per round trip, and the single writer makes round trips
-/// one after another. With the transaction preferring the loop, the code resumes where the
+/// the loop again: two thread wake-ups per round trip, and the single writer makes its round
+/// trips one after another. With the transaction preferring the loop, the code resumes where the
 /// answer arrived (`group --backend postgres`: ~560 → ~690 msg/s, decision 0009).
 ///
-/// The code in between must not block (it runs on an I/O thread); transaction bodies only
-/// compute and await.
+/// What runs here shares the loop with client sockets (PostgresNIO and Hummingbird both use
+/// NIO's singleton group), so write bodies must not block and must not call actors (an actor
+/// reached from here would run its queue on this loop). Their computing delays the loop's other
+/// sockets by as long: tens of microseconds for a message, milliseconds for a bot message
+/// carrying a large inline file. The loop must outlive every transaction: a job enqueued on a
+/// shut-down loop is dropped and its task never resumes. The singleton group is never shut down.
 final class EventLoopTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
 
