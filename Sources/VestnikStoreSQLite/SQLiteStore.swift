@@ -86,6 +86,9 @@ package final class SQLiteStore: Store {
         try await writer.write { try await body($0) }
     }
 
+    /// Writes waiting for the next batch (tests line writes up into one batch with it).
+    package var queuedWrites: Int { writer.queuedWrites }
+
     /// Runs `body` between `begin` and COMMIT on a connection from `pool`; rolls back if it throws.
     private func transaction<T: Sendable>(
         on pool: ConnectionPool, begin: String, _ body: @Sendable (SQLiteAccess) async throws -> T

@@ -178,9 +178,25 @@ import VestnikModel
         let user = UserID.random()
         let (subscription, _) = await context.hub.subscribe(user: user, session: nil)
         struct Refused: Error {}
-        // Holds the writer while the next two writes queue up into one batch.
-        let blocker = Task { try await context.write { _, _ in try await Task.sleep(for: .milliseconds(400)) } }
-        try await Task.sleep(for: .milliseconds(50))
+        final class Flag: Sendable { let isSet = Atomic<Bool>(false) }
+        let holding = Flag(), release = Flag()
+        // Holds the writer while the next two writes queue up, in this order, into one batch
+        // (waiting on the queue, not on time: a loaded machine must not split the batch).
+        let blocker = Task {
+            try await context.write { _, _ in
+                holding.isSet.store(true, ordering: .relaxed)
+                while !release.isSet.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(1)) }
+            }
+        }
+        let store = env.store
+        func waitUntil(_ condition: () -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !condition() {
+                try #require(ContinuousClock.now < deadline, "timed out lining up the batch")
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        try await waitUntil { holding.isSet.load(ordering: .relaxed) }
         final class Runs: Sendable { let count = Atomic<Int>(0) }
         let runs = Runs()
         let published = Task {
@@ -189,13 +205,15 @@ import VestnikModel
                 return try await log.append(.typing(chatID: .random(), userID: user), to: [user], in: tx)
             }
         }
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil { store.queuedWrites == 1 }
         let refused = Task {
             try await context.write { tx, log in
                 try await log.append(.typing(chatID: .random(), userID: user), to: [user], in: tx)
                 throw Refused()
             }
         }
+        try await waitUntil { store.queuedWrites == 2 }
+        release.isSet.store(true, ordering: .relaxed)
         try await blocker.value
         let seq = try await published.value
         await #expect(throws: Refused.self) { try await refused.value }
