@@ -28,8 +28,8 @@ package struct SessionService: Sendable {
 
     /// - Parameters:
     ///   - accountLimiter: failed logins per account.
-    ///   - addressLimiter: failed logins per client address (the socket peer; a reverse proxy's
-    ///     forwarded address is not trusted yet).
+    ///   - addressLimiter: failed logins per client address (the socket peer, or the address a
+    ///     trusted reverse proxy forwarded).
     package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
         self.context = context
         self.hasher = hasher

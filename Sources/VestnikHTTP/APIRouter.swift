@@ -13,6 +13,8 @@ package struct HTTPOptions: Sendable {
     package var version: String = "dev"
     /// The browser client served at `/`; nil serves none.
     package var webAssets: WebAssets?
+    /// Reverse proxies whose `X-Forwarded-For` names the client (``TrustedProxies``).
+    package var trustedProxies = TrustedProxies([])!  // safe: an empty list is valid
     package init() {}
 }
 
@@ -21,6 +23,7 @@ package func buildRouter(services: Services, metrics: ServerMetrics, options: HT
     let router = Router(context: VestnikRequestContext.self)
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(metrics: metrics))
+    if !options.trustedProxies.isEmpty { router.add(middleware: ClientAddressMiddleware(proxies: options.trustedProxies)) }
     HealthController(services: services, metrics: metrics, openAPIDocument: options.openAPIDocument, version: options.version)
         .addRoutes(to: router)
     if let webAssets = options.webAssets { WebClientController(assets: webAssets).addRoutes(to: router) }

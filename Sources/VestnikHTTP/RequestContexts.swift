@@ -13,8 +13,9 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
     public let webSocket: WebSocketHandlerReference<Self>
     /// Set by ``AuthenticationMiddleware`` when a valid bearer token came with the request.
     package var session: AuthenticatedSession?
-    /// The peer address (for rate limiting); "unknown" for Unix sockets.
-    package let clientAddress: String
+    /// The client's address (for rate limiting): the socket peer, or what a trusted reverse
+    /// proxy forwarded (``ClientAddressMiddleware``); "unknown" for Unix sockets.
+    package var clientAddress: String
     package let requestID: String
     /// The connection, for the stream's frame writer (``StreamFrameWriter``).
     package let channel: any Channel

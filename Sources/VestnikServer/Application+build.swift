@@ -45,6 +45,9 @@ package struct VestnikServerApp: Sendable {
 package func buildApplication(
     configuration: ServerConfiguration, logger: Logger? = nil, onListening: (@Sendable (Int) async -> Void)? = nil
 ) async throws -> VestnikServerApp {
+    guard let proxies = TrustedProxies(configuration.trustedProxies) else {
+        throw ConfigurationError("--trusted-proxy must be IP addresses, got: \(configuration.trustedProxies.joined(separator: ", "))")
+    }
     var configuredLogger = logger ?? Logger(label: "vestnik")
     configuredLogger.logLevel = configuration.logLevel
     let logger = configuredLogger
@@ -55,6 +58,7 @@ package func buildApplication(
 
     var options = HTTPOptions()
     options.allowedOrigins = configuration.allowedOrigins
+    options.trustedProxies = proxies
     options.openAPIDocument = OpenAPIDocument.data
     options.version = vestnikVersion
     options.webAssets = WebClientBundle.assets

@@ -28,6 +28,8 @@ package struct ServerConfiguration: Sendable {
     /// Cheap password hashing, for tests only.
     package var fastPasswordHashing = false
     package var allowedOrigins: [String] = []
+    /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client.
+    package var trustedProxies: [String] = []
     /// The host name bots use in their `cts_url` (their JWT `aud`); default: `host`.
     package var botxHost: String?
     /// The key sealing bot secrets at rest; default `bot-secrets.key` in the data directory.
@@ -60,7 +62,7 @@ package struct ServerConfiguration: Sendable {
 
     /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
     /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_LOG_LEVEL`,
-    /// `VESTNIK_ALLOWED_ORIGINS` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
+    /// `VESTNIK_ALLOWED_ORIGINS` and `VESTNIK_TRUSTED_PROXIES` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
     /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`.
     package mutating func apply(environment: [String: String]) throws {
         if let host = environment["VESTNIK_HOST"] { self.host = host }
@@ -82,6 +84,9 @@ package struct ServerConfiguration: Sendable {
         }
         if let raw = environment["VESTNIK_ALLOWED_ORIGINS"] {
             allowedOrigins = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        if let raw = environment["VESTNIK_TRUSTED_PROXIES"] {
+            trustedProxies = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let raw = environment["VESTNIK_BOTX_HOST"], !raw.isEmpty { botxHost = raw }
         if let raw = environment["VESTNIK_BOT_KEY_FILE"], !raw.isEmpty { botKeyFile = raw }

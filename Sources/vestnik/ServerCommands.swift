@@ -39,9 +39,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
     @Option(name: .customLong("botx-host"), help: "Host name bots use in their cts_url, their JWT audience (env VESTNIK_BOTX_HOST, default --host).")
     var botxHost: String?
+    @Option(name: .customLong("trusted-proxy"), help: "A reverse proxy's IP address whose X-Forwarded-For names the client; repeatable (env VESTNIK_TRUSTED_PROXIES, comma-separated).")
+    var trustedProxies: [String] = []
 
     func run() async throws {
         var configuration = try data.configuration()
+        if !trustedProxies.isEmpty { configuration.trustedProxies = trustedProxies }
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
         if let botxHost { configuration.botxHost = botxHost }

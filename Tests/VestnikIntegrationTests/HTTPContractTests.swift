@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import VestnikAPI
+import VestnikHTTP
 import VestnikKit
 import VestnikModel
 
@@ -18,10 +19,13 @@ struct HTTPContractTests {
         var requestID: String? { (try? VestnikJSON.decode(ErrorResponse.self, from: body))?.error.requestID }
     }
 
-    static func raw(_ server: TestServer, _ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil) async throws -> RawResponse {
+    static func raw(
+        _ server: TestServer, _ method: HTTPMethod, _ path: String, token: String? = nil, body: Data? = nil, headers: [(String, String)] = []
+    ) async throws -> RawResponse {
         var request = HTTPClientRequest(url: server.url.absoluteString + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
@@ -149,6 +153,61 @@ struct HTTPContractTests {
         #expect(last?.status == 429)
         #expect(last?.errorCode == "rate_limited")
         #expect(Int(last?.headers.first(name: "Retry-After") ?? "") ?? 0 > 0)
+    }
+
+    /// Behind nginx every request comes from the proxy: without trusting it, all users would share
+    /// one address's login budget; trusting anyone would let a client pick its own address.
+    @Test("login attempts are limited per forwarded address behind a trusted proxy; anyone else's X-Forwarded-For is ignored")
+    func loginRateLimitBehindProxy() async throws {
+        let wrongPassword = Data("{\"login\":\"alice\",\"password\":\"wrong-password\",\"device_name\":\"x\"}".utf8)
+        func attempt(_ server: TestServer, forwardedFor: String?) async throws -> Int {
+            try await Self.raw(server, .POST, "/api/v1/auth/login", body: wrongPassword, headers: forwardedFor.map { [("X-Forwarded-For", $0)] } ?? []).status
+        }
+        // Not a trusted proxy: inventing a new X-Forwarded-For per attempt does not dodge the limit.
+        let direct = try await TestServer.start {
+            $0.loginAttemptsPerAddress = 3
+            $0.loginFailuresPerAccount = 100
+        }
+        defer { Task { await direct.stop() } }
+        _ = try await direct.client("alice")
+        var statuses: [Int] = []
+        for index in 0..<4 { statuses.append(try await attempt(direct, forwardedFor: "10.0.0.\(index)")) }
+        #expect(statuses == [401, 401, 401, 429])
+
+        // The test client (127.0.0.1) is the trusted proxy: each forwarded client has its own budget,
+        // and only the entry the proxy appended (the rightmost) counts, not what the client wrote.
+        let proxied = try await TestServer.start {
+            $0.loginAttemptsPerAddress = 3
+            $0.loginFailuresPerAccount = 100
+            $0.trustedProxies = ["127.0.0.1"]
+        }
+        defer { Task { await proxied.stop() } }
+        _ = try await proxied.client("alice")
+        statuses = []
+        for spoofed in ["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"] {
+            statuses.append(try await attempt(proxied, forwardedFor: "\(spoofed), 10.0.0.1"))
+        }
+        #expect(statuses == [401, 401, 401, 429])
+        #expect(try await attempt(proxied, forwardedFor: "10.0.0.2") == 401)
+        // An unparsable entry counts against the proxy itself, which still has its own budget.
+        #expect(try await attempt(proxied, forwardedFor: "not-an-address") == 401)
+        #expect(try await attempt(proxied, forwardedFor: nil) == 401)
+    }
+
+    @Test("X-Forwarded-For resolution: rightmost untrusted entry, addresses normalised, bad input falls back to the peer")
+    func forwardedForResolution() throws {
+        let proxies = try #require(TrustedProxies(["127.0.0.1", "::1", "10.9.9.9"]))
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["6.6.6.6, 203.0.113.7, 10.9.9.9"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["6.6.6.6", "203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "::ffff:127.0.0.1", forwardedFor: ["2001:DB8::0001"]) == "2001:db8::1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7, junk"]) == "127.0.0.1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: []) == "127.0.0.1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["10.9.9.9"]) == "127.0.0.1")
+        #expect(proxies.clientAddress(peer: "198.51.100.1", forwardedFor: ["203.0.113.7"]) == "198.51.100.1")
+        #expect(TrustedProxies(["10.0.0.0/8"]) == nil)
+        #expect(TrustedProxies(["nginx.local"]) == nil)
+        #expect(TrustedProxies.normalizedAddress(String(repeating: "1", count: 100)) == nil)
     }
 
     @Test("random junk to every endpoint never produces a 5xx")

@@ -1,0 +1,85 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The reverse proxies whose `X-Forwarded-For` is believed, and how a client's address is found.
+///
+/// Why: login attempts are limited per client address. Behind nginx or HAProxy every request
+/// comes from the proxy, so without this all users of a deployment share one address's budget
+/// (100 failed logins per 5 minutes, spent by a morning's typos) and one attacker is not told
+/// apart from everyone else. With the proxies named, the address is the rightmost entry of
+/// `X-Forwarded-For` that is not itself a trusted proxy: proxies append the peer they saw, so
+/// entries further left are whatever the client wrote, and only the one a trusted proxy appended
+/// can be believed. Anything unparsable there makes the proxy's own address count instead.
+/// Requests from other peers keep their socket address, whatever headers they send.
+package struct TrustedProxies: Sendable {
+    private let addresses: Set<String>
+
+    /// - Parameter addresses: IP addresses (v4 or v6), as ``normalizedAddress(_:)`` accepts them.
+    /// - Returns: nil if any of them is not an IP address.
+    package init?(_ addresses: [String]) {
+        var normalized = Set<String>()
+        for address in addresses {
+            guard let value = Self.normalizedAddress(address) else { return nil }
+            normalized.insert(value)
+        }
+        self.addresses = normalized
+    }
+
+    package var isEmpty: Bool { addresses.isEmpty }
+
+    /// At most this many `X-Forwarded-For` entries are looked at (a chain of proxies is short).
+    static let maxForwardedEntries = 16
+
+    /// The client's address for a request from `peer` carrying these `X-Forwarded-For` values.
+    package func clientAddress(peer: String, forwardedFor values: [String]) -> String {
+        let peer = Self.normalizedAddress(peer) ?? peer
+        guard addresses.contains(peer) else { return peer }
+        // Several header lines form one list, in order.
+        let entries = values.joined(separator: ",").split(separator: ",", omittingEmptySubsequences: false)
+        for entry in entries.reversed().prefix(Self.maxForwardedEntries) {
+            guard let address = Self.normalizedAddress(entry.trimmingCharacters(in: .whitespaces)) else { return peer }
+            if !addresses.contains(address) { return address }
+        }
+        return peer
+    }
+
+    /// The canonical text of an IPv4 or IPv6 address (`::ffff:10.0.0.1` → `10.0.0.1`), or nil.
+    package static func normalizedAddress(_ text: String) -> String? {
+        guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return format(family: AF_INET, &v4, length: INET_ADDRSTRLEN) }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+            return bytes[12..<16].map(String.init).joined(separator: ".")
+        }
+        return format(family: AF_INET6, &v6, length: INET6_ADDRSTRLEN)
+    }
+
+    private static func format<Address>(family: Int32, _ address: inout Address, length: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(length))
+        guard inet_ntop(family, &address, &buffer, socklen_t(length)) != nil else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Sets ``VestnikRequestContext/clientAddress`` from `X-Forwarded-For` for requests that come
+/// through a trusted proxy (``TrustedProxies``).
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = VestnikRequestContext
+    let proxies: TrustedProxies
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!  // safe: a valid field name literal
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.clientAddress = proxies.clientAddress(peer: context.clientAddress, forwardedFor: request.headers[values: Self.forwardedFor])
+        return try await next(request, context)
+    }
+}
