@@ -17,6 +17,8 @@ import Darwin
 /// entries further left are whatever the client wrote, and only the one a trusted proxy appended
 /// can be believed. Anything unparsable there makes the proxy's own address count instead.
 /// Requests from other peers keep their socket address, whatever headers they send.
+///
+/// Only exact addresses can be trusted (no ranges): list every proxy the nodes see.
 package struct TrustedProxies: Sendable {
     private let addresses: Set<String>
 
@@ -36,22 +38,45 @@ package struct TrustedProxies: Sendable {
     /// At most this many `X-Forwarded-For` entries are looked at (a chain of proxies is short).
     static let maxForwardedEntries = 16
 
-    /// The client's address for a request from `peer` carrying these `X-Forwarded-For` values.
+    /// The client's address for a request from `peer` carrying these `X-Forwarded-For` values,
+    /// as ``limitingKey(_:)`` reduces it.
     package func clientAddress(peer: String, forwardedFor values: [String]) -> String {
         let peer = Self.normalizedAddress(peer) ?? peer
-        guard addresses.contains(peer) else { return peer }
+        guard addresses.contains(peer) else { return Self.limitingKey(peer) }
         // Several header lines form one list, in order.
         let entries = values.joined(separator: ",").split(separator: ",", omittingEmptySubsequences: false)
         for entry in entries.reversed().prefix(Self.maxForwardedEntries) {
-            guard let address = Self.normalizedAddress(entry.trimmingCharacters(in: .whitespaces)) else { return peer }
-            if !addresses.contains(address) { return address }
+            guard let address = Self.normalizedAddress(Self.strippingPort(entry.trimmingCharacters(in: .whitespaces))) else { break }
+            if !addresses.contains(address) { return Self.limitingKey(address) }
         }
-        return peer
+        return Self.limitingKey(peer)
+    }
+
+    /// What limits count per: an IPv4 address, or the /64 network of an IPv6 address (one
+    /// subscriber usually holds a whole /64, so single addresses would be free for the taking).
+    package static func limitingKey(_ address: String) -> String {
+        var v6 = in6_addr()
+        guard address.contains(":"), !address.utf8.contains(0), inet_pton(AF_INET6, address, &v6) == 1 else { return address }
+        withUnsafeMutableBytes(of: &v6) { bytes in
+            for index in 8..<16 { bytes[index] = 0 }
+        }
+        return (format(family: AF_INET6, &v6, length: INET6_ADDRSTRLEN) ?? address) + "/64"
+    }
+
+    /// `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` → `2001:db8::1` (some proxies add ports).
+    static func strippingPort(_ entry: String) -> String {
+        if entry.hasPrefix("["), let close = entry.firstIndex(of: "]") {
+            return String(entry[entry.index(after: entry.startIndex)..<close])
+        }
+        if entry.filter({ $0 == ":" }).count == 1, let colon = entry.firstIndex(of: ":") {
+            return String(entry[..<colon])
+        }
+        return entry
     }
 
     /// The canonical text of an IPv4 or IPv6 address (`::ffff:10.0.0.1` → `10.0.0.1`), or nil.
     package static func normalizedAddress(_ text: String) -> String? {
-        guard !text.isEmpty, text.utf8.count <= 64 else { return nil }
+        guard !text.isEmpty, text.utf8.count <= 64, !text.utf8.contains(0) else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return format(family: AF_INET, &v4, length: INET_ADDRSTRLEN) }
         var v6 = in6_addr()
@@ -79,7 +104,7 @@ struct ClientAddressMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.clientAddress = proxies.clientAddress(peer: context.clientAddress, forwardedFor: request.headers[values: Self.forwardedFor])
+        context.clientAddress = proxies.clientAddress(peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor])
         return try await next(request, context)
     }
 }

@@ -13,9 +13,12 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
     public let webSocket: WebSocketHandlerReference<Self>
     /// Set by ``AuthenticationMiddleware`` when a valid bearer token came with the request.
     package var session: AuthenticatedSession?
-    /// The client's address (for rate limiting): the socket peer, or what a trusted reverse
-    /// proxy forwarded (``ClientAddressMiddleware``); "unknown" for Unix sockets.
+    /// The client's address as rate limits count it (an IPv6 address's /64 network, see
+    /// ``TrustedProxies/limitingKey(_:)``): the socket peer's, or what a trusted reverse proxy
+    /// forwarded (``ClientAddressMiddleware``); "unknown" for Unix sockets.
     package var clientAddress: String
+    /// The socket peer's IP address; "unknown" for Unix sockets.
+    package let peerAddress: String
     package let requestID: String
     /// The connection, for the stream's frame writer (``StreamFrameWriter``).
     package let channel: any Channel
@@ -25,7 +28,8 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
         webSocket = .init()
         channel = source.channel
         session = nil
-        clientAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        peerAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
+        clientAddress = TrustedProxies.limitingKey(TrustedProxies.normalizedAddress(peerAddress) ?? peerAddress)
         requestID = source.logger[metadataKey: "hb.request.id"]?.description ?? RequestID.make()
     }
 

@@ -7,6 +7,7 @@ import VestnikAPI
 import VestnikHTTP
 import VestnikKit
 import VestnikModel
+import VestnikServer
 
 /// Raw HTTP against a live server: status codes, error bodies, and that bad input changes nothing.
 @Suite(.timeLimit(.minutes(2)))
@@ -189,9 +190,22 @@ struct HTTPContractTests {
         }
         #expect(statuses == [401, 401, 401, 429])
         #expect(try await attempt(proxied, forwardedFor: "10.0.0.2") == 401)
-        // An unparsable entry counts against the proxy itself, which still has its own budget.
-        #expect(try await attempt(proxied, forwardedFor: "not-an-address") == 401)
-        #expect(try await attempt(proxied, forwardedFor: nil) == 401)
+        // An unparsable entry, or none, counts against the proxy itself (a budget of its own).
+        statuses = []
+        for forwarded in ["not-an-address", nil, "junk, also junk", nil] { statuses.append(try await attempt(proxied, forwardedFor: forwarded)) }
+        #expect(statuses == [401, 401, 401, 429])
+        #expect(try await attempt(proxied, forwardedFor: "10.0.0.3") == 401)
+    }
+
+    @Test("VESTNIK_TRUSTED_PROXIES is read comma-separated; a proxy that is not an IP address stops the server from starting")
+    func trustedProxyConfiguration() async throws {
+        var configuration = ServerConfiguration()
+        try configuration.apply(environment: ["VESTNIK_TRUSTED_PROXIES": " 10.0.0.5, ,::1 "])
+        #expect(configuration.trustedProxies == ["10.0.0.5", "::1"])
+        await #expect(throws: ConfigurationError.self) {
+            let server = try await TestServer.start { $0.trustedProxies = ["10.0.0.5", "nginx.internal"] }
+            await server.stop()
+        }
     }
 
     @Test("X-Forwarded-For resolution: rightmost untrusted entry, addresses normalised, bad input falls back to the peer")
@@ -200,11 +214,21 @@ struct HTTPContractTests {
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["6.6.6.6, 203.0.113.7, 10.9.9.9"]) == "203.0.113.7")
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["6.6.6.6", "203.0.113.7"]) == "203.0.113.7")
-        #expect(proxies.clientAddress(peer: "::ffff:127.0.0.1", forwardedFor: ["2001:DB8::0001"]) == "2001:db8::1")
+        #expect(proxies.clientAddress(peer: "::ffff:127.0.0.1", forwardedFor: ["2001:DB8::0001"]) == "2001:db8::/64")
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7, junk"]) == "127.0.0.1")
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: []) == "127.0.0.1")
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["10.9.9.9"]) == "127.0.0.1")
         #expect(proxies.clientAddress(peer: "198.51.100.1", forwardedFor: ["203.0.113.7"]) == "198.51.100.1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["junk, 203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7:5678"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["\t203.0.113.7 "]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["fe80::1%eth0"]) == "127.0.0.1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: [Array(repeating: "10.9.9.9", count: 20).joined(separator: ",")]) == "127.0.0.1")
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["203.0.113.7\u{0}"]) == "127.0.0.1")
+        // IPv6 clients count per /64: one subscriber's addresses share a budget.
+        #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["[2001:db8:1:2::7]:443"]) == "2001:db8:1:2::/64")
+        #expect(proxies.clientAddress(peer: "::1", forwardedFor: ["2001:db8:1:2:aaaa:bbbb:cccc:dddd"]) == "2001:db8:1:2::/64")
+        #expect(proxies.clientAddress(peer: "2001:db8:9:9::5", forwardedFor: []) == "2001:db8:9:9::/64")
         #expect(TrustedProxies(["10.0.0.0/8"]) == nil)
         #expect(TrustedProxies(["nginx.local"]) == nil)
         #expect(TrustedProxies.normalizedAddress(String(repeating: "1", count: 100)) == nil)
