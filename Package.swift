@@ -150,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "VestnikIntegrationTests",
             dependencies: [
-                "VestnikServer", "VestnikHTTP", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres", "VestnikBotX",
+                "VestnikServer", "VestnikKit", "VestnikAPI", "VestnikModel", "VestnikCore", "VestnikStorePostgres", "VestnikBotX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),
