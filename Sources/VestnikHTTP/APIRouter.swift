@@ -13,6 +13,8 @@ package struct HTTPOptions: Sendable {
     package var version: String = "dev"
     /// The browser client served at `/`; nil serves none.
     package var webAssets: WebAssets?
+    /// The bearer token `GET /metrics` requires; without one, metrics are served to this host only.
+    package var metricsToken: String?
     /// Reverse proxies whose `X-Forwarded-For` names the client (``TrustedProxies``).
     package var trustedProxies = TrustedProxies([])!  // safe: an empty list is valid
     package init() {}
@@ -24,7 +26,9 @@ package func buildRouter(services: Services, metrics: ServerMetrics, options: HT
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(metrics: metrics))
     if !options.trustedProxies.isEmpty { router.add(middleware: ClientAddressMiddleware(proxies: options.trustedProxies)) }
-    HealthController(services: services, metrics: metrics, openAPIDocument: options.openAPIDocument, version: options.version)
+    HealthController(
+        services: services, metrics: metrics, openAPIDocument: options.openAPIDocument, version: options.version,
+        metricsAccess: MetricsAccess(token: options.metricsToken, trustedProxies: options.trustedProxies))
         .addRoutes(to: router)
     if let webAssets = options.webAssets { WebClientController(assets: webAssets).addRoutes(to: router) }
 

@@ -35,6 +35,14 @@ package struct TrustedProxies: Sendable {
 
     package var isEmpty: Bool { addresses.isEmpty }
 
+    /// Whether `address` (normalised) is one of the trusted proxies.
+    package func contains(_ address: String) -> Bool { addresses.contains(address) }
+
+    /// Whether a normalised address is this host's loopback (`127.0.0.0/8` or `::1`).
+    package static func isLoopback(_ address: String) -> Bool {
+        address == "::1" || (address.hasPrefix("127.") && !address.contains(":"))
+    }
+
     /// At most this many `X-Forwarded-For` entries are looked at (a chain of proxies is short).
     static let maxForwardedEntries = 16
 

@@ -10,6 +10,7 @@ struct HealthController {
     let metrics: ServerMetrics
     let openAPIDocument: Data?
     let version: String
+    let metricsAccess: MetricsAccess
 
     func addRoutes(to router: Router<VestnikRequestContext>) {
         router.get("healthz", use: health)
@@ -33,9 +34,10 @@ struct HealthController {
         return HealthResponse(status: "ready", version: version)
     }
 
-    /// GET /metrics — Prometheus text format.
+    /// GET /metrics — Prometheus text format, for the metrics token or this host (``MetricsAccess``).
     @Sendable func prometheus(_ request: Request, context: VestnikRequestContext) async throws -> Response {
-        Response(
+        try metricsAccess.check(authorization: request.headers[.authorization], peer: context.peerAddress)
+        return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
     }
@@ -46,5 +48,33 @@ struct HealthController {
         return Response(
             status: .ok, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "public, max-age=300"],
             body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument)))
+    }
+}
+
+/// Who may read `GET /metrics`.
+///
+/// Why: the counters (requests, messages, open streams, errors) are operational detail a
+/// deployment keeps to its monitoring, and the port that serves them is the public one. With a
+/// token configured, a scraper sends it as a bearer token (compared in constant time). Without
+/// one, only requests from this host that did not come through a trusted reverse proxy are
+/// answered, so a development server keeps working and a proxied deployment does not publish them.
+struct MetricsAccess: Sendable {
+    let token: String?
+    let trustedProxies: TrustedProxies
+
+    func check(authorization: String?, peer: String) throws {
+        if let token {
+            let prefix = "Bearer "
+            guard let authorization, authorization.hasPrefix(prefix),
+                ConstantTime.equal(Array(authorization.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8))
+            else {
+                throw VestnikError(.unauthenticated, "GET /metrics needs the metrics token: Authorization: Bearer <token>.")
+            }
+            return
+        }
+        let address = TrustedProxies.normalizedAddress(peer) ?? peer
+        guard TrustedProxies.isLoopback(address), !trustedProxies.contains(address) else {
+            throw VestnikError(.forbidden, "Metrics are served to this host only; start the server with --metrics-token-file to scrape from elsewhere.")
+        }
     }
 }

@@ -48,6 +48,7 @@ package func buildApplication(
     guard let proxies = TrustedProxies(configuration.trustedProxies) else {
         throw ConfigurationError("--trusted-proxy must be IP addresses, got: \(configuration.trustedProxies.joined(separator: ", "))")
     }
+    let metricsToken = try configuration.metricsToken()
     var configuredLogger = logger ?? Logger(label: "vestnik")
     configuredLogger.logLevel = configuration.logLevel
     let logger = configuredLogger
@@ -59,6 +60,7 @@ package func buildApplication(
     var options = HTTPOptions()
     options.allowedOrigins = configuration.allowedOrigins
     options.trustedProxies = proxies
+    options.metricsToken = metricsToken
     options.openAPIDocument = OpenAPIDocument.data
     options.version = vestnikVersion
     options.webAssets = WebClientBundle.assets

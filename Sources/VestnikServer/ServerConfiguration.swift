@@ -30,6 +30,8 @@ package struct ServerConfiguration: Sendable {
     package var allowedOrigins: [String] = []
     /// Reverse proxies (IP addresses) whose `X-Forwarded-For` names the client.
     package var trustedProxies: [String] = []
+    /// A file holding the bearer token `GET /metrics` requires (without one: this host only).
+    package var metricsTokenFile: String?
     /// The host name bots use in their `cts_url` (their JWT `aud`); default: `host`.
     package var botxHost: String?
     /// The key sealing bot secrets at rest; default `bot-secrets.key` in the data directory.
@@ -63,7 +65,7 @@ package struct ServerConfiguration: Sendable {
     /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
     /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_LOG_LEVEL`,
     /// `VESTNIK_ALLOWED_ORIGINS` and `VESTNIK_TRUSTED_PROXIES` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
-    /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`.
+    /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`, `VESTNIK_METRICS_TOKEN_FILE`.
     package mutating func apply(environment: [String: String]) throws {
         if let host = environment["VESTNIK_HOST"] { self.host = host }
         if let raw = environment["VESTNIK_PORT"] {
@@ -88,12 +90,29 @@ package struct ServerConfiguration: Sendable {
         if let raw = environment["VESTNIK_TRUSTED_PROXIES"] {
             trustedProxies = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let raw = environment["VESTNIK_METRICS_TOKEN_FILE"], !raw.isEmpty { metricsTokenFile = raw }
         if let raw = environment["VESTNIK_BOTX_HOST"], !raw.isEmpty { botxHost = raw }
         if let raw = environment["VESTNIK_BOT_KEY_FILE"], !raw.isEmpty { botKeyFile = raw }
         if let raw = environment["VESTNIK_EVENT_RETENTION_DAYS"] {
             guard let days = Double(raw), days > 0 else { throw ConfigurationError("VESTNIK_EVENT_RETENTION_DAYS must be positive") }
             eventRetention = days * 24 * 3600
         }
+    }
+
+    /// The token in ``metricsTokenFile`` (surrounding whitespace removed), or nil if none is set.
+    package func metricsToken() throws -> String? {
+        guard let metricsTokenFile else { return nil }
+        let raw: String
+        do {
+            raw = try String(contentsOfFile: metricsTokenFile, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot read the metrics token file \(metricsTokenFile): \(error.localizedDescription)")
+        }
+        let token = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (16...1024).contains(token.utf8.count), !token.contains(where: { $0.isWhitespace }) else {
+            throw ConfigurationError("the metrics token in \(metricsTokenFile) must be 16–1024 characters without spaces")
+        }
+        return token
     }
 
     /// The SQLite database file inside the data directory.

@@ -41,10 +41,13 @@ struct ServeCommand: AsyncParsableCommand {
     var botxHost: String?
     @Option(name: .customLong("trusted-proxy"), help: "A reverse proxy's IP address whose X-Forwarded-For names the client; repeatable (env VESTNIK_TRUSTED_PROXIES, comma-separated).")
     var trustedProxies: [String] = []
+    @Option(name: .customLong("metrics-token-file"), help: "A file with the bearer token GET /metrics requires (env VESTNIK_METRICS_TOKEN_FILE); without one, metrics are served to this host only.")
+    var metricsTokenFile: String?
 
     func run() async throws {
         var configuration = try data.configuration()
         if !trustedProxies.isEmpty { configuration.trustedProxies = trustedProxies }
+        if let metricsTokenFile { configuration.metricsTokenFile = metricsTokenFile }
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
         if let botxHost { configuration.botxHost = botxHost }

@@ -197,6 +197,37 @@ struct HTTPContractTests {
         #expect(try await attempt(proxied, forwardedFor: "10.0.0.3") == 401)
     }
 
+    @Test("metrics: this host only without a token, never through a trusted proxy; with a token only for its bearer")
+    func metricsAccess() async throws {
+        // Through a trusted proxy on this host, the request is someone else's: refused without a token.
+        let proxied = try await TestServer.start { $0.trustedProxies = ["127.0.0.1"] }
+        defer { Task { await proxied.stop() } }
+        let refused = try await Self.raw(proxied, .GET, "/metrics")
+        #expect(refused.status == 403 && refused.errorCode == "forbidden")
+
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-metrics-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tokenFile = directory.appendingPathComponent("metrics-token").path
+        let token = "m-" + UUID().uuidString
+        try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: tokenFile))
+        let server = try await TestServer.start { $0.metricsTokenFile = tokenFile }
+        defer { Task { await server.stop() } }
+        for header in [nil, "Bearer wrong-token-wrong-token", "Bearer " + token + "x", token] {
+            let response = try await Self.raw(server, .GET, "/metrics", headers: header.map { [("Authorization", $0)] } ?? [])
+            #expect(response.status == 401 && response.errorCode == "unauthenticated", "\(header ?? "no header")")
+        }
+        let allowed = try await Self.raw(server, .GET, "/metrics", headers: [("Authorization", "Bearer " + token)])
+        #expect(allowed.status == 200 && String(decoding: allowed.body, as: UTF8.self).contains("vestnik_http_responses_total"))
+
+        // A token that is too short is a configuration error at start-up.
+        try Data("short".utf8).write(to: URL(fileURLWithPath: tokenFile))
+        await #expect(throws: ConfigurationError.self) {
+            let weak = try await TestServer.start { $0.metricsTokenFile = tokenFile }
+            await weak.stop()
+        }
+    }
+
     @Test("VESTNIK_TRUSTED_PROXIES is read comma-separated; a proxy that is not an IP address stops the server from starting")
     func trustedProxyConfiguration() async throws {
         var configuration = ServerConfiguration()
