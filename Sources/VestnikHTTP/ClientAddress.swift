@@ -35,8 +35,8 @@ package struct TrustedProxies: Sendable {
 
     package var isEmpty: Bool { addresses.isEmpty }
 
-    /// Whether `address` (normalised) is one of the trusted proxies.
-    package func contains(_ address: String) -> Bool { addresses.contains(address) }
+    /// Whether a trusted proxy is on this host's loopback (then a loopback peer may be anyone).
+    package var containsLoopback: Bool { addresses.contains(where: Self.isLoopback) }
 
     /// Whether a normalised address is this host's loopback (`127.0.0.0/8` or `::1`).
     package static func isLoopback(_ address: String) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import VestnikAPI
@@ -36,7 +37,9 @@ struct HealthController {
 
     /// GET /metrics — Prometheus text format, for the metrics token or this host (``MetricsAccess``).
     @Sendable func prometheus(_ request: Request, context: VestnikRequestContext) async throws -> Response {
-        try metricsAccess.check(authorization: request.headers[.authorization], peer: context.peerAddress)
+        try metricsAccess.check(
+            authorization: request.headers[.authorization], peer: context.peerAddress,
+            forwarded: MetricsAccess.forwardingHeaders.contains { request.headers[$0] != nil })
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: metrics.render())))
@@ -56,24 +59,30 @@ struct HealthController {
 /// Why: the counters (requests, messages, open streams, errors) are operational detail a
 /// deployment keeps to its monitoring, and the port that serves them is the public one. With a
 /// token configured, a scraper sends it as a bearer token (compared in constant time). Without
-/// one, only requests from this host that did not come through a trusted reverse proxy are
-/// answered, so a development server keeps working and a proxied deployment does not publish them.
+/// one, only this host may read them: a loopback peer, and only when nothing says the request was
+/// forwarded (a proxy or tunnel on this host also connects from loopback) and no trusted proxy
+/// lives on loopback. A development server and `curl` on a node keep working.
 struct MetricsAccess: Sendable {
     let token: String?
     let trustedProxies: TrustedProxies
 
-    func check(authorization: String?, peer: String) throws {
+    /// Headers any common proxy adds; their presence means the request is someone else's.
+    static let forwardingHeaders: [HTTPField.Name] = [
+        HTTPField.Name("X-Forwarded-For")!, HTTPField.Name("Forwarded")!, HTTPField.Name("X-Real-IP")!, HTTPField.Name("Via")!,
+    ]  // safe: valid field name literals
+
+    func check(authorization: String?, peer: String, forwarded: Bool) throws {
         if let token {
-            let prefix = "Bearer "
-            guard let authorization, authorization.hasPrefix(prefix),
-                ConstantTime.equal(Array(authorization.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8))
+            let scheme = "bearer "
+            guard let authorization, authorization.utf8.count > scheme.utf8.count, authorization.prefix(scheme.count).lowercased() == scheme,
+                ConstantTime.equal(Array(authorization.utf8.dropFirst(scheme.utf8.count)), Array(token.utf8))
             else {
                 throw VestnikError(.unauthenticated, "GET /metrics needs the metrics token: Authorization: Bearer <token>.")
             }
             return
         }
         let address = TrustedProxies.normalizedAddress(peer) ?? peer
-        guard TrustedProxies.isLoopback(address), !trustedProxies.contains(address) else {
+        guard TrustedProxies.isLoopback(address), !forwarded, !trustedProxies.containsLoopback else {
             throw VestnikError(.forbidden, "Metrics are served to this host only; start the server with --metrics-token-file to scrape from elsewhere.")
         }
     }

@@ -109,8 +109,11 @@ package struct ServerConfiguration: Sendable {
             throw ConfigurationError("cannot read the metrics token file \(metricsTokenFile): \(error.localizedDescription)")
         }
         let token = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (16...1024).contains(token.utf8.count), !token.contains(where: { $0.isWhitespace }) else {
-            throw ConfigurationError("the metrics token in \(metricsTokenFile) must be 16–1024 characters without spaces")
+        // token68 (RFC 7235), so that any client can send it in a header.
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=".utf8)
+        guard (16...1024).contains(token.utf8.count), token.utf8.allSatisfy({ allowed.contains($0) }) else {
+            throw ConfigurationError(
+                "the metrics token in \(metricsTokenFile) must be 16–1024 characters of A–Z a–z 0–9 - . _ ~ + / = (use a random one, e.g. openssl rand -base64 32)")
         }
         return token
     }

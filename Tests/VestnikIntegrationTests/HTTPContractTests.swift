@@ -213,18 +213,28 @@ struct HTTPContractTests {
         try Data((token + "\n").utf8).write(to: URL(fileURLWithPath: tokenFile))
         let server = try await TestServer.start { $0.metricsTokenFile = tokenFile }
         defer { Task { await server.stop() } }
-        for header in [nil, "Bearer wrong-token-wrong-token", "Bearer " + token + "x", token] {
+        for header in [nil, "Bearer wrong-token-wrong-token", "Bearer " + token + "x", token, "Basic " + token] {
             let response = try await Self.raw(server, .GET, "/metrics", headers: header.map { [("Authorization", $0)] } ?? [])
             #expect(response.status == 401 && response.errorCode == "unauthenticated", "\(header ?? "no header")")
         }
         let allowed = try await Self.raw(server, .GET, "/metrics", headers: [("Authorization", "Bearer " + token)])
         #expect(allowed.status == 200 && String(decoding: allowed.body, as: UTF8.self).contains("vestnik_http_responses_total"))
+        #expect(try await Self.raw(server, .GET, "/metrics", headers: [("Authorization", "bearer " + token)]).status == 200)
+        // Without a token: a loopback request that says it was forwarded is someone else's.
+        let local = try await TestServer.start()
+        defer { Task { await local.stop() } }
+        #expect(try await Self.raw(local, .GET, "/metrics").status == 200)
+        for header in ["X-Forwarded-For", "Forwarded", "X-Real-IP", "Via"] {
+            #expect(try await Self.raw(local, .GET, "/metrics", headers: [(header, "1.1 nginx")]).status == 403, "\(header)")
+        }
 
-        // A token that is too short is a configuration error at start-up.
-        try Data("short".utf8).write(to: URL(fileURLWithPath: tokenFile))
-        await #expect(throws: ConfigurationError.self) {
-            let weak = try await TestServer.start { $0.metricsTokenFile = tokenFile }
-            await weak.stop()
+        // A token that is too short, or not sendable in a header, is a configuration error at start-up.
+        for bad in ["short", "sixteen chars with spaces", "токен-токен-токен-токен"] {
+            try Data(bad.utf8).write(to: URL(fileURLWithPath: tokenFile))
+            await #expect(throws: ConfigurationError.self, "\(bad)") {
+                let weak = try await TestServer.start { $0.metricsTokenFile = tokenFile }
+                await weak.stop()
+            }
         }
     }
 
