@@ -88,7 +88,7 @@ package func buildApplication(
             webSocketRouter: webSocketRouter,
             // Keep-alive pings come from the stream gateway, one timer per event loop
             // (`EventLoopWriteQueue.defaultKeepAliveInterval`), not a task per connection.
-            configuration: .init(maxFrameSize: APILimits.maxStreamFrameBytes, autoPing: .disabled)),
+            configuration: .init(ws: .init(maxFrameSize: APILimits.maxStreamFrameBytes, autoPing: .disabled))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Vestnik"),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
