@@ -68,7 +68,7 @@ package struct TrustedProxies: Sendable {
         withUnsafeMutableBytes(of: &v6) { bytes in
             for index in 8..<16 { bytes[index] = 0 }
         }
-        return (format(family: AF_INET6, &v6, length: INET6_ADDRSTRLEN) ?? address) + "/64"
+        return (withUnsafeBytes(of: &v6) { format(family: AF_INET6, $0, length: INET6_ADDRSTRLEN) } ?? address) + "/64"
     }
 
     /// `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` → `2001:db8::1` (some proxies add ports).
@@ -86,19 +86,21 @@ package struct TrustedProxies: Sendable {
     package static func normalizedAddress(_ text: String) -> String? {
         guard !text.isEmpty, text.utf8.count <= 64, !text.utf8.contains(0) else { return nil }
         var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 { return format(family: AF_INET, &v4, length: INET_ADDRSTRLEN) }
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { format(family: AF_INET, $0, length: INET_ADDRSTRLEN) } }
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
         let bytes = withUnsafeBytes(of: &v6) { Array($0) }
         if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
             return bytes[12..<16].map(String.init).joined(separator: ".")
         }
-        return format(family: AF_INET6, &v6, length: INET6_ADDRSTRLEN)
+        return withUnsafeBytes(of: &v6) { format(family: AF_INET6, $0, length: INET6_ADDRSTRLEN) }
     }
 
-    private static func format<Address>(family: Int32, _ address: inout Address, length: Int32) -> String? {
+    /// `address` holds an `in_addr` or `in6_addr` (plain bytes).
+    private static func format(family: Int32, _ address: UnsafeRawBufferPointer, length: Int32) -> String? {
+        guard let base = address.baseAddress else { return nil }
         var buffer = [CChar](repeating: 0, count: Int(length))
-        guard inet_ntop(family, &address, &buffer, socklen_t(length)) != nil else { return nil }
+        guard inet_ntop(family, base, &buffer, socklen_t(length)) != nil else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
