@@ -16,7 +16,7 @@ package struct HTTPOptions: Sendable {
     /// The bearer token `GET /metrics` requires; without one, metrics are served to this host only.
     package var metricsToken: String?
     /// Reverse proxies whose `X-Forwarded-For` names the client (``TrustedProxies``).
-    package var trustedProxies = TrustedProxies([])!  // safe: an empty list is valid
+    package var trustedProxies = TrustedProxies.none
     package init() {}
 }
 

@@ -33,6 +33,11 @@ package struct TrustedProxies: Sendable {
         self.addresses = normalized
     }
 
+    /// No proxy is trusted: every request's address is its socket peer's.
+    package static let none = TrustedProxies(addresses: [])
+
+    private init(addresses: Set<String>) { self.addresses = addresses }
+
     package var isEmpty: Bool { addresses.isEmpty }
 
     /// Whether a trusted proxy is on this host's loopback (then a loopback peer may be anyone).
@@ -114,7 +119,7 @@ struct ClientAddressMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.clientAddress = proxies.clientAddress(peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor])
+        context.forwardedClientAddress = proxies.clientAddress(peer: context.peerAddress, forwardedFor: request.headers[values: Self.forwardedFor])
         return try await next(request, context)
     }
 }

@@ -38,7 +38,7 @@ struct HealthController {
     /// GET /metrics — Prometheus text format, for the metrics token or this host (``MetricsAccess``).
     @Sendable func prometheus(_ request: Request, context: VestnikRequestContext) async throws -> Response {
         try metricsAccess.check(
-            authorization: request.headers[.authorization], peer: context.peerAddress,
+            bearer: bearerToken(request.headers), peer: context.peerAddress,
             forwarded: MetricsAccess.forwardingHeaders.contains { request.headers[$0] != nil })
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -68,15 +68,13 @@ struct MetricsAccess: Sendable {
 
     /// Headers any common proxy adds; their presence means the request is someone else's.
     static let forwardingHeaders: [HTTPField.Name] = [
-        HTTPField.Name("X-Forwarded-For")!, HTTPField.Name("Forwarded")!, HTTPField.Name("X-Real-IP")!, HTTPField.Name("Via")!,
+        ClientAddressMiddleware.forwardedFor, HTTPField.Name("Forwarded")!, HTTPField.Name("X-Real-IP")!, HTTPField.Name("Via")!,
     ]  // safe: valid field name literals
 
-    func check(authorization: String?, peer: String, forwarded: Bool) throws {
+    /// - Parameter bearer: the request's bearer token (``bearerToken(_:)``), if any.
+    func check(bearer: String?, peer: String, forwarded: Bool) throws {
         if let token {
-            let scheme = "bearer "
-            guard let authorization, authorization.utf8.count > scheme.utf8.count, authorization.prefix(scheme.count).lowercased() == scheme,
-                ConstantTime.equal(Array(authorization.utf8.dropFirst(scheme.utf8.count)), Array(token.utf8))
-            else {
+            guard let bearer, ConstantTime.equal(Array(bearer.utf8), Array(token.utf8)) else {
                 throw VestnikError(.unauthenticated, "GET /metrics needs the metrics token: Authorization: Bearer <token>.")
             }
             return

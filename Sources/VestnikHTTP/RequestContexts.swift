@@ -14,9 +14,12 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
     /// Set by ``AuthenticationMiddleware`` when a valid bearer token came with the request.
     package var session: AuthenticatedSession?
     /// The client's address as rate limits count it (an IPv6 address's /64 network, see
-    /// ``TrustedProxies/limitingKey(_:)``): the socket peer's, or what a trusted reverse proxy
-    /// forwarded (``ClientAddressMiddleware``); "unknown" for Unix sockets.
-    package var clientAddress: String
+    /// ``TrustedProxies/limitingKey(_:)``): what a trusted reverse proxy forwarded
+    /// (``ClientAddressMiddleware``), else the socket peer's; "unknown" for Unix sockets.
+    /// Worked out when asked (only logins ask), not for every request.
+    package var clientAddress: String { forwardedClientAddress ?? TrustedProxies.limitingKey(TrustedProxies.normalizedAddress(peerAddress) ?? peerAddress) }
+    /// Set by ``ClientAddressMiddleware`` for requests through a trusted proxy.
+    package var forwardedClientAddress: String?
     /// The socket peer's IP address; "unknown" for Unix sockets.
     package let peerAddress: String
     package let requestID: String
@@ -29,7 +32,6 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
         channel = source.channel
         session = nil
         peerAddress = source.channel.remoteAddress?.ipAddress ?? "unknown"
-        clientAddress = TrustedProxies.limitingKey(TrustedProxies.normalizedAddress(peerAddress) ?? peerAddress)
         requestID = source.logger[metadataKey: "hb.request.id"]?.description ?? RequestID.make()
     }
 

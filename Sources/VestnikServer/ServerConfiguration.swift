@@ -84,12 +84,12 @@ package struct ServerConfiguration: Sendable {
             }
             logLevel = level
         }
-        if let raw = environment["VESTNIK_ALLOWED_ORIGINS"] {
-            allowedOrigins = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        /// `a, b,,c` → `["a", "b", "c"]`.
+        func list(_ raw: String) -> [String] {
+            raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
-        if let raw = environment["VESTNIK_TRUSTED_PROXIES"] {
-            trustedProxies = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        }
+        if let raw = environment["VESTNIK_ALLOWED_ORIGINS"] { allowedOrigins = list(raw) }
+        if let raw = environment["VESTNIK_TRUSTED_PROXIES"] { trustedProxies = list(raw) }
         if let raw = environment["VESTNIK_METRICS_TOKEN_FILE"], !raw.isEmpty { metricsTokenFile = raw }
         if let raw = environment["VESTNIK_BOTX_HOST"], !raw.isEmpty { botxHost = raw }
         if let raw = environment["VESTNIK_BOT_KEY_FILE"], !raw.isEmpty { botKeyFile = raw }
