@@ -36,7 +36,7 @@ public struct VestnikRequestContext: RequestContext, WebSocketRequestContext {
     }
 
     public var maxUploadSize: Int { APILimits.maxRequestBodyBytes }
-    public var responseEncoder: JSONEncoder { VestnikJSON.makeEncoder() }
+    public var responseEncoder: VestnikResponseEncoder { VestnikResponseEncoder() }
     public var requestDecoder: JSONDecoder { VestnikJSON.makeDecoder() }
 }
 
@@ -57,8 +57,20 @@ public struct AuthenticatedRequestContext: ChildRequestContext {
     }
 
     public var maxUploadSize: Int { APILimits.maxRequestBodyBytes }
-    public var responseEncoder: JSONEncoder { VestnikJSON.makeEncoder() }
+    public var responseEncoder: VestnikResponseEncoder { VestnikResponseEncoder() }
     public var requestDecoder: JSONDecoder { VestnikJSON.makeDecoder() }
+}
+
+/// Response bodies in Vestnik's JSON dialect, written by the same encoder as stream frames and
+/// stored events (``VestnikJSON/encode(_:)``).
+public struct VestnikResponseEncoder: ResponseEncoder {
+    public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
+        let data = try VestnikJSON.encode(value)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(data.count)],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
 }
 
 enum RequestID {

@@ -6,7 +6,9 @@ import Synchronization
 /// Used for the client API, the realtime stream and the event log payloads, so an event is
 /// encoded once and the same bytes are stored and sent.
 public enum VestnikJSON {
-    public static func makeEncoder() -> JSONEncoder {
+    /// Foundation's encoder set up for the dialect: the reference the streaming encoder is tested
+    /// against, and the fallback for the rare value it cannot stream.
+    static func foundationEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .custom { keys in
             SnakeCaseKey(keyCache.snake(keys.last!.stringValue))  // safe: the coding path is never empty
@@ -37,7 +39,8 @@ public enum VestnikJSON {
 
     /// Encodes with the Vestnik dialect.
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
-        try makeEncoder().encode(value)
+        if let bytes = try JSONStreamEncoder.encode(value) { return Data(bytes) }
+        return try foundationEncoder().encode(value)
     }
 
     /// Decodes with the Vestnik dialect.
@@ -119,11 +122,24 @@ public enum VestnikJSON {
 
 /// Key conversions are called for every key of every value encoded or decoded; the set of keys is
 /// small and fixed (property names, and wire names), so each is converted once.
-private let keyCache = KeyCache()
+let keyCache = KeyCache()
 
-private final class KeyCache: Sendable {
+final class KeyCache: Sendable {
     private let snakeCases = Mutex<[String: String]>([:])
     private let camelCases = Mutex<[String: String]>([:])
+    private let quotedSnakeCases = Mutex<[String: [UInt8]]>([:])
+
+    /// `"snake_case":`, escaped and ready to write (``JSONStreamEncoder``).
+    func quotedSnake(_ name: String) -> [UInt8] {
+        if let cached = quotedSnakeCases.withLock({ $0[name] }) { return cached }
+        let writer = JSONByteWriter()
+        writer.writeString(snake(name))
+        writer.bytes.append(UInt8(ascii: ":"))
+        let quoted = writer.bytes
+        // Keys of dictionaries keyed by non-string types come from data: keep a bounded number.
+        quotedSnakeCases.withLock { if $0.count < 4096 { $0[name] = quoted } }
+        return quoted
+    }
 
     func snake(_ name: String) -> String {
         if let cached = snakeCases.withLock({ $0[name] }) { return cached }

@@ -957,11 +957,10 @@ struct NewMessageRow {
     let extras: String?
 
     init(_ message: Message) throws {
-        let encoder = VestnikJSON.makeEncoder()
         self.message = message
-        forward = try message.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        mentions = message.mentions.isEmpty ? nil : String(decoding: try encoder.encode(message.mentions), as: UTF8.self)
-        extras = message.extras.isEmpty ? nil : String(decoding: try encoder.encode(message.extras), as: UTF8.self)
+        forward = try message.forwardedFrom.map { String(decoding: try VestnikJSON.encode($0), as: UTF8.self) }
+        mentions = message.mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(message.mentions), as: UTF8.self)
+        extras = message.extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(message.extras), as: UTF8.self)
     }
 }
 

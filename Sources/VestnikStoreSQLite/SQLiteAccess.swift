@@ -401,10 +401,9 @@ struct SQLiteAccess: StoreWriter {
     }
 
     func insertMessage(_ m: Message) async throws {
-        let encoder = VestnikJSON.makeEncoder()
-        let forward = try m.forwardedFrom.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-        let mentions = m.mentions.isEmpty ? nil : String(decoding: try encoder.encode(m.mentions), as: UTF8.self)
-        let extras = m.extras.isEmpty ? nil : String(decoding: try encoder.encode(m.extras), as: UTF8.self)
+        let forward = try m.forwardedFrom.map { String(decoding: try VestnikJSON.encode($0), as: UTF8.self) }
+        let mentions = m.mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(m.mentions), as: UTF8.self)
+        let extras = m.extras.isEmpty ? nil : String(decoding: try VestnikJSON.encode(m.extras), as: UTF8.self)
         try db.query(
             """
             INSERT INTO messages (id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at,
