@@ -34,23 +34,28 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
         self.uuid = parsed
     }
 
+    /// Fills the 16 bytes in place: ids are parsed for every member of a chat on every send, and a
+    /// heap buffer per parse showed up in the server's profile.
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> UUID? {
         guard bytes.count == 36 else { return nil }
-        var raw = [UInt8](repeating: 0, count: 16)
-        var out = 0
-        var index = 0
-        while index < 36 {
-            if index == 8 || index == 13 || index == 18 || index == 23 {
-                guard bytes[index] == UInt8(ascii: "-") else { return nil }
-                index += 1
-                continue
+        var uuid: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let valid = withUnsafeMutableBytes(of: &uuid) { raw in
+            var out = 0
+            var index = 0
+            while index < 36 {
+                if index == 8 || index == 13 || index == 18 || index == 23 {
+                    guard bytes[index] == UInt8(ascii: "-") else { return false }
+                    index += 1
+                    continue
+                }
+                guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return false }
+                raw[out] = high << 4 | low
+                out += 1
+                index += 2
             }
-            guard let high = hexValue(bytes[index]), let low = hexValue(bytes[index + 1]) else { return nil }
-            raw[out] = high << 4 | low
-            out += 1
-            index += 2
+            return true
         }
-        return UUID(uuid: (raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11], raw[12], raw[13], raw[14], raw[15]))
+        return valid ? UUID(uuid: uuid) : nil
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {
