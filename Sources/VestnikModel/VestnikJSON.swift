@@ -49,10 +49,18 @@ public enum VestnikJSON {
     }
 
     /// `2026-11-29T04:01:38.123Z`, always UTC with exactly three fraction digits.
+    public static func formatDate(_ date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendFormattedDate(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// ``formatDate(_:)`` written straight into `bytes` (the JSON encoder's output).
     ///
     /// Computed from whole milliseconds with the proleptic Gregorian calendar (days-from-civil
     /// inverse), so formatting never rounds into a neighbouring millisecond.
-    public static func formatDate(_ date: Date) -> String {
+    static func appendFormattedDate(_ date: Date, to bytes: inout [UInt8]) {
         let ms = date.millisecondsSince1970
         let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
         let msOfDay = ms - days * 86_400_000
@@ -66,12 +74,29 @@ public enum VestnikJSON {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        /// Zero-padded to `width` digits; a value outside them (years before 0 or after 9999) keeps
+        /// its own decimal form, padded on the left as before.
+        func append(_ value: Int64, _ width: Int, then separator: UInt8?) {
+            if value >= 0, value < [1, 10, 100, 1000, 10000][width] {
+                var divisor: Int64 = [1, 1, 10, 100, 1000][width]
+                while divisor > 0 {
+                    bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                    divisor /= 10
+                }
+            } else {
+                let digits = String(value)
+                bytes.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: max(0, width - digits.utf8.count)))
+                bytes.append(contentsOf: digits.utf8)
+            }
+            if let separator { bytes.append(separator) }
         }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(msOfDay / 3_600_000, 2)):\(pad(msOfDay / 60_000 % 60, 2)):"
-            + "\(pad(msOfDay / 1000 % 60, 2)).\(pad(msOfDay % 1000, 3))Z"
+        append(year, 4, then: UInt8(ascii: "-"))
+        append(month, 2, then: UInt8(ascii: "-"))
+        append(day, 2, then: UInt8(ascii: "T"))
+        append(msOfDay / 3_600_000, 2, then: UInt8(ascii: ":"))
+        append(msOfDay / 60_000 % 60, 2, then: UInt8(ascii: ":"))
+        append(msOfDay / 1000 % 60, 2, then: UInt8(ascii: "."))
+        append(msOfDay % 1000, 3, then: UInt8(ascii: "Z"))
     }
 
     /// Parses an ISO 8601 date, normalised to whole milliseconds so that a value read back
@@ -132,10 +157,7 @@ final class KeyCache: Sendable {
     /// `"snake_case":`, escaped and ready to write (``JSONStreamEncoder``).
     func quotedSnake(_ name: String) -> [UInt8] {
         if let cached = quotedSnakeCases.withLock({ $0[name] }) { return cached }
-        let writer = JSONByteWriter()
-        writer.writeString(snake(name))
-        writer.bytes.append(UInt8(ascii: ":"))
-        let quoted = writer.bytes
+        let quoted = JSONByteWriter.quotedKey(snake(name))
         // Keys of dictionaries keyed by non-string types come from data: keep a bounded number.
         quotedSnakeCases.withLock { if $0.count < 4096 { $0[name] = quoted } }
         return quoted

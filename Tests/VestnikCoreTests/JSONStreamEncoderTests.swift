@@ -192,6 +192,108 @@ struct JSONStreamEncoderTests {
         try expectSameJSON(Derived())
     }
 
+    @Test("an element whose value throws leaves no trace when the caller catches the error, as with Foundation")
+    func caughtErrorsLeaveNothing() throws {
+        struct Failing: Encodable, Error {
+            var writeFirst: Bool
+            enum Keys: String, CodingKey { case partial }
+            func encode(to encoder: any Encoder) throws {
+                if writeFirst {
+                    var container = encoder.container(keyedBy: Keys.self)
+                    try container.encode([1, 2], forKey: .partial)
+                }
+                throw self
+            }
+        }
+        struct Forgiving: Encodable {
+            var retrySingle = true
+            enum Keys: String, CodingKey { case ratio, child, written, list, single }
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: Keys.self)
+                try? container.encode(Double.nan, forKey: .ratio)
+                try? container.encode(Failing(writeFirst: false), forKey: .child)
+                try? container.encode(Failing(writeFirst: true), forKey: .child)
+                try container.encode("kept", forKey: .written)
+                var list = container.nestedUnkeyedContainer(forKey: .list)
+                try? list.encode(Float.infinity)
+                try? list.encode(Failing(writeFirst: true))
+                try list.encode(1)
+                try? list.encode(Failing(writeFirst: false))
+                if retrySingle { try container.encode(Wrapper(), forKey: .single) }
+            }
+        }
+        /// A single value that fails, then succeeds in the same slot.
+        struct Wrapper: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var single = encoder.singleValueContainer()
+                try? single.encode(Failing(writeFirst: true))
+                try single.encode("second try")
+            }
+        }
+        #expect(try streamed(Forgiving()) == #"{"written":"kept","list":[1],"single":"second try"}"#)
+        // Foundation agrees except for the failed single value: it keeps what that value wrote before
+        // throwing (`"single":{"partial":[1,2]}`) and ignores the second try.
+        try expectSameJSON(Forgiving(retrySingle: false))
+        #expect(throws: Failing.self) { try VestnikJSON.encode([Failing(writeFirst: true)]) }
+    }
+
+    @Test("writing twice into one place is an error, not broken JSON (Foundation's encoder stops the process there)")
+    func doubleWritesAreErrors() throws {
+        struct TwoValues: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var single = encoder.singleValueContainer()
+                try single.encode(Optional("a"))
+                try single.encode(Optional("b"))
+            }
+        }
+        struct ValueThenObject: Encodable {
+            enum Keys: String, CodingKey { case y }
+            func encode(to encoder: any Encoder) throws {
+                var single = encoder.singleValueContainer()
+                try single.encode(ChatKind.group)
+                var keyed = encoder.container(keyedBy: Keys.self)
+                try keyed.encode(1, forKey: .y)
+            }
+        }
+        struct ObjectThenArray: Encodable {
+            enum Keys: String, CodingKey { case y }
+            func encode(to encoder: any Encoder) throws {
+                var keyed = encoder.container(keyedBy: Keys.self)
+                try keyed.encode(1, forKey: .y)
+                var list = encoder.unkeyedContainer()
+                try list.encode(2)
+            }
+        }
+        #expect(throws: EncodingError.self) { try VestnikJSON.encode(TwoValues()) }
+        #expect(throws: EncodingError.self) { try VestnikJSON.encode(["k": ValueThenObject()]) }
+        #expect(throws: EncodingError.self) { try VestnikJSON.encode([ObjectThenArray()]) }
+    }
+
+    @Test("128-bit integers, Decimal NaN and nesting depth behave as with Foundation")
+    func edgeValues() throws {
+        let wide: [Int128] = [.min, 0, .max]
+        #expect(try streamed(wide) == foundation(wide))
+        #expect(try streamed([UInt128.max]) == foundation([UInt128.max]))
+        #expect(throws: EncodingError.self) { try VestnikJSON.encode([Decimal.nan]) }
+        var nested = JSONValue.int(1)
+        for _ in 0..<500 { nested = .array([nested]) }
+        #expect(try streamed(nested) == foundation(nested))
+        for _ in 0..<20 { nested = .array([nested]) }
+        #expect(throws: EncodingError.self) { try VestnikJSON.encode(nested) }
+    }
+
+    @Test("dates are written as formatDate writes them, also outside four-digit years")
+    func dates() throws {
+        for ms: Int64 in [0, -1, 1_795_000_000_123, 253_402_300_799_999, 253_402_300_800_000, -62_135_596_800_001, 951_782_400_000] {
+            let date = Date(millisecondsSince1970: ms)
+            #expect(try streamed(date) == "\"\(VestnikJSON.formatDate(date))\"")
+            #expect(VestnikJSON.parseDate(VestnikJSON.formatDate(date)) == date || !(0..<253_402_300_800_000).contains(ms), "\(ms)")
+        }
+        #expect(VestnikJSON.formatDate(Date(millisecondsSince1970: 951_782_400_000)) == "2000-02-29T00:00:00.000Z")
+        #expect(VestnikJSON.formatDate(Date(millisecondsSince1970: -1)) == "1969-12-31T23:59:59.999Z")
+        #expect(VestnikJSON.formatDate(Date(millisecondsSince1970: 253_402_300_800_000)) == "10000-01-01T00:00:00.000Z")
+    }
+
     @Test("random JSON values mean the same and decode back to themselves")
     func randomValues() throws {
         var generator = SystemRandomNumberGenerator()
