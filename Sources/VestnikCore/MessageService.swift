@@ -394,6 +394,9 @@ package struct MessageService: Sendable {
 
     /// `@login` words naming members, `@all`, plus explicitly named members.
     static func resolveMentions(in text: String, explicit: [Mention], members: [UserID], tx: any StoreReader, limit: Int) async throws -> [Mention] {
+        // Most messages mention no one: skip building the member set and scanning the text
+        // character by character (that showed in the send path's profile).
+        if explicit.isEmpty, !text.utf8.contains(UInt8(ascii: "@")) { return [] }
         var result: [Mention] = []
         let memberSet = Set(members)
         func add(_ mention: Mention) {
