@@ -307,14 +307,16 @@ package struct MessageService: Sendable {
 
     private func validateText(_ raw: String) throws -> String {
         // Keep the text exactly as typed (leading spaces can be meaningful, e.g. code), but an
-        // all-whitespace message is empty.
-        guard !raw.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        // all-whitespace message is empty. (Looks at scalars until the first non-whitespace one, instead
+        // of building a trimmed copy of every message.)
+        let whitespace = CharacterSet.whitespacesAndNewlines
+        guard !raw.unicodeScalars.allSatisfy({ whitespace.contains($0) }) else {
             throw VestnikError.invalid("A message needs text.")
         }
         guard raw.utf8.count <= context.limits.maxMessageBytes else {
             throw VestnikError(.payloadTooLarge, "A message is at most \(context.limits.maxMessageBytes / 1024) KiB of text.")
         }
-        guard !raw.unicodeScalars.contains(where: { $0.value == 0 }) else {
+        guard !raw.utf8.contains(0) else {
             throw VestnikError.invalid("A message must not contain NUL characters.")
         }
         return raw

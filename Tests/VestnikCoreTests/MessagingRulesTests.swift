@@ -117,6 +117,9 @@ import VestnikModel
         let alice = try await env.user("alice")
         let chat = try await env.group("G", by: alice, members: [])
         #expect(await errorCode { _ = try await env.send("   ", to: chat, as: alice) } == "invalid_request")
+        #expect(await errorCode { _ = try await env.send("", to: chat, as: alice) } == "invalid_request")
+        #expect(await errorCode { _ = try await env.send(" \n\t\u{85}\u{A0}\u{2003}\u{3000}\r", to: chat, as: alice) } == "invalid_request")
+        #expect(await errorCode { _ = try await env.send("a\u{0}b", to: chat, as: alice) } == "invalid_request")
         #expect(await errorCode { _ = try await env.send(String(repeating: "я", count: 9000), to: chat, as: alice) } == "payload_too_large")
         #expect(await errorCode { _ = try await env.send("x", to: chat, as: alice, clientID: String(repeating: "k", count: 500)) } == "invalid_request")
         #expect(await errorCode {
@@ -124,8 +127,9 @@ import VestnikModel
         } == "invalid_request")
         #expect(await errorCode { _ = try await env.services.messages.react("not an emoji at all", on: .random(), add: true, as: alice) } == "invalid_request")
         #expect(try await env.services.messages.history(in: chat, anchor: .latest, limit: 10, as: alice).messages.isEmpty)
-        // Exactly 16 KiB is fine.
+        // Exactly 16 KiB is fine, and so is text around whitespace-only lines.
         _ = try await env.send(String(repeating: "a", count: 16 * 1024), to: chat, as: alice)
+        #expect(try await env.send("  \n  indented\u{A0}", to: chat, as: alice).text == "  \n  indented\u{A0}")
     }
 
     @Test("mentions come from @login and @all, only for members")
