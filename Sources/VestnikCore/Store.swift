@@ -357,7 +357,15 @@ package struct EventAudience: Sendable, Hashable {
     package let digest: Data
 
     package init(_ recipients: some Sequence<UserID>) {
-        members = Array(Set(recipients)).sorted()
+        // Sorting first and dropping neighbours that repeat avoids hashing every id into a set.
+        var sorted = recipients.sorted()
+        var unique = 0
+        for index in sorted.indices where index == 0 || sorted[index] != sorted[unique - 1] {
+            sorted[unique] = sorted[index]
+            unique += 1
+        }
+        sorted.removeLast(sorted.count - unique)
+        members = sorted
         var hasher = SHA256()
         withUnsafeBytes(of: UInt64(members.count).bigEndian) { hasher.update(bufferPointer: $0) }
         for member in members {
