@@ -57,6 +57,8 @@ final class JSONByteWriter {
             case container(id: Int)
         }
         let id: Int
+        /// Where its own container opens: it may not write into containers further out.
+        let depth: Int
         var state = State.empty
     }
 
@@ -101,7 +103,9 @@ final class JSONByteWriter {
     /// open, writes the separator and the key. Returns where the element starts, for
     /// ``rollBack(to:index:)``; nil (and the output is unusable) when that container is no longer open.
     fileprivate func beginElement(index: Int, id: Int, key: [UInt8]? = nil) -> Int? {
-        guard index < open.count, open[index].id == id else {
+        // A value writing into a container of a value further out (one it was handed) would
+        // interleave with its own element; such values are left to Foundation's encoder.
+        guard index < open.count, open[index].id == id, index >= (slots.last?.depth ?? 0) else {
             unsupported = true
             return nil
         }
@@ -200,7 +204,7 @@ final class JSONByteWriter {
         }
         if try writeSpecial(value, depth: depth) { return }
         let before = bytes.count
-        slots.append(Slot(id: makeID()))
+        slots.append(Slot(id: makeID(), depth: depth))
         defer { slots.removeLast() }
         try value.encode(to: StreamingEncoder(writer: self, depth: depth, slot: slots[slots.count - 1].id))
         if bytes.count == before, nothingIsEmptyObject, !unsupported {

@@ -237,6 +237,46 @@ struct JSONStreamEncoderTests {
         #expect(throws: Failing.self) { try VestnikJSON.encode([Failing(writeFirst: true)]) }
     }
 
+    @Test("a value writing into a container it was handed by an outer value is left to Foundation, without breaking or crashing")
+    func writesIntoOuterContainers() throws {
+        struct Escaped: Error {}
+        struct Child: Encodable {
+            let parent: any UnkeyedEncodingContainer
+            var fail = false
+            func encode(to encoder: any Encoder) throws {
+                var outer = parent
+                try outer.encode(1)
+                if fail { throw Escaped() }
+                var single = encoder.singleValueContainer()
+                try single.encode(2)
+            }
+        }
+        struct Root: Encodable {
+            func encode(to encoder: any Encoder) throws {
+                var list = encoder.unkeyedContainer()
+                try list.encode(Child(parent: list))
+            }
+        }
+        /// The child writes into the root's array from inside the middle value's own array, then throws.
+        struct RootThroughMiddle: Encodable {
+            struct Middle: Encodable {
+                let root: any UnkeyedEncodingContainer
+                func encode(to encoder: any Encoder) throws {
+                    var own = encoder.unkeyedContainer()
+                    try? own.encode(Child(parent: root, fail: true))
+                    try own.encode(3)
+                }
+            }
+            func encode(to encoder: any Encoder) throws {
+                var list = encoder.unkeyedContainer()
+                try list.encode(Middle(root: list))
+            }
+        }
+        #expect(try JSONStreamEncoder.encode(Root()) == nil)
+        #expect(try JSONStreamEncoder.encode(RootThroughMiddle()) == nil)
+        #expect(try canonical(VestnikJSON.encode(Root())) == canonical(VestnikJSON.foundationEncoder().encode(Root())))
+    }
+
     @Test("writing twice into one place is an error, not broken JSON (Foundation's encoder stops the process there)")
     func doubleWritesAreErrors() throws {
         struct TwoValues: Encodable {
