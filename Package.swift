@@ -117,6 +117,7 @@ let package = Package(
                 "VestnikKit", "VestnikAPI", "VestnikModel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/VestnikBench",

@@ -155,14 +155,14 @@ func runChannelWorker(server: String, posts: Int) async throws {
 }
 
 /// The decimal number right after `needle` in `bytes` (e.g. the N of `"text":"chan-N"`), if any.
-func numberAfter(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
+func numberAfter<Bytes: RandomAccessCollection<UInt8>>(_ needle: [UInt8], in bytes: Bytes) -> Int? where Bytes.Index == Int {
     guard !needle.isEmpty, bytes.count >= needle.count else { return nil }
-    var start = 0
-    while start + needle.count <= bytes.count {
+    var start = bytes.startIndex
+    while start + needle.count <= bytes.endIndex {
         if bytes[start] == needle[0], bytes[start..<(start + needle.count)].elementsEqual(needle) {
             var value = 0
             var position = start + needle.count
-            while position < bytes.count, (48...57).contains(bytes[position]) {
+            while position < bytes.endIndex, (48...57).contains(bytes[position]) {
                 value = value * 10 + Int(bytes[position] - 48)
                 position += 1
             }

@@ -2,6 +2,7 @@ import Foundation
 import VestnikAPI
 import VestnikKit
 import Logging
+import NIOCore
 import Synchronization
 import WSClient
 
@@ -96,28 +97,40 @@ private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker:
     let ackType = Array("\"type\":\"ack\"".utf8)
     let nackType = Array("\"type\":\"nack\"".utf8)
     let refKey = Array("\"ref\":\"".utf8)
+    let readyType = Array("\"ready\"".utf8)
+    /// What one frame says, worked out from its bytes without copying them out of the frame.
+    enum Seen { case none, ready, event(Int), ack(Int), nack }
     _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
         sender.attach(outbound)
         defer { sender.fail() }
         var isReady = false
-        for try await message in inbound.messages(maxSize: 1 << 22) {
-            guard case .text(let text) = message else { continue }
-            if !isReady {
-                if text.contains("\"ready\"") {
-                    isReady = true
-                    await ready.increment()
-                }
-                continue
+        // The server sends every frame whole; fragments are joined here all the same.
+        var fragments = ByteBuffer()
+        for try await frame in inbound {
+            var data = frame.data
+            if !frame.fin || fragments.readableBytes > 0 {
+                fragments.writeBuffer(&data)
+                guard frame.fin else { continue }
+                data = fragments
+                fragments = ByteBuffer()
             }
-            let bytes = Array(text.utf8)
-            if bytes.starts(with: eventPrefix) {
-                if let recorder, let index = numberAfter(needle, in: bytes) { recorder.seen(index, at: .now) }
-            } else if bytes.firstRange(of: ackType) != nil, let ref = numberAfter(refKey, in: bytes) {
+            guard frame.opcode == .text || frame.opcode == .continuation else { continue }
+            let seen: Seen = data.withUnsafeReadableBytes { bytes in
+                if !isReady { return bytes.firstRange(of: readyType) != nil ? .ready : .none }
+                if bytes.starts(with: eventPrefix) { return numberAfter(needle, in: bytes).map(Seen.event) ?? .none }
                 // An ack needs no decoding: its ref (one of the sender's numbers) is all it says
                 // that matters here. Control frames are encoded with Codable, keys in no fixed order.
-                sender.acknowledged(ref: String(ref))
-            } else if bytes.firstRange(of: nackType) != nil {
-                sender.answered(try VestnikJSON.decode(ServerFrame.self, from: Data(bytes)))
+                if bytes.firstRange(of: ackType) != nil { return numberAfter(refKey, in: bytes).map(Seen.ack) ?? .none }
+                return bytes.firstRange(of: nackType) != nil ? .nack : .none
+            }
+            switch seen {
+            case .none: break
+            case .ready:
+                isReady = true
+                await ready.increment()
+            case .event(let index): recorder?.seen(index, at: .now)
+            case .ack(let ref): sender.acknowledged(ref: String(ref))
+            case .nack: sender.answered(try VestnikJSON.decode(ServerFrame.self, from: Data(data.readableBytesView)))
             }
         }
     }
