@@ -49,6 +49,16 @@ struct HTTPContractTests {
         #expect(openAPI.status == 200)
         let document = try JSONSerialization.jsonObject(with: openAPI.body) as? [String: Any]
         #expect((document?["openapi"] as? String)?.hasPrefix("3.1") == true)
+        // API responses are written by Vestnik's own JSON encoder (VestnikResponseEncoder): the
+        // headers Hummingbird's JSONEncoder conformance used to set, and snake_case keys.
+        let (alice, _) = try await server.client("alice")
+        let me = try await Self.raw(server, .GET, "/api/v1/me", token: try #require(alice.token))
+        #expect(me.status == 200)
+        #expect(me.headers.first(name: "Content-Type") == "application/json; charset=utf-8")
+        #expect(me.headers.first(name: "Content-Length") == String(me.body.count))
+        let fields = try JSONSerialization.jsonObject(with: me.body) as? [String: Any]
+        #expect(fields?["login"] as? String == "alice")
+        #expect(fields?["display_name"] != nil)
     }
 
     @Test("missing, malformed and revoked tokens are 401 with a stable code")
