@@ -78,9 +78,14 @@ final class JSONByteWriter {
     /// `"key":` for an already converted key, escaped.
     static func quotedKey(_ key: String) -> [UInt8] {
         let writer = JSONByteWriter()
-        writer.writeString(key)
-        writer.bytes.append(UInt8(ascii: ":"))
+        writer.writeKey(key)
         return writer.bytes
+    }
+
+    /// `"key":`, escaped: a dictionary's own key, written as it is.
+    fileprivate func writeKey(_ key: String) {
+        writeString(key)
+        bytes.append(UInt8(ascii: ":"))
     }
 
     fileprivate func makeID() -> Int {
@@ -229,7 +234,8 @@ final class JSONByteWriter {
         } else if type == ObjectIdentifier(Date.self), let date = value as? Date {
             writeDate(date)
         } else if type == ObjectIdentifier(Double.self), let number = value as? Double {
-            try writeFloatingPoint(number)
+            try Self.checkFinite(number)
+            writeFiniteFloatingPoint(number)
         } else if type == ObjectIdentifier(Data.self), let data = value as? Data {
             writeString(data.base64EncodedString())
         } else if type == ObjectIdentifier(URL.self), let url = value as? URL {
@@ -283,9 +289,9 @@ final class JSONByteWriter {
     }
 
     /// Foundation's spelling: the shortest round-tripping form, without a trailing `.0`. NaN and
-    /// infinities are errors (JSON has no spelling for them); callers check before writing anything.
-    fileprivate func writeFloatingPoint<F: BinaryFloatingPoint & CustomStringConvertible & Sendable>(_ value: F) throws {
-        try Self.checkFinite(value)
+    /// infinities are errors (JSON has no spelling for them): callers call ``checkFinite(_:)``
+    /// first, before anything of the element is written.
+    fileprivate func writeFiniteFloatingPoint<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F) {
         var text = value.description
         if text.hasSuffix(".0") { text.removeLast(2) }
         writeRaw(text)
@@ -344,7 +350,10 @@ extension Dictionary: StringKeyedEncodable where Key == String, Value: Encodable
     fileprivate func writeEntries(into writer: JSONByteWriter, depth: Int) throws {
         let id = writer.openNested(depth: depth, opener: UInt8(ascii: "{"), closer: UInt8(ascii: "}"))
         for (key, value) in self {
-            try writer.element(index: depth, id: id, key: JSONByteWriter.quotedKey(key)) { try writer.writeValue(value, depth: depth + 1) }
+            try writer.element(index: depth, id: id) {
+                writer.writeKey(key)
+                try writer.writeValue(value, depth: depth + 1)
+            }
         }
         writer.close(above: depth)
     }
@@ -397,11 +406,11 @@ private struct StreamingKeyedContainer<Key: CodingKey>: KeyedEncodingContainerPr
     mutating func encode(_ value: String, forKey key: Key) throws { if begin(key) { writer.writeString(value) } }
     mutating func encode(_ value: Double, forKey key: Key) throws {
         try JSONByteWriter.checkFinite(value)
-        if begin(key) { try writer.writeFloatingPoint(value) }
+        if begin(key) { writer.writeFiniteFloatingPoint(value) }
     }
     mutating func encode(_ value: Float, forKey key: Key) throws {
         try JSONByteWriter.checkFinite(value)
-        if begin(key) { try writer.writeFloatingPoint(value) }
+        if begin(key) { writer.writeFiniteFloatingPoint(value) }
     }
     mutating func encode(_ value: Int, forKey key: Key) throws { if begin(key) { writer.writeInteger(Int64(value)) } }
     mutating func encode(_ value: Int8, forKey key: Key) throws { if begin(key) { writer.writeInteger(Int64(value)) } }
@@ -455,11 +464,11 @@ extension StreamingElementWriter {
     mutating func encode(_ value: String) throws { if begin() { writer.writeString(value) } }
     mutating func encode(_ value: Double) throws {
         try JSONByteWriter.checkFinite(value)
-        if begin() { try writer.writeFloatingPoint(value) }
+        if begin() { writer.writeFiniteFloatingPoint(value) }
     }
     mutating func encode(_ value: Float) throws {
         try JSONByteWriter.checkFinite(value)
-        if begin() { try writer.writeFloatingPoint(value) }
+        if begin() { writer.writeFiniteFloatingPoint(value) }
     }
     mutating func encode(_ value: Int) throws { if begin() { writer.writeInteger(Int64(value)) } }
     mutating func encode(_ value: Int8) throws { if begin() { writer.writeInteger(Int64(value)) } }
