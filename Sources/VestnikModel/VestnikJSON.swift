@@ -77,8 +77,10 @@ public enum VestnikJSON {
         /// Zero-padded to `width` digits; a value outside them (years before 0 or after 9999) keeps
         /// its own decimal form, padded on the left as before.
         func append(_ value: Int64, _ width: Int, then separator: UInt8?) {
-            if value >= 0, value < [1, 10, 100, 1000, 10000][width] {
-                var divisor: Int64 = [1, 1, 10, 100, 1000][width]
+            var limit: Int64 = 1
+            for _ in 0..<width { limit *= 10 }
+            if value >= 0, value < limit {
+                var divisor = limit / 10
                 while divisor > 0 {
                     bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
                     divisor /= 10
