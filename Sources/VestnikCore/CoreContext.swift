@@ -33,11 +33,14 @@ package struct CoreContext: Sendable {
     ///
     /// Publishing happens strictly after commit, so a subscriber never sees an event that could
     /// still roll back.
-    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter, EventLog) async throws -> T) async throws -> T {
+    /// - Parameter intent: announced to the store (see ``WriteIntent``).
+    package func write<T: Sendable>(
+        intent: WriteIntent? = nil, _ body: @escaping @Sendable (any StoreWriter, EventLog) async throws -> T
+    ) async throws -> T {
         let log = EventLog(maxQueuedBotJobs: limits.maxQueuedBotJobs)
         let result: T
         do {
-            result = try await store.write { tx in
+            result = try await store.write(intent: intent) { tx in
                 // A body may run again (``GroupCommit``): only its last run's events count.
                 log.reset()
                 return try await body(tx, log)

@@ -22,13 +22,23 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     }
 
     /// Opens a write transaction, runs the batch's writes in it, commits; throws (after rolling
-    /// back) if anything in it threw.
-    package typealias Transaction = @Sendable (_ writes: @Sendable (Access) async throws -> Void) async throws -> Void
+    /// back) if anything in it threw. `intents` announces the batch's leading writes (see
+    /// ``WriteIntent``): the intents of its first writes, up to the first write without one;
+    /// empty when the batch runs isolated (with savepoints), which must not defer anything.
+    package typealias Transaction = @Sendable (
+        _ intents: [WriteIntent], _ writes: @Sendable (Access) async throws -> Void
+    ) async throws -> Void
     /// Runs one savepoint step on the transaction's connection.
     package typealias Savepoint = @Sendable (Access, SavepointStep) async throws -> Void
+    /// Runs after a batch's last write, inside its transaction, before the commit: an adapter
+    /// writes there what it held back from the writes (see ``WriteIntent``). If it throws in a
+    /// batch that ran without savepoints, the batch runs again isolated, where nothing is held
+    /// back, so every write meets its own error (as when a write itself fails).
+    package typealias BeforeCommit = @Sendable (Access) async throws -> Void
 
     /// One queued write: runs its body inside the batch, then learns how the batch ended.
     private struct PendingWrite: Sendable {
+        let intent: WriteIntent?
         /// Runs the body; true if it succeeded (its savepoint is then released, else rolled back).
         let run: @Sendable (Access) async -> Bool
         /// Resumes the caller: with the body's outcome, or with the batch's commit error.
@@ -52,22 +62,32 @@ package final class GroupCommit<Access: Sendable>: Sendable {
 
     /// Writes waiting for the next batch (tests use it to line writes up deterministically).
     package var queuedWrites: Int { queue.withLock { $0.pending.count } }
+    /// How many times a batch ran again after a failure in it (see `commit`): each costs a
+    /// transaction, so a steady rise means writes keep failing or an adapter's batching does.
+    package var reruns: Int { rerunCount.load(ordering: .relaxed) }
+    private let rerunCount = Atomic<Int>(0)
     private let transaction: Transaction
     private let savepoint: Savepoint
+    private let beforeCommit: BeforeCommit
     /// An upper bound on one batch, so a steady stream of writes still commits regularly.
     private let maxBatch: Int
 
-    package init(maxBatch: Int = 128, transaction: @escaping Transaction, savepoint: @escaping Savepoint) {
+    package init(
+        maxBatch: Int = 128, transaction: @escaping Transaction, savepoint: @escaping Savepoint, beforeCommit: @escaping BeforeCommit = { _ in }
+    ) {
         self.maxBatch = maxBatch
         self.transaction = transaction
         self.savepoint = savepoint
+        self.beforeCommit = beforeCommit
     }
 
     /// Runs `body` in the next batch and returns its result once that batch has committed.
-    package func write<T: Sendable>(_ body: @escaping @Sendable (Access) async throws -> T) async throws -> T {
+    /// - Parameter intent: what `body` is about to do, passed on to the transaction.
+    package func write<T: Sendable>(intent: WriteIntent? = nil, _ body: @escaping @Sendable (Access) async throws -> T) async throws -> T {
         let outcome = Mutex<Result<T, any Error>?>(nil)
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let pending = PendingWrite(
+                intent: intent,
                 run: { access in
                     do {
                         let value = try await body(access)
@@ -131,11 +151,24 @@ package final class GroupCommit<Access: Sendable>: Sendable {
         var remaining = Array(batch)
         var isolated = isolatedBatchesLeft.load(ordering: .relaxed) > 0
         if isolated { isolatedBatchesLeft.subtract(1, ordering: .relaxed) }
+        var firstRun = true
         while !remaining.isEmpty {
+            if !firstRun { rerunCount.add(1, ordering: .relaxed) }
+            firstRun = false
             let writes = remaining
             let savepoint = self.savepoint
+            let beforeCommit = self.beforeCommit
+            var intents: [WriteIntent] = []
+            if !isolated {
+                for pending in writes {
+                    guard let intent = pending.intent else { break }
+                    intents.append(intent)
+                }
+            }
+            let reachedWrites = Atomic<Bool>(false)
             do {
-                try await transaction { [isolated] access in
+                try await transaction(intents) { [isolated] access in
+                    reachedWrites.store(true, ordering: .relaxed)
                     for (index, pending) in writes.enumerated() {
                         if isolated, index > 0 {
                             try await savepoint(access, .open)
@@ -146,6 +179,16 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                             }
                         } else if await !pending.run(access) {
                             throw WriteFailed(index: index)
+                        }
+                    }
+                    if isolated {
+                        try await beforeCommit(access)
+                    } else {
+                        do {
+                            try await beforeCommit(access)
+                        } catch {
+                            // Past the last write: no write is to blame yet, so none leaves the batch.
+                            throw WriteFailed(index: writes.count)
                         }
                     }
                 }
@@ -159,6 +202,13 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 }
                 isolated = true
             } catch {
+                if !isolated, !intents.isEmpty, !reachedWrites.load(ordering: .relaxed) {
+                    // The transaction failed while preparing for the announced writes (the
+                    // adapter's batched read, which may meet a deadlock like any statement):
+                    // run them again without preparation rather than fail them all for it.
+                    isolated = true
+                    continue
+                }
                 for pending in writes { pending.complete(error) }
                 return
             }

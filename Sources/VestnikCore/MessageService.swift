@@ -62,7 +62,7 @@ package struct MessageService: Sendable {
         let limits = context.limits
         let finalText = text
         do {
-            return try await context.write { tx, log in
+            return try await context.write(intent: .send(chat: chatID, sender: me, clientMessageID: outgoing.clientMessageID)) { tx, log in
                 guard let sending = try await tx.sendingContext(chat: chatID, sender: me, clientMessageID: outgoing.clientMessageID) else {
                     throw VestnikError.chatNotFound
                 }

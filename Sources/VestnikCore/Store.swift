@@ -13,7 +13,9 @@ package protocol Store: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T
     /// Runs `body` in one atomic, durable write transaction; rolls back if it throws. `body` may
     /// run more than once (its transaction retried, see ``GroupCommit``); only the last run counts.
-    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T
+    /// - Parameter intent: what `body` is about to do, if it is a kind an adapter may prepare
+    ///   for a whole batch of writes at once (see ``WriteIntent``); nil for anything else.
+    func write<T: Sendable>(intent: WriteIntent?, _ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T
     /// Durable events with positions in `(after, through]`, in order, with their recipients.
     /// Used by the fan-out to fill gaps and to pick up writes made by other processes.
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent]
@@ -37,6 +39,11 @@ package struct AuthenticationRecord: Sendable, Hashable {
 }
 
 extension Store {
+    /// A write without an announced intent.
+    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+        try await write(intent: nil, body)
+    }
+
     package func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord? {
         try await read { reader in
             guard let record = try await reader.session(tokenHash: tokenHash) else { return nil }
@@ -44,6 +51,20 @@ extension Store {
             return AuthenticationRecord(session: record, userBlocked: blocked)
         }
     }
+}
+
+/// What a write transaction's body is about to do, announced before it runs.
+///
+/// Why: an adapter that pays a network round trip per statement (PostgreSQL) can then answer
+/// the reads of a whole batch of concurrent writes (``GroupCommit``) in one statement, and hold
+/// their inserts back to write them together (docs/decisions/0011-postgres-batched-sends.md).
+/// An intent is a hint, never a promise: the body still makes every call, and an adapter may
+/// ignore intents altogether (SQLite does; its statements cost no round trip).
+package enum WriteIntent: Sendable, Hashable {
+    /// The body asks ``StoreReader/sendingContext(chat:sender:clientMessageID:)`` with these
+    /// arguments and, if the send goes ahead, stores the message with
+    /// ``StoreWriter/insertMessage(_:updating:readBy:announcing:)``.
+    case send(chat: ChatID, sender: UserID, clientMessageID: String?)
 }
 
 /// What a send needs to know about its chat, read inside the send's write transaction.

@@ -25,12 +25,17 @@ struct PostgresAccess: StoreWriter {
     let locking: Bool
     /// The writing store's tag, appended to event notifications (see `PostgresStore.origin`).
     let origin: String
+    /// The sends this write transaction answers from a batched read and writes together
+    /// (see ``deferringSends(_:)``); nil outside such a batch.
+    var deferred: DeferredSends? = nil
 
     private var forUpdate: String { locking ? " FOR NO KEY UPDATE" : "" }
 
-    /// Runs one statement and collects its rows, translating database errors.
+    /// Runs one statement and collects its rows, translating database errors. Sends held back
+    /// are written first (see ``DeferredSends``), so the statement sees them.
     @discardableResult
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await settleDeferredSends()
         do {
             return try await connection.query(query, logger: logger).collect()
         } catch {
@@ -41,6 +46,7 @@ struct PostgresAccess: StoreWriter {
     /// Runs one statement of a fixed text as a prepared statement (see ``PreparedQuery``).
     @discardableResult
     func rows<Site: PreparedSite>(_ query: PostgresQuery, preparedAs site: Site.Type) async throws -> [PostgresRow] {
+        try await settleDeferredSends()
         guard let prepared = PreparedQuery<Site>(query, store: origin) else { return try await rows(query) }
         do {
             var collected: [PostgresRow] = []
@@ -216,7 +222,7 @@ struct PostgresAccess: StoreWriter {
     private static let chatColumns =
         "c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq, c.last_activity_at"
 
-    private func chat(_ c: Columns, offset: Int = 0) throws -> Chat? {
+    func chat(_ c: Columns, offset: Int = 0) throws -> Chat? {
         guard let id = ChatID(try c.text(offset)), let kind = ChatKind(rawValue: try c.text(offset + 1)),
             let createdBy = UserID(try c.text(offset + 4))
         else { return nil }
@@ -241,7 +247,7 @@ struct PostgresAccess: StoreWriter {
         try await rows("SELECT id FROM chats WHERE unique_key = \("notes:\(user)")").first.flatMap { ChatID(try Columns($0).text(0)) }
     }
 
-    private func member(_ c: Columns, offset: Int = 0) throws -> ChatMember? {
+    func member(_ c: Columns, offset: Int = 0) throws -> ChatMember? {
         guard let userID = UserID(try c.text(offset)), let role = MemberRole(rawValue: try c.text(offset + 1)) else { return nil }
         return ChatMember(userID: userID, role: role, joinedAt: try c.date(offset + 2), readSeq: try c.int(offset + 3))
     }
@@ -264,6 +270,9 @@ struct PostgresAccess: StoreWriter {
     /// snapshot taken before that wait. The function's second statement starts after the lock,
     /// so it sees such a change.
     func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
+        if let deferred, case .answered(let context) = deferred.context(chat: chatID, sender: sender, clientMessageID: clientMessageID) {
+            return context
+        }
         guard
             let row = try await rows(
                 """
@@ -541,6 +550,7 @@ struct PostgresAccess: StoreWriter {
     /// found: the event is then inserted afterwards, with the position this statement took.
     func insertMessage(_ m: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq {
         let row = try NewMessageRow(m)
+        if let deferred, let seq = deferred.hold(row, updating: chat, readBy: reader, announcing: entry) { return EventSeq(seq) }
         guard
             let row = try await rows(
                 """
@@ -582,7 +592,7 @@ struct PostgresAccess: StoreWriter {
     private enum SendingContextStatement: PreparedSite { static let statementName = "sending_context" }
     private enum InsertMessageStatement: PreparedSite { static let statementName = "insert_message" }
 
-    private static let messageInsertColumns = """
+    static let messageInsertColumns = """
         id, chat_id, chat_seq, sender_id, text, reply_to, forward_json, mentions_json, created_at, edit_count, client_message_id, extras_json
         """
 
@@ -662,7 +672,7 @@ struct PostgresAccess: StoreWriter {
     /// The notification is delivered to listeners on commit only (never for a rolled-back
     /// transaction). It carries the position only: listeners read the log, which stays the
     /// source of truth.
-    private func insertEvent(seq: Int64, payload: Data, audienceID: Int64, at: Date) async throws {
+    func insertEvent(seq: Int64, payload: Data, audienceID: Int64, at: Date) async throws {
         try await rows(
             """
             WITH logged AS (
@@ -679,7 +689,7 @@ struct PostgresAccess: StoreWriter {
     /// refers to it; a prune that won the race makes the lookup come back empty and the audience
     /// is stored again. Two nodes storing the same new set meet on the unique digest: the second
     /// waits for the first and takes its row (`xmax <> 0`), whose members the first inserted.
-    private func storedAudience(_ audience: EventAudience, at: Date) async throws -> Int64 {
+    func storedAudience(_ audience: EventAudience, at: Date) async throws -> Int64 {
         if let row = try await rows("SELECT id FROM event_audiences WHERE digest = \(audience.digest) FOR KEY SHARE").first {
             return try Columns(row).int(0)
         }

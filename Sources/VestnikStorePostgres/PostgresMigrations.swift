@@ -269,5 +269,51 @@ enum PostgresMigrations {
             $$
             """
         ],
+        // 8: the contexts of a batch of sends in one call (decision 0011). The chats whose
+        // sender is a member are locked in id order, so two nodes' batches over the same chats
+        // cannot deadlock on each other; then the log's counter row, as every send takes it after
+        // its chat (`PostgresAccess.locking`), and the caller numbers the batch's events from its
+        // head. The contexts are read by a statement after the locks, with a fresh snapshot, as in
+        // migration 7. An empty client message id stands for none (ids are 1–128 bytes).
+        [
+            """
+            CREATE FUNCTION vestnik_sending_contexts(p_chats TEXT[], p_senders TEXT[], p_client_message_ids BYTEA[])
+            RETURNS TABLE (
+                ord BIGINT, id TEXT, kind TEXT, title TEXT, description TEXT, created_by TEXT, created_at BIGINT, member_count BIGINT,
+                last_message_seq BIGINT, last_activity_at BIGINT,
+                user_id TEXT, role TEXT, joined_at BIGINT, read_seq BIGINT, member_ids TEXT[], has_bots BOOLEAN, existing_id TEXT,
+                head_seq BIGINT
+            )
+            LANGUAGE plpgsql VOLATILE AS $$
+            #variable_conflict use_column
+            DECLARE
+                head BIGINT;
+            BEGIN
+                -- Only members take a chat's row lock: anyone else could hold it up by guessing ids.
+                PERFORM 1 FROM chats c
+                WHERE c.id IN (
+                    SELECT u.chat FROM unnest(p_chats, p_senders) AS u(chat, sender)
+                    WHERE EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = u.chat AND s.user_id = u.sender))
+                ORDER BY c.id
+                FOR NO KEY UPDATE;
+                IF NOT FOUND THEN
+                    RETURN;
+                END IF;
+                SELECT l.head_seq INTO head FROM log_state l WHERE l.id = 1 FOR UPDATE;
+                RETURN QUERY
+                SELECT u.ord, c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq,
+                  c.last_activity_at, m.user_id, m.role, m.joined_at, m.read_seq,
+                  ARRAY(SELECT a.user_id FROM chat_members a WHERE a.chat_id = c.id),
+                  EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = c.id),
+                  (SELECT x.id FROM messages x
+                   WHERE x.chat_id = c.id AND x.sender_id = m.user_id AND x.client_message_id = NULLIF(u.client_message_id, ''::bytea)),
+                  head
+                FROM unnest(p_chats, p_senders, p_client_message_ids) WITH ORDINALITY AS u(chat, sender, client_message_id, ord)
+                JOIN chats c ON c.id = u.chat
+                JOIN chat_members m ON m.chat_id = u.chat AND m.user_id = u.sender;
+            END
+            $$
+            """
+        ],
     ]
 }

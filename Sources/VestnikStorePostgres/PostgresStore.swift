@@ -57,14 +57,16 @@ package final class PostgresStore: Store, Service {
         // every session's visibility checks consult `pg_subtrans`.
         writer = GroupCommit(
             maxBatch: 64,
-            transaction: { writes in
+            transaction: { intents, writes in
                 // The single writer's round trips run back to back: its code runs on the
                 // connection's event loop (EventLoopTaskExecutor).
                 try await Self.transaction(
                     client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
                     onConnectionLoop: true
                 ) {
-                    try await writes($0)
+                    // Announced sends: their contexts in one round trip, their inserts in another
+                    // (decision 0011).
+                    try await writes(try await $0.deferringSends(intents))
                 }
             },
             savepoint: { access, step in
@@ -77,7 +79,8 @@ package final class PostgresStore: Store, Service {
                 case .release: break
                 case .rollBack: try await access.rows("ROLLBACK TO SAVEPOINT write")
                 }
-            })
+            },
+            beforeCommit: { access in try await access.settleDeferredSends() })
     }
 
     /// Creates the store from a `postgres://user:password@host:port/database` URL.
@@ -143,9 +146,14 @@ package final class PostgresStore: Store, Service {
         try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { try await body($0) }
     }
 
-    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
-        try await writer.write { try await body($0) }
+    package func write<T: Sendable>(intent: WriteIntent?, _ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+        try await writer.write(intent: intent) { try await body($0) }
     }
+
+    /// Writes waiting for the next batch (tests line writes up into one batch with it).
+    package var queuedWrites: Int { writer.queuedWrites }
+    /// Batches that ran again after a failure in them (``GroupCommit/reruns``).
+    package var batchReruns: Int { writer.reruns }
 
     package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
         // One snapshot for the events and their recipients.

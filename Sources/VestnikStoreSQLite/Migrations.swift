@@ -180,5 +180,7 @@ enum SQLiteMigrations {
         // 7: PostgreSQL only (a server-side function for a send's context, decision 0009); here
         // nothing, so that both stores keep one numbering.
         "",
+        // 8: PostgreSQL only (the contexts of a batch of sends in one call, decision 0011).
+        "",
     ]
 }

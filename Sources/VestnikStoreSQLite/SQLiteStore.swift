@@ -25,7 +25,8 @@ package final class SQLiteStore: Store {
         try Self.migrate(writerConnection)
         let writerPool = ConnectionPool([writerConnection])
         writer = GroupCommit(
-            transaction: { writes in
+            // Intents are for adapters that pay a round trip per statement; SQLite's cost none.
+            transaction: { _, writes in
                 try await writerPool.with { box in
                     // IMMEDIATE takes the write lock up front, so the transaction never fails
                     // half-way because another process (the admin CLI) started writing.
@@ -82,7 +83,7 @@ package final class SQLiteStore: Store {
         try await transaction(on: readers, begin: "BEGIN") { try await body($0) }
     }
 
-    package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+    package func write<T: Sendable>(intent: WriteIntent?, _ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
         try await writer.write { try await body($0) }
     }
 

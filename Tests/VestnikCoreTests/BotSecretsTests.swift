@@ -128,9 +128,9 @@ final class CountingStore: Store {
 
     func read<T: Sendable>(_ body: @Sendable (any StoreReader) async throws -> T) async throws -> T { try await base.read(body) }
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
+    func write<T: Sendable>(intent: WriteIntent?, _ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
         count.withLock { $0 += 1 }
-        return try await base.write(body)
+        return try await base.write(intent: intent, body)
     }
 
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {

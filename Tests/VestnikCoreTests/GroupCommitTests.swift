@@ -19,7 +19,7 @@ import VestnikModel
         func groupCommit() -> GroupCommit<Ledger> {
             GroupCommit<Ledger>(
                 maxBatch: 8,
-                transaction: { writes in
+                transaction: { _, writes in
                     let number = self.state.withLock { state in
                         state.open = []
                         state.transactions += 1

@@ -9,7 +9,7 @@ import VestnikStoreTesting
 
 /// A PostgreSQL server the tests may create and drop databases on, e.g.
 /// `postgres://postgres@127.0.0.1:25432/postgres`. Each test gets a database of its own.
-private let serverURL: String? = ProcessInfo.processInfo.environment["VESTNIK_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+let serverURL: String? = ProcessInfo.processInfo.environment["VESTNIK_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
 
 // Without a server the whole suite is reported as skipped (with this reason), not as passed.
 @Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"))
@@ -235,7 +235,7 @@ struct PostgresStoreConfigurationTests {
 // MARK: Harness
 
 /// Runs one statement on its own connection (DDL the store has no call for).
-private func execute(_ sql: String, on configuration: PostgresStoreConfiguration) async throws {
+func execute(_ sql: String, on configuration: PostgresStoreConfiguration) async throws {
     let connection = try await PostgresConnection.connect(
         configuration: PostgresConnection.Configuration(
             host: configuration.host, port: configuration.port, username: configuration.username, password: configuration.password,
@@ -252,7 +252,7 @@ private func execute(_ sql: String, on configuration: PostgresStoreConfiguration
 
 /// Creates a uniquely named database (`vt_<random>`) on the test server, runs `body` with its
 /// configuration and drops it afterwards (`WITH (FORCE)`, so a leftover connection cannot keep it).
-private func withFreshDatabase<T: Sendable>(_ body: (PostgresStoreConfiguration) async throws -> T) async throws -> T {
+func withFreshDatabase<T: Sendable>(_ body: (PostgresStoreConfiguration) async throws -> T) async throws -> T {
     let server = try PostgresStoreConfiguration(url: try #require(serverURL), poolSize: 4)
     let name = "vt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     try await PostgresDatabaseAdmin.createDatabase(name, on: server)
@@ -268,7 +268,7 @@ private func withFreshDatabase<T: Sendable>(_ body: (PostgresStoreConfiguration)
 }
 
 /// Runs a store's connection pool for the duration of `body`, then shuts it down.
-private func withRunningStore<T: Sendable>(_ configuration: PostgresStoreConfiguration, _ body: (PostgresStore) async throws -> T)
+func withRunningStore<T: Sendable>(_ configuration: PostgresStoreConfiguration, _ body: (PostgresStore) async throws -> T)
     async throws -> T
 {
     let store = PostgresStore(configuration: configuration)
