@@ -87,51 +87,66 @@ private func receiveDecoding(_ client: VestnikClient, recorder: Recorder?, marke
 /// generator shares the two cores with the server, and decoding 20 copies of every message into
 /// wire types would cost it more CPU than the server spends (measured: `--sdk-receivers`).
 private func receiveRaw(server: URL, token: String, recorder: Recorder?, marker: String, ready: ReadyCounter, sender: StreamSender) async {
-    let url = server.absoluteString.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/stream"
-    var configuration = WebSocketClientConfiguration(maxFrameSize: 1 << 22, autoPing: .disabled)
-    configuration.additionalHeaders[.authorization] = "Bearer \(token)"
-    let needle = Array("\"text\":\"\(marker)".utf8)
-    let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
-    // Event frames are written by hand with this prefix (see `StreamFrames.event`).
-    let eventPrefix = Array("{\"type\":\"event\"".utf8)
-    let ackType = Array("\"type\":\"ack\"".utf8)
-    let nackType = Array("\"type\":\"nack\"".utf8)
-    let refKey = Array("\"ref\":\"".utf8)
-    let readyType = Array("\"ready\"".utf8)
-    /// What one frame says, worked out from its bytes without copying them out of the frame.
-    enum Seen { case none, ready, event(Int), ack(Int), nack }
-    _ = try? await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
-        sender.attach(outbound)
+    do {
+        let channel = try await RawStream.connect(server: server, token: token, maxFrameSize: 1 << 22) {
+            GroupFrameHandler(recorder: recorder, marker: marker, ready: ready, sender: sender)
+        }
+        sender.attach(channel)
         defer { sender.fail() }
-        var isReady = false
-        // The server sends every frame whole; fragments are joined here all the same.
-        var fragments = ByteBuffer()
-        for try await frame in inbound {
-            var data = frame.data
-            if !frame.fin || fragments.readableBytes > 0 {
-                fragments.writeBuffer(&data)
-                guard frame.fin else { continue }
-                data = fragments
-                fragments = ByteBuffer()
-            }
-            guard frame.opcode == .text || frame.opcode == .continuation else { continue }
-            let seen: Seen = data.withUnsafeReadableBytes { bytes in
-                if !isReady { return bytes.firstRange(of: readyType) != nil ? .ready : .none }
-                if bytes.starts(with: eventPrefix) { return numberAfter(needle, in: bytes).map(Seen.event) ?? .none }
-                // An ack needs no decoding: its ref (one of the sender's numbers) is all it says
-                // that matters here. Control frames are encoded with Codable, keys in no fixed order.
-                if bytes.firstRange(of: ackType) != nil { return numberAfter(refKey, in: bytes).map(Seen.ack) ?? .none }
-                return bytes.firstRange(of: nackType) != nil ? .nack : .none
-            }
-            switch seen {
-            case .none: break
-            case .ready:
-                isReady = true
-                await ready.increment()
-            case .event(let index): recorder?.seen(index, at: .now)
-            case .ack(let ref): sender.acknowledged(ref: String(ref))
-            case .nack: sender.answered(try VestnikJSON.decode(ServerFrame.self, from: Data(data.readableBytesView)))
-            }
+        try await withTaskCancellationHandler {
+            try await channel.closeFuture.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+    } catch {
+        sender.fail()
+    }
+}
+
+/// What the `group` receivers look for in each frame, worked out from its bytes in place.
+private final class GroupFrameHandler: StreamFrameHandler {
+    private let recorder: Recorder?
+    private let ready: ReadyCounter
+    private let sender: StreamSender
+    private let needle: [UInt8]
+    private var isReady = false
+
+    // Event frames are written by hand with this prefix (see `StreamFrames.event`).
+    private static let eventPrefix = Array("{\"type\":\"event\"".utf8)
+    private static let ackType = Array("\"type\":\"ack\"".utf8)
+    private static let nackType = Array("\"type\":\"nack\"".utf8)
+    private static let refKey = Array("\"ref\":\"".utf8)
+    private static let readyType = Array("\"ready\"".utf8)
+
+    init(recorder: Recorder?, marker: String, ready: ReadyCounter, sender: StreamSender) {
+        self.recorder = recorder
+        self.ready = ready
+        self.sender = sender
+        needle = Array("\"text\":\"\(marker)".utf8)
+    }
+
+    /// What one frame says.
+    private enum Seen { case none, ready, event(Int), ack(Int), nack }
+
+    override func received(_ frame: ByteBuffer) {
+        let seen: Seen = frame.withUnsafeReadableBytes { bytes in
+            if !isReady { return bytes.firstRange(of: Self.readyType) != nil ? .ready : .none }
+            if bytes.starts(with: Self.eventPrefix) { return numberAfter(needle, in: bytes).map(Seen.event) ?? .none }
+            // An ack needs no decoding: its ref (one of the sender's numbers) is all it says
+            // that matters here. Control frames are encoded with Codable, keys in no fixed order.
+            if bytes.firstRange(of: Self.ackType) != nil { return numberAfter(Self.refKey, in: bytes).map(Seen.ack) ?? .none }
+            return bytes.firstRange(of: Self.nackType) != nil ? .nack : .none
+        }
+        switch seen {
+        case .none: break
+        case .ready:
+            isReady = true
+            let ready = ready
+            Task { await ready.increment() }
+        case .event(let index): recorder?.seen(index, at: .now)
+        case .ack(let ref): sender.acknowledged(ref: String(ref))
+        case .nack:
+            if let decoded = try? VestnikJSON.decode(ServerFrame.self, from: Data(frame.readableBytesView)) { sender.answered(decoded) }
         }
     }
 }
@@ -155,36 +170,33 @@ extension VestnikClient: MessageSender {
 /// Sends `send` frames on one open stream and matches the `ack`/`nack` frames to them by `ref`.
 final class StreamSender: MessageSender {
     private struct State {
-        var outbound: WebSocketOutboundWriter?
+        var channel: (any Channel)?
         var waiting: [String: CheckedContinuation<Void, any Error>] = [:]
         var nextRef = 0
         var failed = false
     }
     private let state = Mutex(State())
 
-    func attach(_ outbound: WebSocketOutboundWriter) { state.withLock { $0.outbound = outbound } }
+    func attach(_ channel: any Channel) { state.withLock { $0.channel = channel } }
 
     func send(chatID: ChatID, text: String) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let prepared = state.withLock { state -> (WebSocketOutboundWriter, String)? in
-                guard !state.failed, let outbound = state.outbound else { return nil }
+            let prepared = state.withLock { state -> ((any Channel), String)? in
+                guard !state.failed, let channel = state.channel else { return nil }
                 state.nextRef += 1
                 let ref = String(state.nextRef)
                 state.waiting[ref] = continuation
-                return (outbound, ref)
+                return (channel, ref)
             }
-            guard let (outbound, ref) = prepared else {
+            guard let (channel, ref) = prepared else {
                 continuation.resume(throwing: BenchError("the stream is not open"))
                 return
             }
-            let frame = ClientFrame(type: .send, chatID: chatID, ref: ref, message: SendMessageRequest(text: text))
-            Task {
-                do {
-                    let data = try VestnikJSON.encode(frame)
-                    try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
-                } catch {
-                    self.resume(ref, with: .failure(error))
-                }
+            do {
+                let data = try VestnikJSON.encode(ClientFrame(type: .send, chatID: chatID, ref: ref, message: SendMessageRequest(text: text)))
+                RawStream.writeText(data, on: channel).whenFailure { self.resume(ref, with: .failure($0)) }
+            } catch {
+                resume(ref, with: .failure(error))
             }
         }
     }

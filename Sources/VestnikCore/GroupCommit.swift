@@ -206,6 +206,7 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                     // The transaction failed while preparing for the announced writes (the
                     // adapter's batched read, which may meet a deadlock like any statement):
                     // run them again without preparation rather than fail them all for it.
+                    isolatedBatchesLeft.store(Self.isolatedBatchesAfterFailure, ordering: .relaxed)
                     isolated = true
                     continue
                 }

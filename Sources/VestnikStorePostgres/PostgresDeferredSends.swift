@@ -74,10 +74,15 @@ final class DeferredSends: Sendable {
         for row in rows {
             let c = Columns(row)
             let ordinal = Int(try c.int(0)) - 1
-            guard intents.indices.contains(ordinal), case .send(let chatID, let sender, let clientMessageID) = intents[ordinal],
-                let chat = try access.chat(c, offset: 1), let member = try access.member(c, offset: 10), chat.id == chatID,
-                member.userID == sender
-            else { throw StoreError.backend("the batched sending contexts returned an unexpected row") }
+            guard intents.indices.contains(ordinal), case .send(let chatID, let sender, let clientMessageID) = intents[ordinal] else {
+                throw StoreError.backend("the batched sending contexts returned an unexpected row")
+            }
+            // A row this node cannot read (a chat kind or role a newer node wrote) is no chat to
+            // it, as on the per-send path.
+            guard let chat = try access.chat(c, offset: 1), let member = try access.member(c, offset: 10) else { continue }
+            guard chat.id == chatID, member.userID == sender else {
+                throw StoreError.backend("the batched sending contexts returned an unexpected row")
+            }
             let head = try c.int(17)
             let state = deferred ?? DeferredSends(head: head)
             deferred = state

@@ -274,7 +274,8 @@ enum PostgresMigrations {
         // cannot deadlock on each other; then the log's counter row, as every send takes it after
         // its chat (`PostgresAccess.locking`), and the caller numbers the batch's events from its
         // head. The contexts are read by a statement after the locks, with a fresh snapshot, as in
-        // migration 7. An empty client message id stands for none (ids are 1–128 bytes).
+        // migration 7, and only for the chats locked. An empty client message id stands for none
+        // (ids are 1–128 bytes).
         [
             """
             CREATE FUNCTION vestnik_sending_contexts(p_chats TEXT[], p_senders TEXT[], p_client_message_ids BYTEA[])
@@ -288,15 +289,18 @@ enum PostgresMigrations {
             #variable_conflict use_column
             DECLARE
                 head BIGINT;
+                locked TEXT[];
             BEGIN
                 -- Only members take a chat's row lock: anyone else could hold it up by guessing ids.
-                PERFORM 1 FROM chats c
-                WHERE c.id IN (
-                    SELECT u.chat FROM unnest(p_chats, p_senders) AS u(chat, sender)
-                    WHERE EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = u.chat AND s.user_id = u.sender))
-                ORDER BY c.id
-                FOR NO KEY UPDATE;
-                IF NOT FOUND THEN
+                SELECT array_agg(l.id) INTO locked FROM (
+                    SELECT c.id FROM chats c
+                    WHERE c.id IN (
+                        SELECT u.chat FROM unnest(p_chats, p_senders) AS u(chat, sender)
+                        WHERE EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = u.chat AND s.user_id = u.sender))
+                    ORDER BY c.id
+                    FOR NO KEY UPDATE
+                ) l;
+                IF locked IS NULL THEN
                     RETURN;
                 END IF;
                 SELECT l.head_seq INTO head FROM log_state l WHERE l.id = 1 FOR UPDATE;
@@ -310,7 +314,10 @@ enum PostgresMigrations {
                   head
                 FROM unnest(p_chats, p_senders, p_client_message_ids) WITH ORDINALITY AS u(chat, sender, client_message_id, ord)
                 JOIN chats c ON c.id = u.chat
-                JOIN chat_members m ON m.chat_id = u.chat AND m.user_id = u.sender;
+                JOIN chat_members m ON m.chat_id = u.chat AND m.user_id = u.sender
+                -- A sender who joined while this waited for a lock: their chat is not locked
+                -- here, so their send is left to the per-send path.
+                WHERE c.id = ANY(locked);
             END
             $$
             """

@@ -65,8 +65,11 @@ package final class PostgresStore: Store, Service {
                     onConnectionLoop: true
                 ) {
                     // Announced sends: their contexts in one round trip, their inserts in another
-                    // (decision 0011).
-                    try await writes(try await $0.deferringSends(intents))
+                    // (decision 0011). `beforeCommit` writes the held inserts; settling again here
+                    // (a no-op then) keeps this transaction from committing without them.
+                    let access = try await $0.deferringSends(intents)
+                    try await writes(access)
+                    try await access.settleDeferredSends()
                 }
             },
             savepoint: { access, step in

@@ -106,6 +106,62 @@ import VestnikModel
         #expect(transactions < 30)
     }
 
+    /// What a failing step of an adapter's batch preparation must cost: one more run of the
+    /// batch, isolated and without intents (where the adapter defers nothing), and no write's
+    /// outcome. Flavours: the held writes fail before the commit, or the preparation fails
+    /// before the first write.
+    @Test("a batch's leading intents reach its transaction; a failing beforeCommit or preparation runs it again isolated, without intents", arguments: [true, false])
+    func intentsAndBatchPreparation(failBeforeCommit: Bool) async throws {
+        struct PreparationFailed: Error {}
+        struct Access: Sendable {}
+        final class Record: Sendable {
+            let intentsSeen = Mutex<[[WriteIntent]]>([])
+            let failures = Mutex(1)
+            let committed = Mutex<[Int]>([])
+            let open = Mutex<[Int]>([])
+            let announced = Atomic<Bool>(false)
+            func fail() -> Bool { failures.withLock { left in defer { left = max(0, left - 1) }; return left > 0 } }
+        }
+        let record = Record()
+        let writer = GroupCommit<Access>(
+            maxBatch: 8,
+            transaction: { intents, writes in
+                record.intentsSeen.withLock { $0.append(intents) }
+                record.announced.store(!intents.isEmpty, ordering: .relaxed)
+                record.open.withLock { $0 = [] }
+                if !failBeforeCommit, !intents.isEmpty, record.fail() { throw PreparationFailed() }
+                try await writes(Access())
+                let done = record.open.withLock { $0 }
+                record.committed.withLock { $0 += done }
+            },
+            savepoint: { _, _ in },
+            beforeCommit: { _ in if failBeforeCommit, record.announced.load(ordering: .relaxed), record.fail() { throw PreparationFailed() } })
+        let chat = ChatID.random(), alice = UserID.random(), bob = UserID.random()
+        let first = WriteIntent.send(chat: chat, sender: alice, clientMessageID: nil)
+        let second = WriteIntent.send(chat: chat, sender: bob, clientMessageID: "b")
+        // A write that holds the writer until three more queued behind it, in this order: two
+        // announced sends, a write without an intent, and another announced send.
+        let release = Atomic<Bool>(false)
+        let holder = Task { try await writer.write { _ in while !release.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(1)) } } }
+        while record.intentsSeen.withLock({ $0.count }) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        var tasks: [Task<Int, any Error>] = []
+        for (value, intent) in [(1, Optional(first)), (2, Optional(second)), (3, nil), (4, Optional(first))] {
+            let queued = writer.queuedWrites
+            tasks.append(Task { try await writer.write(intent: intent) { _ in record.open.withLock { $0.append(value) }; return value } })
+            while writer.queuedWrites == queued { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        release.store(true, ordering: .relaxed)
+        try await holder.value
+        var returned: [Int] = []
+        for task in tasks { returned.append(try await task.value) }
+        #expect(returned == [1, 2, 3, 4])
+        // The holder's batch had no intents; the batch got the intents of its leading writes
+        // (up to the first write without one), and its second, isolated run got none.
+        #expect(record.intentsSeen.withLock { $0 } == [[], [first, second], []])
+        #expect(record.committed.withLock { $0 } == [1, 2, 3, 4])
+        #expect(writer.reruns == 1)
+    }
+
     @Test("a batch without failures uses no savepoints; after a failure the batch runs again isolated, and so do the next ones")
     func savepointsOnlyAfterAFailure() async throws {
         let ledger = Ledger()
