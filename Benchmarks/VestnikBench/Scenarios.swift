@@ -293,6 +293,15 @@ func runGroup(
         let values = servers.compactMap { $0.rssBytes() }
         return values.count == servers.count ? values.reduce(0, +) : nil
     }
+    func totalBatching() async -> (writes: Double, batches: Double)? {
+        var sum = (writes: 0.0, batches: 0.0)
+        for server in servers {
+            guard let counted = await server.writeBatching() else { return nil }
+            sum = (sum.writes + counted.writes, sum.batches + counted.batches)
+        }
+        return sum
+    }
+    let batchingBefore = await totalBatching()
     let cpuBefore = totalCPU()
     let clientCPUBefore = ownCPUSeconds()
     let rssBefore = totalRSS()
@@ -318,6 +327,10 @@ func runGroup(
     }
     // The load generator shares the two cores with the server; its share bounds the result too.
     figures["client CPU µs per message"] = clientCPU / Double(max(1, recorder.ackedCount)) * 1e6
+    // How many writes each durable commit carried (the store's single writer batches them).
+    if let before = batchingBefore, let after = await totalBatching(), after.batches > before.batches {
+        figures["writes per commit"] = (after.writes - before.writes) / (after.batches - before.batches)
+    }
     if let rss = totalRSS() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     return ScenarioResult(

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Foundation
 import VestnikAPI
+import VestnikKit
 
 /// The server being measured: a `vestnik serve` child process the bench starts, or an external
 /// one given by URL (then its data directory is needed to create users through the admin path).
@@ -136,6 +138,22 @@ struct ServerUnderTest {
     }
 
     /// CPU seconds (user + system) the server process has used so far.
+    /// The store's write-batching counters (`GET /metrics`, which the server serves to this
+    /// host): writes and batches committed so far; nil if unavailable.
+    func writeBatching() async -> (writes: Double, batches: Double)? {
+        var request = HTTPClientRequest(url: url.absoluteString + "/metrics")
+        request.method = .GET
+        guard let response = try? await VestnikClient.defaultHTTPClient.execute(request, timeout: .seconds(10)), response.status == .ok,
+            let body = try? await response.body.collect(upTo: 4 << 20)
+        else { return nil }
+        let text = String(buffer: body)
+        func value(_ name: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        guard let writes = value("vestnik_store_writes_total"), let batches = value("vestnik_store_write_batches_total") else { return nil }
+        return (writes, batches)
+    }
+
     func cpuSeconds() -> Double? {
         guard let pid = process?.processIdentifier,
             let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -66,6 +66,14 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     /// transaction, so a steady rise means writes keep failing or an adapter's batching does.
     package var reruns: Int { rerunCount.load(ordering: .relaxed) }
     private let rerunCount = Atomic<Int>(0)
+    private let batchCount = Atomic<Int>(0)
+    private let writeCount = Atomic<Int>(0)
+
+    /// Totals since start, for operators (`GET /metrics`).
+    package var statistics: WriteBatchStatistics {
+        WriteBatchStatistics(
+            batches: batchCount.load(ordering: .relaxed), writes: writeCount.load(ordering: .relaxed), reruns: rerunCount.load(ordering: .relaxed))
+    }
     private let transaction: Transaction
     private let savepoint: Savepoint
     private let beforeCommit: BeforeCommit
@@ -152,6 +160,8 @@ package final class GroupCommit<Access: Sendable>: Sendable {
         var isolated = isolatedBatchesLeft.load(ordering: .relaxed) > 0
         if isolated { isolatedBatchesLeft.subtract(1, ordering: .relaxed) }
         var firstRun = true
+        batchCount.add(1, ordering: .relaxed)
+        writeCount.add(batch.count, ordering: .relaxed)
         while !remaining.isEmpty {
             if !firstRun { rerunCount.add(1, ordering: .relaxed) }
             firstRun = false
@@ -214,5 +224,24 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 return
             }
         }
+    }
+}
+
+/// How a store's writes were batched (``GroupCommit``), counted since the process started.
+///
+/// Why operators want it: `writes / batches` is the number of writes each durable commit
+/// carried, and reruns count batches that ran again because a write in them failed.
+package struct WriteBatchStatistics: Sendable, Hashable {
+    /// Batches committed (or failed), each counted once however often it ran.
+    package var batches: Int
+    /// Writes that joined a batch.
+    package var writes: Int
+    /// Extra runs of a batch after a failure in it.
+    package var reruns: Int
+
+    package init(batches: Int = 0, writes: Int = 0, reruns: Int = 0) {
+        self.batches = batches
+        self.writes = writes
+        self.reruns = reruns
     }
 }

@@ -24,6 +24,8 @@ package protocol Store: Sendable {
     /// The session a token hash names, and whether its user is blocked: what every authenticated
     /// request asks first, so an adapter may answer it in one statement.
     func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord?
+    /// How this process's writes were batched so far.
+    var writeStatistics: WriteBatchStatistics { get }
 }
 
 /// A session found by its token hash, with the one fact about its user that authentication needs.
@@ -39,6 +41,9 @@ package struct AuthenticationRecord: Sendable, Hashable {
 }
 
 extension Store {
+    /// A store that does not batch reports nothing.
+    package var writeStatistics: WriteBatchStatistics { WriteBatchStatistics() }
+
     /// A write without an announced intent.
     package func write<T: Sendable>(_ body: @escaping @Sendable (any StoreWriter) async throws -> T) async throws -> T {
         try await write(intent: nil, body)

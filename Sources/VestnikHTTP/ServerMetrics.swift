@@ -1,5 +1,7 @@
 import Foundation
 import Prometheus
+import Synchronization
+import VestnikCore
 
 /// The server's Prometheus metrics, exposed at `GET /metrics`.
 package final class ServerMetrics: Sendable {
@@ -11,8 +13,16 @@ package final class ServerMetrics: Sendable {
     package let streamConnections: Gauge
     package let streamConnectionsTotal: Counter
     package let slowConsumerDisconnects: Counter
+    private let writeBatches: Counter
+    private let writes: Counter
+    private let writeBatchReruns: Counter
+    /// The store's batching totals, read at every scrape (``render()``).
+    private let writeStatistics: @Sendable () -> WriteBatchStatistics
+    /// What the counters were last advanced to.
+    private let reported = Mutex(WriteBatchStatistics())
 
-    package init() {
+    package init(writeStatistics: @escaping @Sendable () -> WriteBatchStatistics = { WriteBatchStatistics() }) {
+        self.writeStatistics = writeStatistics
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -27,6 +37,11 @@ package final class ServerMetrics: Sendable {
         streamConnectionsTotal = registry.makeCounter(descriptor: name("stream_connections", "total", "Realtime stream connections accepted."))
         slowConsumerDisconnects = registry.makeCounter(
             descriptor: name("stream_slow_consumer_disconnects", "total", "Streams closed because the client did not keep up."))
+        writeBatches = registry.makeCounter(
+            descriptor: name("store_write_batches", "total", "Write transactions of the store's single writer (each durable commit carries a batch)."))
+        writes = registry.makeCounter(descriptor: name("store_writes", "total", "Writes committed in batches; divided by batches: writes per commit."))
+        writeBatchReruns = registry.makeCounter(
+            descriptor: name("store_write_batch_reruns", "total", "Batches run again because a write in them failed."))
     }
 
     func countResponse(status: Int) {
@@ -39,6 +54,15 @@ package final class ServerMetrics: Sendable {
 
     /// The Prometheus text exposition.
     package func render() -> [UInt8] {
+        // The store counts for itself; its counters advance here by what it counted since.
+        let now = writeStatistics()
+        let before = reported.withLock { reported in
+            defer { reported = now }
+            return reported
+        }
+        if now.batches > before.batches { writeBatches.increment(by: Int64(now.batches - before.batches)) }
+        if now.writes > before.writes { writes.increment(by: Int64(now.writes - before.writes)) }
+        if now.reruns > before.reruns { writeBatchReruns.increment(by: Int64(now.reruns - before.reruns)) }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer

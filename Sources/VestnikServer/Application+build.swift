@@ -55,7 +55,7 @@ package func buildApplication(
     let opened = try Backend.openStore(configuration, logger: logger)
     let store = opened.store
     let services = try await Backend.makeServices(store: store, configuration: configuration, logger: logger, relay: opened.relay)
-    let metrics = ServerMetrics()
+    let metrics = ServerMetrics(writeStatistics: { store.writeStatistics })
 
     var options = HTTPOptions()
     options.allowedOrigins = configuration.allowedOrigins

@@ -155,6 +155,8 @@ package final class PostgresStore: Store, Service {
 
     /// Writes waiting for the next batch (tests line writes up into one batch with it).
     package var queuedWrites: Int { writer.queuedWrites }
+
+    package var writeStatistics: WriteBatchStatistics { writer.statistics }
     /// Batches that ran again after a failure in them (``GroupCommit/reruns``).
     package var batchReruns: Int { writer.reruns }
 

@@ -90,6 +90,8 @@ package final class SQLiteStore: Store {
     /// Writes waiting for the next batch (tests line writes up into one batch with it).
     package var queuedWrites: Int { writer.queuedWrites }
 
+    package var writeStatistics: WriteBatchStatistics { writer.statistics }
+
     /// Runs `body` between `begin` and COMMIT on a connection from `pool`; rolls back if it throws.
     private func transaction<T: Sendable>(
         on pool: ConnectionPool, begin: String, _ body: @Sendable (SQLiteAccess) async throws -> T

@@ -52,13 +52,23 @@ struct HTTPContractTests {
         // API responses are written by Vestnik's own JSON encoder (VestnikResponseEncoder): the
         // headers Hummingbird's JSONEncoder conformance used to set, and snake_case keys.
         let (alice, _) = try await server.client("alice")
-        let me = try await Self.raw(server, .GET, "/api/v1/me", token: try #require(alice.token))
+        let me = try await Self.raw(server, .GET, "/api/v1/me", token: alice.token)
         #expect(me.status == 200)
         #expect(me.headers.first(name: "Content-Type") == "application/json; charset=utf-8")
         #expect(me.headers.first(name: "Content-Length") == String(me.body.count))
         let fields = try JSONSerialization.jsonObject(with: me.body) as? [String: Any]
         #expect(fields?["login"] as? String == "alice")
         #expect(fields?["display_name"] != nil)
+        // The store's write batching: the writes above (alice's account and session) show up in the
+        // counters of the next scrape.
+        let scraped = String(decoding: try await Self.raw(server, .GET, "/metrics").body, as: UTF8.self)
+        func value(_ name: String) -> Double? {
+            scraped.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        #expect((value("vestnik_store_writes_total") ?? 0) >= 1)
+        #expect((value("vestnik_store_write_batches_total") ?? 0) >= 1)
+        #expect((value("vestnik_store_writes_total") ?? 0) >= (value("vestnik_store_write_batches_total") ?? .infinity))
+        #expect(value("vestnik_store_write_batch_reruns_total") != nil)
     }
 
     @Test("missing, malformed and revoked tokens are 401 with a stable code")
