@@ -54,6 +54,7 @@ let package = Package(
                 "VestnikCore", "VestnikModel",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -149,6 +150,7 @@ let package = Package(
             dependencies: [
                 "VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -77,12 +77,20 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     private let transaction: Transaction
     private let savepoint: Savepoint
     private let beforeCommit: BeforeCommit
+    /// Where the leader runs, if not on the global executor (see `init`).
+    private let leaderExecutor: (any TaskExecutor)?
     /// An upper bound on one batch, so a steady stream of writes still commits regularly.
     private let maxBatch: Int
 
+    /// - Parameter leaderExecutor: where the task that runs the batches one after another lives.
+    ///   An adapter whose transactions run on one thread of their own (PostgreSQL's writer
+    ///   connection) passes that thread's executor, so a batch's end and the next one's start
+    ///   need no hop between threads; nil runs it on the global executor.
     package init(
-        maxBatch: Int = 128, transaction: @escaping Transaction, savepoint: @escaping Savepoint, beforeCommit: @escaping BeforeCommit = { _ in }
+        maxBatch: Int = 128, transaction: @escaping Transaction, savepoint: @escaping Savepoint, beforeCommit: @escaping BeforeCommit = { _ in },
+        leaderExecutor: (any TaskExecutor)? = nil
     ) {
+        self.leaderExecutor = leaderExecutor
         self.maxBatch = maxBatch
         self.transaction = transaction
         self.savepoint = savepoint
@@ -123,7 +131,11 @@ package final class GroupCommit<Access: Sendable>: Sendable {
             if startLeader {
                 // The leader outlives this call only while the queue is non-empty; it needs no
                 // owner because every write it runs has a caller waiting on its continuation.
-                Task { await self.commitBatches() }
+                if let executor = self.leaderExecutor {
+                    Task(executorPreference: executor) { await self.commitBatches() }
+                } else {
+                    Task { await self.commitBatches() }
+                }
             }
         }
     }

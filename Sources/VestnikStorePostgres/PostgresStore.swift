@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -33,6 +34,12 @@ package final class PostgresStore: Store, Service {
     static let migrationLockKey: Int64 = 0x5645_5354_4E49_4B31
 
     private let client: PostgresClient
+    /// The single writer's own connection, on an event-loop thread of its own, where the group
+    /// commit's leader runs too (decision 0011, "Later"): a batch's round trips, its commit and
+    /// the next batch's start follow each other on one thread, with no pool lease and no hop
+    /// between threads per batch, and client sockets never delay the writer's replies.
+    private let writerClient: PostgresClient
+    private let writerLoopGroup: MultiThreadedEventLoopGroup
     private let gate = PoolGate()
     /// Tags this store's event notifications, so its own listener can skip them: this process
     /// publishes its own commits in memory already (``listenForEvents(onListening:_:)``).
@@ -47,6 +54,10 @@ package final class PostgresStore: Store, Service {
         self.logger = logger
         let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
         self.client = client
+        let writerLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.writerLoopGroup = writerLoopGroup
+        let writerClient = PostgresClient(configuration: configuration.writerClientConfiguration, eventLoopGroup: writerLoopGroup, backgroundLogger: logger)
+        self.writerClient = writerClient
         let gate = gate
         let origin = origin
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
@@ -61,7 +72,7 @@ package final class PostgresStore: Store, Service {
                 // The single writer's round trips run back to back: its code runs on the
                 // connection's event loop (EventLoopTaskExecutor).
                 try await Self.transaction(
-                    client: client, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
+                    client: writerClient, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
                     onConnectionLoop: true
                 ) {
                     // Announced sends: their contexts in one round trip, their inserts in another
@@ -83,7 +94,8 @@ package final class PostgresStore: Store, Service {
                 case .rollBack: try await access.rows("ROLLBACK TO SAVEPOINT write")
                 }
             },
-            beforeCommit: { access in try await access.settleDeferredSends() })
+            beforeCommit: { access in try await access.settleDeferredSends() },
+            leaderExecutor: EventLoopTaskExecutor(writerLoopGroup.next()))
     }
 
     /// Creates the store from a `postgres://user:password@host:port/database` URL.
@@ -94,8 +106,18 @@ package final class PostgresStore: Store, Service {
     /// Runs the connection pool until the task is cancelled or a graceful shutdown is signalled.
     /// Queries wait for connections while this is not running.
     package func run() async {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.writerClient.run() }
+            await client.run()
+            group.cancelAll()
+        }
         gate.close()
+        try? await writerLoopGroup.shutdownGracefully()
+    }
+
+    deinit {
+        // A store whose `run()` never ran still owns the writer's thread.
+        writerLoopGroup.shutdownGracefully { _ in }
     }
 
     // MARK: Schema

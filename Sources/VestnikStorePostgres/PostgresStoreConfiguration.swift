@@ -89,6 +89,14 @@ package struct PostgresStoreConfiguration: Sendable {
         return configuration
     }
 
+    /// The single writer's client: one connection, kept open (see `PostgresStore.writerClient`).
+    var writerClientConfiguration: PostgresClient.Configuration {
+        var configuration = clientConfiguration
+        configuration.options.maximumConnections = 1
+        configuration.options.minimumConnections = 1
+        return configuration
+    }
+
     var connectionConfiguration: PostgresConnection.Configuration {
         PostgresConnection.Configuration(host: host, port: port, username: username, password: password, database: database, tls: .disable)
     }
