@@ -137,7 +137,6 @@ struct ServerUnderTest {
         try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 
-    /// CPU seconds (user + system) the server process has used so far.
     /// The store's write-batching counters (`GET /metrics`, which the server serves to this
     /// host): writes and batches committed so far; nil if unavailable.
     func writeBatching() async -> (writes: Double, batches: Double)? {
@@ -154,6 +153,7 @@ struct ServerUnderTest {
         return (writes, batches)
     }
 
+    /// CPU seconds (user + system) the server process has used so far.
     func cpuSeconds() -> Double? {
         guard let pid = process?.processIdentifier,
             let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -39,7 +39,7 @@ package final class ServerMetrics: Sendable {
             descriptor: name("stream_slow_consumer_disconnects", "total", "Streams closed because the client did not keep up."))
         writeBatches = registry.makeCounter(
             descriptor: name("store_write_batches", "total", "Write transactions of the store's single writer (each durable commit carries a batch)."))
-        writes = registry.makeCounter(descriptor: name("store_writes", "total", "Writes committed in batches; divided by batches: writes per commit."))
+        writes = registry.makeCounter(descriptor: name("store_writes", "total", "Writes that joined a batch; divided by batches: writes per commit."))
         writeBatchReruns = registry.makeCounter(
             descriptor: name("store_write_batch_reruns", "total", "Batches run again because a write in them failed."))
     }
@@ -54,11 +54,12 @@ package final class ServerMetrics: Sendable {
 
     /// The Prometheus text exposition.
     package func render() -> [UInt8] {
-        // The store counts for itself; its counters advance here by what it counted since.
-        let now = writeStatistics()
-        let before = reported.withLock { reported in
+        // The store counts for itself; its counters advance here by what it counted since. Read
+        // under the lock, so concurrent scrapes cannot both add the same writes.
+        let (before, now) = reported.withLock { reported in
+            let now = writeStatistics()
             defer { reported = now }
-            return reported
+            return (reported, now)
         }
         if now.batches > before.batches { writeBatches.increment(by: Int64(now.batches - before.batches)) }
         if now.writes > before.writes { writes.increment(by: Int64(now.writes - before.writes)) }

@@ -112,11 +112,12 @@ package final class PostgresStore: Store, Service {
             group.cancelAll()
         }
         gate.close()
-        try? await writerLoopGroup.shutdownGracefully()
     }
 
     deinit {
-        // A store whose `run()` never ran still owns the writer's thread.
+        // Not in `run()`: the group-commit leader of a write made after `run()` returned still
+        // starts on this loop and must reach the closed gate, which fails it at once; on a loop
+        // already shut down it would never run, and its caller would wait forever.
         writerLoopGroup.shutdownGracefully { _ in }
     }
 

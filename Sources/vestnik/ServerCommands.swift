@@ -33,7 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the messenger server.")
 
     @OptionGroup var data: DataOptions
-    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node for reads and other work, besides the writer's and the listener's (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
+    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node, besides the single writer's own (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
     @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env VESTNIK_PORT, default 8080).") var port: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?

@@ -232,6 +232,24 @@ struct PostgresStoreConformanceTests {
         }
     }
 
+    /// A service still writing while the store stops (a shutdown that cancels every service at
+    /// once) must get an error, not wait forever: shutdown would hang on it.
+    @Test("after the store stopped, writes and reads fail at once instead of waiting forever", .timeLimit(.minutes(1)))
+    func stoppedStoreFailsFast() async throws {
+        try await withFreshDatabase { configuration in
+            let store = PostgresStore(configuration: configuration)
+            let running = Task { await store.run() }
+            try await store.migrate()
+            #expect(try await store.write { try await $0.headSeq() } == .zero)
+            running.cancel()
+            await running.value
+            let started = ContinuousClock.now
+            await #expect(throws: StoreError.self) { try await store.write { try await $0.headSeq() } }
+            await #expect(throws: StoreError.self) { try await store.read { try await $0.headSeq() } }
+            #expect(ContinuousClock.now - started < .seconds(5))
+        }
+    }
+
     @Test("lookups by text containing U+0000 find nothing instead of failing")
     func nulInLookups() async throws {
         try await withFreshDatabase { configuration in
