@@ -187,6 +187,26 @@ struct SQLiteAccess: StoreWriter {
         ).compactMap { member($0) }
     }
 
+    /// Store's default asks the same questions, except whether bots are members: without that
+    /// answer every send looks for bots to notify, one more statement inside the single writer's
+    /// transaction, which is what bounds SQLite's throughput (decision 0005).
+    func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
+        guard let member = try await member(sender, of: chatID), let chat = try await chat(chatID) else { return nil }
+        var existing: Message?
+        if let clientMessageID { existing = try await message(in: chatID, sender: sender, clientMessageID: clientMessageID) }
+        var memberIDs: [UserID] = []
+        var hasBots = false
+        for row in try db.query(
+            "SELECT m.user_id, b.id IS NOT NULL FROM chat_members m LEFT JOIN bots b ON b.id = m.user_id WHERE m.chat_id = ?",
+            [.text(chatID.description)])
+        {
+            guard let id = UserID(row.text(0)) else { continue }
+            memberIDs.append(id)
+            if row.int(1) != 0 { hasBots = true }
+        }
+        return SendingContext(chat: chat, member: member, memberIDs: memberIDs, existing: existing, mayHaveBots: hasBots)
+    }
+
     func memberIDs(of chat: ChatID) async throws -> [UserID] {
         try db.query("SELECT user_id FROM chat_members WHERE chat_id = ?", [.text(chat.description)]).compactMap { UserID($0.text(0)) }
     }

@@ -77,7 +77,10 @@ extension StoreConformance {
         #expect(try await store.headSeq() == secondSeq)
         #expect(try await store.read { try await $0.chat(chat.id) }?.lastMessageSeq == 2)
 
-        // A chat with a bot member says so (a chat without may say either).
+        // A chat with a bot member says so. A chat without may say either by the contract; both
+        // adapters know, so that every send need not look for bots.
+        let withoutBot = try #require(try await store.write { try await $0.sendingContext(chat: chat.id, sender: alice.id, clientMessageID: nil) })
+        #expect(!withoutBot.mayHaveBots)
         var botDraft = makeUser("bot-sending-0001", name: "Helper")
         botDraft.kind = .botx
         let botUser = botDraft
