@@ -62,9 +62,8 @@ package final class GroupCommit<Access: Sendable>: Sendable {
 
     /// Writes waiting for the next batch (tests use it to line writes up deterministically).
     package var queuedWrites: Int { queue.withLock { $0.pending.count } }
-    /// How many times a batch ran again after a failure in it (see `commit`): each costs a
-    /// transaction, so a steady rise means writes keep failing or an adapter's batching does.
-    package var reruns: Int { rerunCount.load(ordering: .relaxed) }
+    /// Batches that ran again after a failure in them (see `commit`): each costs a transaction,
+    /// so a steady rise means writes keep failing or an adapter's batching does.
     private let rerunCount = Atomic<Int>(0)
     private let batchCount = Atomic<Int>(0)
     private let writeCount = Atomic<Int>(0)
@@ -203,15 +202,11 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                             throw WriteFailed(index: index)
                         }
                     }
-                    if isolated {
+                    do {
                         try await beforeCommit(access)
-                    } else {
-                        do {
-                            try await beforeCommit(access)
-                        } catch {
-                            // Past the last write: no write is to blame yet, so none leaves the batch.
-                            throw WriteFailed(index: writes.count)
-                        }
+                    } catch where !isolated {
+                        // Past the last write: no write is to blame yet, so none leaves the batch.
+                        throw WriteFailed(index: writes.count)
                     }
                 }
                 for pending in writes { pending.complete(nil) }

@@ -261,15 +261,6 @@ package protocol StoreReader: Sendable {
     func sendingContext(chat: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext?
 }
 
-extension StoreReader {
-    package func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
-        guard let member = try await member(sender, of: chatID), let chat = try await chat(chatID) else { return nil }
-        var existing: Message?
-        if let clientMessageID { existing = try await message(in: chatID, sender: sender, clientMessageID: clientMessageID) }
-        return SendingContext(chat: chat, member: member, memberIDs: try await memberIDs(of: chatID), existing: existing, mayHaveBots: true)
-    }
-}
-
 /// Changes; only inside ``Store/write(_:)``.
 package protocol StoreWriter: StoreReader {
     func insertUser(_ record: UserRecord, searchText: String) async throws

@@ -34,7 +34,7 @@ final class DeferredSends: Sendable {
         let clientMessageID: String?
     }
 
-    private struct MemberKey: Hashable {
+    struct MemberKey: Hashable {
         let chat: ChatID
         let user: UserID
     }
@@ -87,14 +87,15 @@ final class DeferredSends: Sendable {
             let state = deferred ?? DeferredSends(head: head)
             deferred = state
             found.insert(ordinal)
-            let memberIDs = try c.texts(14).compactMap(UserID.init)
+            // Every row of a chat carries its member ids; they are parsed once per chat.
+            let memberIDs = state.state.withLock { $0.memberIDs[chatID] == nil } ? try c.texts(14).compactMap(UserID.init) : nil
             let hasBots = try c.bool(15)
             let isRetry = try c.optionalText(16) != nil
             state.state.withLock { state in
                 let key = ContextKey(chat: chatID, sender: sender, clientMessageID: clientMessageID)
                 state.chats[chatID] = chat
                 state.members[MemberKey(chat: chatID, user: sender)] = member
-                state.memberIDs[chatID] = memberIDs
+                if let memberIDs { state.memberIDs[chatID] = memberIDs }
                 state.mayHaveBots[chatID] = hasBots
                 // A retry returns the stored original, which takes a read of the message.
                 if !isRetry { state.answered.insert(key) }
@@ -212,7 +213,7 @@ extension PostgresAccess {
         var replies: [String] = [], forwards: [String] = [], mentions: [String] = [], createdAts: [Int64] = []
         var clientMessageIDs: [ByteBuffer] = [], extras: [String] = []
         var seqs: [Int64] = [], eventAts: [Int64] = [], payloads: [ByteBuffer] = [], digests: [ByteBuffer] = []
-        var readers: [MemberKeyRow: Int64] = [:]
+        var readers: [DeferredSends.MemberKey: Int64] = [:]
         for send in held {
             let m = send.row.message
             ids.append(m.id.description)
@@ -232,12 +233,16 @@ extension PostgresAccess {
             payloads.append(ByteBuffer(bytes: send.entry.payload))
             digests.append(ByteBuffer(bytes: send.entry.audience.digest))
             if let reader = send.reader {
-                let key = MemberKeyRow(chat: m.chatID.description, user: reader.description)
+                let key = DeferredSends.MemberKey(chat: m.chatID, user: reader)
                 readers[key] = max(readers[key] ?? 0, m.chatSeq)
             }
         }
-        let readerChats = readers.keys.map(\.chat), readerUsers = readers.keys.map(\.user)
-        let readerSeqs = readers.keys.map { readers[$0] ?? 0 }
+        var readerChats: [String] = [], readerUsers: [String] = [], readerSeqs: [Int64] = []
+        for (key, seq) in readers {
+            readerChats.append(key.chat.description)
+            readerUsers.append(key.user.description)
+            readerSeqs.append(seq)
+        }
         let found = try await rows(
             """
             WITH input AS (
@@ -289,11 +294,6 @@ extension PostgresAccess {
                 seq: send.seq, payload: send.entry.payload, audienceID: try await storedAudience(send.entry.audience, at: send.entry.at),
                 at: send.entry.at)
         }
-    }
-
-    private struct MemberKeyRow: Hashable {
-        let chat: String
-        let user: String
     }
 }
 

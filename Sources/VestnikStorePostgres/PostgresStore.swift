@@ -180,8 +180,6 @@ package final class PostgresStore: Store, Service {
     package var queuedWrites: Int { writer.queuedWrites }
 
     package var writeStatistics: WriteBatchStatistics { writer.statistics }
-    /// Batches that ran again after a failure in them (``GroupCommit/reruns``).
-    package var batchReruns: Int { writer.reruns }
 
     package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
         // One snapshot for the events and their recipients.

@@ -187,9 +187,9 @@ struct SQLiteAccess: StoreWriter {
         ).compactMap { member($0) }
     }
 
-    /// Store's default asks the same questions, except whether bots are members: without that
-    /// answer every send looks for bots to notify, one more statement inside the single writer's
-    /// transaction, which is what bounds SQLite's throughput (decision 0005).
+    /// Whether bots are members comes with the member ids: without that answer every send would
+    /// look for bots to notify, one more statement inside the single writer's transaction, which
+    /// is what bounds SQLite's throughput (decision 0005).
     func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
         guard let member = try await member(sender, of: chatID), let chat = try await chat(chatID) else { return nil }
         var existing: Message?

@@ -159,7 +159,7 @@ import VestnikModel
         // (up to the first write without one), and its second, isolated run got none.
         #expect(record.intentsSeen.withLock { $0 } == [[], [first, second], []])
         #expect(record.committed.withLock { $0 } == [1, 2, 3, 4])
-        #expect(writer.reruns == 1)
+        #expect(writer.statistics.reruns == 1)
     }
 
     @Test("a batch without failures uses no savepoints; after a failure the batch runs again isolated, and so do the next ones")

@@ -136,7 +136,7 @@ struct PostgresBatchedSendTests {
                 }
                 // The batch ran once, through the batched statements (prepared on the pool's only
                 // connection): nothing fell back to the isolated path, which would hide a fault.
-                #expect(store.batchReruns == 0)
+                #expect(store.writeStatistics.reruns == 0)
                 let prepared = try await store.write { tx in
                     try await (tx as? PostgresAccess)?.rows("SELECT name FROM pg_prepared_statements").map { try Columns($0).text(0) } ?? []
                 }
@@ -152,7 +152,7 @@ struct PostgresBatchedSendTests {
                 #expect(refused.code == .chatNotFound)
                 #expect(try next[0].get().0.chatSeq + next[2].get().0.chatSeq == 4 + 5)
                 #expect(try await store.read { try await $0.messages(in: big, .latest, limit: 10) }.map(\.chatSeq) == [1, 2, 3, 4, 5])
-                #expect(store.batchReruns == 1)
+                #expect(store.writeStatistics.reruns == 1)
             }
         }
     }
@@ -184,7 +184,7 @@ struct PostgresBatchedSendTests {
                 #expect(Set(history.map(\.text)) == ["one", "two"])
                 #expect(try await store.read { try await $0.chat(chat) }?.lastMessageSeq == 2)
                 #expect(Set(try await fixture.createdEvents(after: start).map(\.id)) == [one.0.id, two.0.id])
-                #expect(store.batchReruns >= 1)
+                #expect(store.writeStatistics.reruns >= 1)
             }
         }
     }
@@ -207,7 +207,7 @@ struct PostgresBatchedSendTests {
                 let history = try await store.read { try await $0.messages(in: chat, .latest, limit: 10) }
                 #expect(history.map(\.chatSeq) == [1, 2, 3])
                 #expect(try await fixture.createdEvents(after: start).count == 3)
-                #expect(store.batchReruns == 1)
+                #expect(store.writeStatistics.reruns == 1)
             }
         }
     }
