@@ -150,7 +150,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
     func notification(_ request: Request, _ context: Context, sync: Bool) async throws -> Response {
         let bot = try await authenticate(request)
         let body = try await decode(BotXNotificationRequest.self, request)
-        let syncID = MessageID.random()
+        let syncID = MessageID.timeOrdered()
         do {
             let outgoing = try await outgoing(
                 body.notification, file: body.file, recipients: body.recipients, opts: body.opts, syncID: syncID)
@@ -169,7 +169,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
     @Sendable func internalNotification(_ request: Request, context: Context) async throws -> Response {
         let bot = try await authenticate(request)
         let body = try await decode(BotXInternalNotificationRequest.self, request)
-        let syncID = MessageID.random()
+        let syncID = MessageID.timeOrdered()
         do {
             try await services.bots.internalNotification(
                 data: body.data, opts: body.opts ?? .emptyObject, recipients: body.recipients, in: body.groupChatID, callback: syncID, as: bot)
@@ -183,7 +183,7 @@ package struct BotXController<Context: RequestContext>: Sendable {
     @Sendable func reply(_ request: Request, context: Context) async throws -> Response {
         let bot = try await authenticate(request)
         let body = try await decode(BotXReplyRequest.self, request)
-        let outgoing = try await outgoing(body.reply, file: body.file, recipients: nil, opts: body.opts, syncID: .random())
+        let outgoing = try await outgoing(body.reply, file: body.file, recipients: nil, opts: body.opts, syncID: .timeOrdered())
         _ = try await services.bots.reply(outgoing, to: body.sourceSyncID, as: bot)
         return BotXResponse.ok(.string("bot_reply_pushed"), status: .accepted)
     }

@@ -355,7 +355,7 @@ package struct BotService: Sendable {
         guard button.handler != "client" else { throw VestnikError.invalid("That button is handled by the client (it opens a link).") }
         let body = button.command ?? button.label
         var shown: Message?
-        var syncID = MessageID.random()
+        var syncID = MessageID.timeOrdered()
         // Refuse before anything is posted: a visible press for a bot that is disabled or gone would
         // otherwise leave the user's command in the chat with nobody to answer it. (The write below
         // checks again, for a bot disabled in between.)

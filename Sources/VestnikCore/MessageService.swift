@@ -98,7 +98,7 @@ package struct MessageService: Sendable {
                     in: messageText, explicit: outgoing.mentions, members: memberIDs, tx: tx, limit: limits.maxMembersPerRequest)
                 let message = try await Self.append(
                     Message(
-                        id: .random(), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
+                        id: .timeOrdered(), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
                         forwardedFrom: origin, mentions: mentions, createdAt: Date(), clientMessageID: outgoing.clientMessageID),
                     to: &chat, by: member, members: memberIDs, tx: tx, log: log)
                 if notifyBots, sending.mayHaveBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }

@@ -24,6 +24,30 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
         }
     }
 
+    /// A fresh identifier that sorts by creation time (UUID version 7: 48 bits of Unix
+    /// milliseconds, then 74 random bits).
+    ///
+    /// For rows created at a high rate and keyed by their id (messages): a new key lands at the
+    /// right edge of every index on it, so a commit of several messages dirties a few pages
+    /// instead of one random page per message and index. With SQLite that cut the WAL frames per
+    /// group-commit batch from ~18 to ~12 (together with not storing a message's text twice,
+    /// issue 3). The random part keeps ids unguessable; the time part says no more than the
+    /// message's own `created_at`.
+    public static func timeOrdered(at date: Date = Date()) -> Self {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        var milliseconds = UInt64(clamping: max(0, date.millisecondsSince1970))
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            for index in (0..<6).reversed() {
+                raw[index] = UInt8(truncatingIfNeeded: milliseconds)
+                milliseconds >>= 8
+            }
+            raw[6] = raw[6] & 0x0F | 0x70  // version 7
+            raw[8] = raw[8] & 0x3F | 0x80  // RFC 9562 variant
+            return Self(UUID(uuid: raw.load(as: uuid_t.self)))
+        }
+    }
+
     /// Parses the textual form (either case); `nil` if it is not a UUID.
     ///
     /// Hand-written because ids are parsed for every stored row and request: Foundation's

@@ -505,7 +505,11 @@ struct PostgresAccess: StoreWriter {
     }
 
     func edits(of message: MessageID) async throws -> [MessageEdit] {
-        try await rows("SELECT version, text, created_at FROM message_versions WHERE message_id = \(message.description) ORDER BY version")
+        try await rows(
+            """
+            SELECT 0::int8, text, created_at FROM messages WHERE id = \(message.description) AND edit_count = 0 AND deleted_at IS NULL
+            UNION ALL SELECT version::int8, text, created_at FROM message_versions WHERE message_id = \(message.description) ORDER BY 1
+            """)
             .map { row in
                 let c = Columns(row)
                 return MessageEdit(version: Int(try c.int(0)), text: try c.utf8(1), editedAt: try c.date(2))
@@ -534,16 +538,12 @@ struct PostgresAccess: StoreWriter {
 
     func insertMessage(_ m: Message) async throws {
         let row = try NewMessageRow(m)
-        try await rows(
-            """
-            WITH message AS (INSERT INTO messages (\(unescaped: Self.messageInsertColumns)) VALUES \(row))
-            INSERT INTO message_versions (message_id, version, text, created_at)
-            VALUES (\(m.id.description), 0, \(Data(m.text.utf8)), \(m.createdAt.millisecondsSince1970))
-            """)
+        // No version row: an unedited message's only version is the row itself (see `edits(of:)`).
+        try await rows("INSERT INTO messages (\(unescaped: Self.messageInsertColumns)) VALUES \(row)")
     }
 
     /// Everything a send stores, in one statement (one round trip instead of seven): the chat
-    /// row, the message and its version 0, the reader's position, the log counter and the event
+    /// row, the message, the reader's position, the log counter and the event
     /// with its notification. The statement's parts run in an order PostgreSQL chooses, except
     /// that the audience is looked up (and key-share locked) only after the counter row is
     /// locked, as `pruneEvents` needs (see there). A recipient set seen for the first time is not
@@ -556,10 +556,6 @@ struct PostgresAccess: StoreWriter {
                 """
                 WITH chat AS (UPDATE chats SET \(chatValues: chat) WHERE id = \(chat.id.description)),
                 message AS (INSERT INTO messages (\(unescaped: Self.messageInsertColumns)) VALUES \(row)),
-                version AS (
-                  INSERT INTO message_versions (message_id, version, text, created_at)
-                  VALUES (\(m.id.description), 0, \(Data(m.text.utf8)), \(m.createdAt.millisecondsSince1970))
-                ),
                 reader AS (
                   UPDATE chat_members SET read_seq = GREATEST(read_seq, \(m.chatSeq))
                   WHERE chat_id = \(chat.id.description) AND user_id = \(reader?.description)
@@ -598,6 +594,13 @@ struct PostgresAccess: StoreWriter {
 
     func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool {
         let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
+        // The first edit keeps the original as version 0 before it is overwritten.
+        try await rows(
+            """
+            INSERT INTO message_versions (message_id, version, text, created_at)
+            SELECT id, 0, text, created_at FROM messages WHERE id = \(message.description) AND edit_count = 0 AND deleted_at IS NULL
+            ON CONFLICT DO NOTHING
+            """)
         // Under READ COMMITTED the condition is re-checked on the newest row version after a
         // concurrent delete commits, so the edit cannot bring a tombstone back.
         let updated = try await rows(

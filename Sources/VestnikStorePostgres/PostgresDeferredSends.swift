@@ -267,7 +267,6 @@ extension PostgresAccess {
                 created_at, 0, NULLIF(client_message_id, ''::bytea), NULLIF(extras_json, '')
               FROM input
             ),
-            version AS (INSERT INTO message_versions (message_id, version, text, created_at) SELECT id, 0, text, created_at FROM input),
             reader AS (
               UPDATE chat_members SET read_seq = GREATEST(read_seq, u.seq)
               FROM unnest(\(readerChats)::text[], \(readerUsers)::text[], \(readerSeqs)::int8[]) AS u(chat_id, user_id, seq)

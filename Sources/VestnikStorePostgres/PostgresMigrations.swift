@@ -322,5 +322,10 @@ enum PostgresMigrations {
             $$
             """
         ],
+        // 9: a message's text is stored once: an unedited message has no version rows (its row
+        // is its only version), and the first edit stores the original as version 0.
+        [
+            "DELETE FROM message_versions v USING messages m WHERE v.version = 0 AND v.message_id = m.id AND m.edit_count = 0"
+        ],
     ]
 }

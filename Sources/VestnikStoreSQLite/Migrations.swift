@@ -182,5 +182,8 @@ enum SQLiteMigrations {
         "",
         // 8: PostgreSQL only (the contexts of a batch of sends in one call, decision 0011).
         "",
+        // 9: a message's text is stored once: an unedited message has no version rows (its row
+        // is its only version), and the first edit stores the original as version 0.
+        "DELETE FROM message_versions WHERE version = 0 AND message_id IN (SELECT id FROM messages WHERE edit_count = 0);",
     ]
 }

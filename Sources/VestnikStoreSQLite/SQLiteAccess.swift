@@ -397,7 +397,10 @@ struct SQLiteAccess: StoreWriter {
 
     func edits(of message: MessageID) async throws -> [MessageEdit] {
         try db.query(
-            "SELECT version, text, created_at FROM message_versions WHERE message_id = ? ORDER BY version", [.text(message.description)]
+            """
+            SELECT 0, text, created_at FROM messages WHERE id = ? AND edit_count = 0 AND deleted_at IS NULL
+            UNION ALL SELECT version, text, created_at FROM message_versions WHERE message_id = ? ORDER BY 1
+            """, [.text(message.description), .text(message.description)]
         ).map { MessageEdit(version: Int($0.int(0)), text: $0.text(1), editedAt: Date(millisecondsSince1970: $0.int(2))) }
     }
 
@@ -434,13 +437,17 @@ struct SQLiteAccess: StoreWriter {
                 optional(m.replyTo?.description), optional(forward), optional(mentions), .integer(m.createdAt.millisecondsSince1970),
                 optional(m.clientMessageID), optional(extras),
             ])
-        try db.query(
-            "INSERT INTO message_versions (message_id, version, text, created_at) VALUES (?, 0, ?, ?)",
-            [.text(m.id.description), .text(m.text), .integer(m.createdAt.millisecondsSince1970)])
+        // No version row: an unedited message's only version is the row itself (see `edits(of:)`).
     }
 
     func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool {
         let mentionsJSON = mentions.isEmpty ? nil : String(decoding: try VestnikJSON.encode(mentions), as: UTF8.self)
+        // The first edit keeps the original as version 0 before it is overwritten.
+        try db.query(
+            """
+            INSERT OR IGNORE INTO message_versions (message_id, version, text, created_at)
+            SELECT id, 0, text, created_at FROM messages WHERE id = ? AND edit_count = 0 AND deleted_at IS NULL
+            """, [.text(message.description)])
         try db.query(
             "UPDATE messages SET text = ?, mentions_json = ?, edited_at = ?, edit_count = ? WHERE id = ? AND deleted_at IS NULL",
             [.text(text), optional(mentionsJSON), .integer(at.millisecondsSince1970), .integer(Int64(version)), .text(message.description)])

@@ -239,4 +239,23 @@ import VestnikModel
             #expect(UUID(uuidString: text) == id.uuid)
         }
     }
+
+    @Test("time-ordered identifiers are version-7 UUIDs carrying their millisecond, sort by it, and do not repeat")
+    func timeOrderedIdentifiers() throws {
+        let moment = Date(timeIntervalSince1970: 1_796_000_000.123)
+        let ids = (0..<1000).map { _ in MessageID.timeOrdered(at: moment) }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            let text = id.description
+            #expect(Array(text)[14] == "7")
+            #expect("89ab".contains(Array(text)[19]))
+            #expect(MessageID(text) == id)
+            // The first 48 bits are the Unix time in milliseconds.
+            let milliseconds = withUnsafeBytes(of: id.uuid) { raw in raw.prefix(6).reduce(Int64(0)) { $0 << 8 | Int64($1) } }
+            #expect(milliseconds == 1_796_000_000_123)
+        }
+        let later = MessageID.timeOrdered(at: moment.addingTimeInterval(0.001))
+        #expect(ids.allSatisfy { $0.description < later.description }, "a later millisecond sorts after, as text too")
+        #expect(MessageID.timeOrdered(at: Date(timeIntervalSince1970: -5)).description.hasPrefix("00000000-0000-7"))
+    }
 }

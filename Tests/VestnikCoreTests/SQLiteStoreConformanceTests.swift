@@ -52,6 +52,49 @@ import VestnikStoreTesting
         #expect(try await reopened.read { try await $0.user(login: "keeper") }?.user == user)
     }
 
+    @Test("migration 9 drops the copy of an unedited message's text and keeps an edited message's versions")
+    func unEditedVersionsMigrate() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("db.sqlite").path
+        let alice = StoreConformance.makeUser("alice")
+        let chat = StoreConformance.makeChat(.group, by: alice.id)
+        var plain: Message?
+        var edited: Message?
+        do {
+            let store = try SQLiteStore(path: path)
+            _ = try await StoreConformance.insertUser(store, alice)
+            try await StoreConformance.insertChat(store, chat, members: [alice.id])
+            plain = try await StoreConformance.appendMessage(store, chat: chat.id, from: alice.id, text: "plain")
+            edited = try await StoreConformance.appendMessage(store, chat: chat.id, from: alice.id, text: "before")
+            let editedID = try #require(edited?.id)
+            _ = try await store.write { try await $0.recordEdit(of: editedID, text: "after", mentions: [], version: 1, at: Date.millisecondNow()) }
+        }
+        // What a server before migration 9 stored: a version 0 row for every message.
+        var db: OpaquePointer?
+        #expect(sqlite3_open(path, &db) == SQLITE_OK)
+        let plainID = try #require(plain?.id)
+        let sql = """
+            INSERT INTO message_versions (message_id, version, text, created_at) SELECT id, 0, text, created_at FROM messages WHERE id = '\(plainID)';
+            PRAGMA user_version = 8;
+            """
+        #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let store = try SQLiteStore(path: path)
+        #expect(try await store.read { try await $0.edits(of: plainID) }.map(\.text) == ["plain"])
+        let editedID = try #require(edited?.id)
+        #expect(try await store.read { try await $0.edits(of: editedID) }.map(\.text) == ["before", "after"])
+        var check: OpaquePointer?
+        #expect(sqlite3_open(path, &check) == SQLITE_OK)
+        defer { sqlite3_close(check) }
+        var statement: OpaquePointer?
+        #expect(sqlite3_prepare_v2(check, "SELECT count(*) FROM message_versions", -1, &statement, nil) == SQLITE_OK)
+        defer { sqlite3_finalize(statement) }
+        #expect(sqlite3_step(statement) == SQLITE_ROW)
+        #expect(sqlite3_column_int64(statement, 0) == 2, "only the edited message's two versions remain")
+    }
+
     @Test("under continuous writes the write-ahead log is copied into the database file and restarts instead of growing")
     func logStaysBounded() async throws {
         let env = try await TestEnvironment()

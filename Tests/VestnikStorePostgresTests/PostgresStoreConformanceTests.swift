@@ -46,6 +46,37 @@ struct PostgresStoreConformanceTests {
         }
     }
 
+    @Test("migration 9 drops the copy of an unedited message's text and keeps an edited message's versions")
+    func unEditedVersionsMigrate() async throws {
+        try await withFreshDatabase { configuration in
+            let alice = StoreConformance.makeUser("alice")
+            let chat = StoreConformance.makeChat(.group, by: alice.id)
+            let (plain, edited) = try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                _ = try await StoreConformance.insertUser(store, alice)
+                try await StoreConformance.insertChat(store, chat, members: [alice.id])
+                let plain = try await StoreConformance.appendMessage(store, chat: chat.id, from: alice.id, text: "plain")
+                let edited = try await StoreConformance.appendMessage(store, chat: chat.id, from: alice.id, text: "before")
+                _ = try await store.write { try await $0.recordEdit(of: edited.id, text: "after", mentions: [], version: 1, at: Date.millisecondNow()) }
+                return (plain.id, edited.id)
+            }
+            // What a server before migration 9 stored: a version 0 row for every message.
+            try await execute(
+                "INSERT INTO message_versions (message_id, version, text, created_at) SELECT id, 0, text, created_at FROM messages WHERE id = '\(plain)'",
+                on: configuration)
+            try await execute("UPDATE schema_version SET version = 8", on: configuration)
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                #expect(try await store.read { try await $0.edits(of: plain) }.map(\.text) == ["plain"])
+                #expect(try await store.read { try await $0.edits(of: edited) }.map(\.text) == ["before", "after"])
+                let left = try await store.read { tx in
+                    try await (tx as? PostgresAccess)?.rows("SELECT count(*) FROM message_versions").first.map { try Columns($0).int(0) }
+                }
+                #expect(left == 2, "only the edited message's two versions remain")
+            }
+        }
+    }
+
     @Test("a member added while a send waits for the chat's row lock is in the send's audience")
     func sendSeesMembershipChangeItWaitedFor() async throws {
         try await withFreshDatabase { configuration in

@@ -185,7 +185,13 @@ package enum StoreConformance {
         #expect(try await store.read { try await $0.messages(in: chat.id, .after(8), limit: 5) }.map(\.text) == ["m9", "m10"])
         let first = sent[0]
         #expect(try await store.read { try await $0.message(first.id) } == first)
+        // An unedited message's only version is the message itself.
+        let original = try await store.read { try await $0.edits(of: first.id) }
+        #expect(original.map(\.version) == [0] && original.map(\.text) == ["m1"] && original.first?.editedAt == first.createdAt)
         #expect(try await store.write { tx in try await tx.recordEdit(of: first.id, text: "m1 edited", mentions: [], version: 1, at: Date.millisecondNow()) })
+        #expect(try await store.read { try await $0.edits(of: first.id) }.map(\.version) == [0, 1])
+        let second = sent[1].id
+        #expect(try await store.read { try await $0.edits(of: second) }.map(\.text) == ["m2"], "other messages keep their own text")
         let edited = try await store.read { try await $0.message(first.id) }
         #expect(edited?.text == "m1 edited")
         #expect(edited?.editCount == 1)
