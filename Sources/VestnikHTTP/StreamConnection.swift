@@ -27,6 +27,9 @@ package final class EventLoopWriteQueue: Sendable {
         /// stopped draining. Other frames (catch-up pages, control frames) are always written:
         /// their writers wait for them, which bounds them already.
         case frame(StreamConnection, WebSocketFrame, EventLoopPromise<Void>?, live: Bool)
+        /// A live durable event, framed once for all its recipients (see ``WireFrame``); dropped
+        /// like a `live` frame when the socket stopped draining.
+        case wire(StreamConnection, WireFrame)
         /// The closing frame; the connection is closed once it is written (or after a grace
         /// period, for a client that reads nothing), and takes no frames after it.
         case close(StreamConnection, WebSocketFrame)
@@ -129,6 +132,10 @@ package final class EventLoopWriteQueue: Sendable {
                 }
                 connection.channel.write(frame, promise: promise)
                 touched[ObjectIdentifier(connection)] = connection
+            case .wire(let connection, let frame):
+                guard connection.accepting(checkingBuffer: true) else { continue }
+                connection.write(frame)
+                touched[ObjectIdentifier(connection)] = connection
             case .close(let connection, let frame):
                 guard connection.beginClosing() else { continue }
                 touched.removeValue(forKey: ObjectIdentifier(connection))
@@ -170,6 +177,16 @@ package final class StreamConnection: Sendable {
     private let receiveAge: @Sendable (any Channel) -> EventLoopFuture<TimeAmount?>
     /// When the stream's session expires, in milliseconds since 1970 (`Int64.max`: never).
     private let expiresAt = Atomic<Int64>(.max)
+    /// Where pre-framed events enter the pipeline (see ``write(_:)-(WireFrame)``), looked up on
+    /// the first one.
+    private let wirePath: NIOLoopBoundBox<WirePath>
+    private enum WirePath {
+        case unknown
+        /// The context of NIO's `WebSocketFrameEncoder`: a write there goes to the handler after
+        /// it, toward the socket.
+        case pastEncoder(ChannelHandlerContext)
+        case throughPipeline
+    }
 
     /// - Parameter bufferLimit: the stream buffer limit in deliveries; the byte bound allows
     ///   512 bytes per delivery (4 MiB at the default 8,192), and never less than 1 MiB, so a
@@ -182,6 +199,7 @@ package final class StreamConnection: Sendable {
     ) {
         self.channel = channel
         self.queue = queue
+        wirePath = .makeBoxSendingValue(.unknown, eventLoop: channel.eventLoop)
         maxBufferedBytes = max(bufferLimit * 512, 1 << 20)
         self.receiveAge = receiveAge
     }
@@ -265,6 +283,31 @@ package final class StreamConnection: Sendable {
         queue.enqueue(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: true))
     }
 
+    /// ``enqueue(_:)-(ByteBuffer)`` for a frame already framed for every recipient.
+    package func enqueue(_ frame: WireFrame) {
+        queue.enqueue(.wire(self, frame))
+    }
+
+    /// On the event loop: writes the frame's bytes past NIO's `WebSocketFrameEncoder`, which
+    /// would frame them again for this connection (or through the pipeline if that encoder is
+    /// not in it). Frames written either way reach the socket in the order they were written:
+    /// the encoder passes every write on at once.
+    fileprivate func write(_ frame: WireFrame) {
+        if case .unknown = wirePath.value {
+            if let context = try? channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self) {
+                wirePath.value = .pastEncoder(context)
+            } else {
+                wirePath.value = .throughPipeline
+            }
+        }
+        if case .pastEncoder(let context) = wirePath.value {
+            // A context whose handler was removed (the channel closed) drops the write.
+            context.write(NIOAny(frame.wire), promise: nil)
+        } else {
+            channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame.payload), promise: nil)
+        }
+    }
+
     /// Queues frames and waits until they reached the socket, so a catch-up of thousands of
     /// events never piles up in memory ahead of a slow client.
     func write(_ payloads: [ByteBuffer]) async throws {
@@ -283,7 +326,7 @@ package final class StreamConnection: Sendable {
     /// Sends `payload` (if any) and a close frame after everything queued, then closes the
     /// connection once the close frame is written — or after two seconds, for a client that
     /// reads nothing. Nothing is written after the close frame.
-    func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String) {
+    package func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String) {
         var items: [EventLoopWriteQueue.Item] = []
         if let payload { items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: false)) }
         var data = ByteBuffer()
@@ -294,18 +337,52 @@ package final class StreamConnection: Sendable {
     }
 }
 
+/// A text frame as it goes on the wire: the WebSocket header and the payload, in one buffer.
+///
+/// Why: a server's frames are not masked, so the bytes are the same for every connection. NIO's
+/// `WebSocketFrameEncoder` would build a header per connection and hand the socket two buffers
+/// per frame; for a message to a 20-member group that encoder and its pipeline steps were ~6 % of
+/// the server's CPU (issue 3). Written past the encoder (``StreamConnection/write(_:)-(WireFrame)``)
+/// every recipient's socket gets a reference to these bytes.
+package struct WireFrame: Sendable {
+    /// Header and payload.
+    package let wire: ByteBuffer
+    /// The payload alone (a view into `wire`), for a connection whose pipeline has no encoder to pass.
+    package let payload: ByteBuffer
+
+    package init(text payload: ByteBuffer) {
+        var wire = ByteBuffer()
+        let length = payload.readableBytes
+        wire.reserveCapacity(length + 10)
+        wire.writeInteger(UInt8(0x81))  // FIN, text
+        if length < 126 {
+            wire.writeInteger(UInt8(length))
+        } else if length <= Int(UInt16.max) {
+            wire.writeInteger(UInt8(126))
+            wire.writeInteger(UInt16(length))
+        } else {
+            wire.writeInteger(UInt8(127))
+            wire.writeInteger(UInt64(length))
+        }
+        let headerLength = wire.writerIndex
+        wire.writeImmutableBuffer(payload)
+        self.wire = wire
+        self.payload = wire.getSlice(at: headerLength, length: length) ?? payload
+    }
+}
+
 /// The most recent durable event's frame, shared by every connection it goes to.
 ///
 /// The hub hands one event to all its recipients before the next, so keeping just the last
 /// frame means each event is framed once, and every connection's outbound buffer holds a
 /// reference to the same bytes rather than its own copy.
 final class SharedEventFrames: Sendable {
-    private let last = Mutex<(seq: EventSeq, frame: ByteBuffer)?>(nil)
+    private let last = Mutex<(seq: EventSeq, frame: WireFrame)?>(nil)
 
-    func frame(seq: EventSeq, payload: Data) -> ByteBuffer {
+    func frame(seq: EventSeq, payload: Data) -> WireFrame {
         last.withLock { last in
             if let last, last.seq == seq { return last.frame }
-            let frame = StreamFrames.event(seq: seq, payload: payload)
+            let frame = WireFrame(text: StreamFrames.event(seq: seq, payload: payload))
             last = (seq, frame)
             return frame
         }
