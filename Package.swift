@@ -43,6 +43,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMalloc"),
         .target(
             name: "VestnikStoreSQLite",
             dependencies: ["VestnikCore", "VestnikModel", "CSQLite"],
@@ -108,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "vestnik",
             dependencies: [
-                "VestnikServer", "VestnikKit", "VestnikCore", "VestnikAPI", "VestnikModel",
+                "VestnikServer", "VestnikKit", "VestnikCore", "VestnikAPI", "VestnikModel", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

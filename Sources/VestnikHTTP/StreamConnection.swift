@@ -116,11 +116,13 @@ package final class EventLoopWriteQueue: Sendable {
 
     private func writeQueued() {
         let items = pending.withLock { box -> [Item] in
-            defer {
-                box.items = []
-                box.scheduled = false
-            }
-            return box.items
+            let items = box.items
+            // Room for as many as this turn had: a fan-out then fills one allocation instead of
+            // growing the list step by step.
+            box.items = []
+            box.items.reserveCapacity(items.count)
+            box.scheduled = false
+            return items
         }
         var touched: [ObjectIdentifier: StreamConnection] = [:]
         for item in items {

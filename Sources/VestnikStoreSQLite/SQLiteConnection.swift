@@ -12,20 +12,27 @@ package enum SQLValue: Sendable, Hashable {
 }
 
 /// One result row, read by column index in the order of the SELECT.
+///
+/// A view into the values of every row of its result, stored in one array: a query returning
+/// a chat's members (every send reads them) then costs one allocation, not one per row.
 package struct SQLRow: Sendable {
-    package var values: [SQLValue]
+    private let values: ArraySlice<SQLValue>
+
+    init(_ values: ArraySlice<SQLValue>) { self.values = values }
+
+    private func value(_ i: Int) -> SQLValue { values[values.startIndex + i] }
 
     package func int(_ i: Int) -> Int64 {
-        if case .integer(let v) = values[i] { return v }
-        if case .real(let v) = values[i] { return Int64(v) }
+        if case .integer(let v) = value(i) { return v }
+        if case .real(let v) = value(i) { return Int64(v) }
         return 0
     }
     package func optionalInt(_ i: Int) -> Int64? {
-        if case .null = values[i] { return nil }
+        if case .null = value(i) { return nil }
         return int(i)
     }
     package func text(_ i: Int) -> String {
-        switch values[i] {
+        switch value(i) {
         case .text(let v): return v
         case .integer(let v): return String(v)
         case .blob(let v): return String(decoding: v, as: UTF8.self)
@@ -33,11 +40,11 @@ package struct SQLRow: Sendable {
         }
     }
     package func optionalText(_ i: Int) -> String? {
-        if case .null = values[i] { return nil }
+        if case .null = value(i) { return nil }
         return text(i)
     }
     package func blob(_ i: Int) -> [UInt8] {
-        switch values[i] {
+        switch value(i) {
         case .blob(let v): return v
         case .text(let v): return Array(v.utf8)
         default: return []
@@ -51,7 +58,7 @@ package struct SQLRow: Sendable {
 /// serialized threading mode as well, so even a misuse cannot corrupt memory.
 package final class SQLiteConnection {
     private var handle: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    private var statements: [StatementKey: OpaquePointer] = [:]
 
     package init(path: String, readOnly: Bool) throws {
         let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_FULLMUTEX
@@ -107,14 +114,14 @@ package final class SQLiteConnection {
             }
             guard rc == SQLITE_OK else { throw error(rc) }
         }
-        var rows: [SQLRow] = []
+        var values: [SQLValue] = []
+        var rowCount = 0
         let columns = sqlite3_column_count(statement)
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(rc) }
-            var values: [SQLValue] = []
-            values.reserveCapacity(Int(columns))
+            rowCount += 1
             for column in 0..<columns {
                 switch sqlite3_column_type(statement, column) {
                 case SQLITE_INTEGER: values.append(.integer(sqlite3_column_int64(statement, column)))
@@ -136,20 +143,20 @@ package final class SQLiteConnection {
                 default: values.append(.null)
                 }
             }
-            rows.append(SQLRow(values: values))
         }
-        return rows
+        let width = Int(columns)
+        return (0..<rowCount).map { SQLRow(values[($0 * width)..<(($0 + 1) * width)]) }
     }
 
     /// Rows changed by the last statement.
     package var changes: Int { Int(sqlite3_changes(handle)) }
 
     private func prepare(_ sql: String) throws -> OpaquePointer {
-        if let cached = statements[sql] { return cached }
+        if let cached = statements[StatementKey(sql)] { return cached }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(rc) }
-        statements[sql] = statement
+        statements[StatementKey(sql)] = statement
         return statement
     }
 
@@ -162,6 +169,25 @@ package final class SQLiteConnection {
             return .duplicate(what: message)
         }
         return .backend("sqlite error \(rc): \(message)")
+    }
+}
+
+/// A statement's text as the cache's key, hashed by its length and ends only.
+///
+/// Why: every statement is looked up by its text, and hashing all of a long statement's bytes
+/// (SipHash) on each execution showed in the writer's profile. Equality still compares the whole
+/// text, so two statements sharing a hash only cost a comparison; the same string literal compares
+/// by identity.
+private struct StatementKey: Hashable {
+    let sql: String
+
+    init(_ sql: String) { self.sql = sql }
+
+    func hash(into hasher: inout Hasher) {
+        let utf8 = sql.utf8
+        hasher.combine(utf8.count)
+        for byte in utf8.prefix(24) { hasher.combine(byte) }
+        for byte in utf8.suffix(24) { hasher.combine(byte) }
     }
 }
 
