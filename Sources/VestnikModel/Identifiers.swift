@@ -58,6 +58,12 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
         self.uuid = parsed
     }
 
+    /// Parses the textual form from UTF-8 bytes (either case); `nil` if they are not a UUID.
+    public init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        guard let parsed = Self.parse(bytes) else { return nil }
+        self.uuid = parsed
+    }
+
     /// Fills the 16 bytes in place: ids are parsed for every member of a chat on every send, and a
     /// heap buffer per parse showed up in the server's profile.
     private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> UUID? {

@@ -191,20 +191,47 @@ struct SQLiteAccess: StoreWriter {
     /// look for bots to notify, one more statement inside the single writer's transaction, which
     /// is what bounds SQLite's throughput (decision 0005).
     func sendingContext(chat chatID: ChatID, sender: UserID, clientMessageID: String?) async throws -> SendingContext? {
-        guard let member = try await member(sender, of: chatID), let chat = try await chat(chatID) else { return nil }
+        guard
+            let row = try db.query(
+                Self.sendingContextQuery, [.text(sender.description), .text(clientMessageID ?? ""), .text(chatID.description)]
+            ).first,
+            let chat = chat(row), let member = member(row, offset: 9)
+        else { return nil }
         var existing: Message?
-        if let clientMessageID { existing = try await message(in: chatID, sender: sender, clientMessageID: clientMessageID) }
-        var memberIDs: [UserID] = []
-        var hasBots = false
-        for row in try db.query(
-            "SELECT m.user_id, b.id IS NOT NULL FROM chat_members m LEFT JOIN bots b ON b.id = m.user_id WHERE m.chat_id = ?",
-            [.text(chatID.description)])
-        {
-            guard let id = UserID(row.text(0)) else { continue }
-            memberIDs.append(id)
-            if row.int(1) != 0 { hasBots = true }
+        if row.optionalText(14) != nil, let clientMessageID {
+            existing = try await message(in: chatID, sender: sender, clientMessageID: clientMessageID)
         }
-        return SendingContext(chat: chat, member: member, memberIDs: memberIDs, existing: existing, mayHaveBots: hasBots)
+        return SendingContext(
+            chat: chat, member: member, memberIDs: Self.userIDs(commaSeparated: row.text(13)), existing: existing, mayHaveBots: row.int(15) != 0)
+    }
+
+    /// Everything a send reads before it writes, in one statement (it runs inside the single
+    /// writer's transaction, for every message): the chat, the sender's membership, every
+    /// member's id, whether the sender already sent this client message id, and whether any
+    /// member is a bot. An empty client message id stands for none (ids are 1–128 bytes).
+    private static let sendingContextQuery = """
+        SELECT \(chatColumns), m.user_id, m.role, m.joined_at, m.read_seq,
+          (SELECT group_concat(a.user_id) FROM chat_members a WHERE a.chat_id = c.id),
+          (SELECT x.id FROM messages x WHERE x.chat_id = c.id AND x.sender_id = m.user_id AND x.client_message_id = ?2 AND ?2 <> ''),
+          EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = c.id)
+        FROM chats c JOIN chat_members m ON m.chat_id = c.id AND m.user_id = ?1
+        WHERE c.id = ?3
+        """
+
+    /// Ids from `group_concat`: every id is 36 characters, so they are cut at fixed places
+    /// instead of building a string per id.
+    private static func userIDs(commaSeparated list: String) -> [UserID] {
+        var list = list
+        return list.withUTF8 { bytes in
+            var ids: [UserID] = []
+            ids.reserveCapacity((bytes.count + 1) / 37)
+            var start = 0
+            while start + 36 <= bytes.count {
+                if let id = UserID(utf8: UnsafeBufferPointer(rebasing: bytes[start..<(start + 36)])) { ids.append(id) }
+                start += 37
+            }
+            return ids
+        }
     }
 
     func memberIDs(of chat: ChatID) async throws -> [UserID] {

@@ -68,6 +68,9 @@ extension StoreConformance {
         let retry = try #require(try await store.write { try await $0.sendingContext(chat: chat.id, sender: bob.id, clientMessageID: "c-1") })
         #expect(retry.existing?.id == first.id)
         #expect(retry.chat.lastMessageSeq == 2)
+        // Another sender's message with the same client id is not a retry of this sender's.
+        let otherSender = try #require(try await store.write { try await $0.sendingContext(chat: chat.id, sender: alice.id, clientMessageID: "c-1") })
+        #expect(otherSender.existing == nil && otherSender.member.userID == alice.id && Set(otherSender.memberIDs) == [alice.id, bob.id])
         do {
             _ = try await send("again", clientID: "c-1", audience: [alice.id, bob.id])
             Issue.record("a duplicate client message id was stored")
