@@ -30,10 +30,10 @@ package final class SQLiteStore: Store {
                 try await writerPool.with { box in
                     // IMMEDIATE takes the write lock up front, so the transaction never fails
                     // half-way because another process (the admin CLI) started writing.
-                    try box.connection.exec("BEGIN IMMEDIATE")
+                    try box.connection.query("BEGIN IMMEDIATE")
                     do {
                         try await writes(SQLiteAccess(box: box))
-                        try box.connection.exec("COMMIT")
+                        try box.connection.query("COMMIT")
                     } catch {
                         try? box.connection.exec("ROLLBACK")
                         throw error
@@ -97,10 +97,10 @@ package final class SQLiteStore: Store {
         on pool: ConnectionPool, begin: String, _ body: @Sendable (SQLiteAccess) async throws -> T
     ) async throws -> T {
         try await pool.with { box in
-            try box.connection.exec(begin)
+            try box.connection.query(begin)
             do {
                 let result = try await body(SQLiteAccess(box: box))
-                try box.connection.exec("COMMIT")
+                try box.connection.query("COMMIT")
                 return result
             } catch {
                 try? box.connection.exec("ROLLBACK")
