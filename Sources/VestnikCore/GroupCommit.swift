@@ -99,62 +99,43 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     /// Runs `body` in the next batch and returns its result once that batch has committed.
     /// - Parameter intent: what `body` is about to do, passed on to the transaction.
     package func write<T: Sendable>(intent: WriteIntent? = nil, _ body: @escaping @Sendable (Access) async throws -> T) async throws -> T {
-        let outcome = WriteOutcome<T>()
-        let pending = PendingWrite(
-            intent: intent,
-            run: { access in
-                do {
-                    outcome.ran(.success(try await body(access)))
-                    return true
-                } catch {
-                    outcome.ran(.failure(error))
-                    return false
-                }
-            },
-            complete: { commitError in outcome.complete(failing: commitError) })
-        let leads = queue.withLock { queue -> Bool in
-            queue.pending.append(pending)
-            guard !queue.leading else { return false }
-            queue.leading = true
-            return true
-        }
-        if leads {
-            if leaderExecutor == nil, !Task.isCancelled {
-                // Nobody was writing: this caller's task runs the batch (its own write is first in
-                // it) instead of waking another thread for it and being woken again after. At a
-                // quiet moment that is two thread hops less on a message's way.
-                await commit(takeBatch())
-                // Writes that queued meanwhile get a leader of their own; this caller returns.
-                let more = queue.withLock { queue -> Bool in
-                    if queue.pending.isEmpty { queue.leading = false }
-                    return !queue.pending.isEmpty
-                }
-                if more { startLeader() }
-            } else {
-                startLeader()
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let pending = PendingWrite(
+                intent: intent,
+                run: { access in
+                    do {
+                        let value = try await body(access)
+                        outcome.withLock { $0 = .success(value) }
+                        return true
+                    } catch {
+                        outcome.withLock { $0 = .failure(error) }
+                        return false
+                    }
+                },
+                complete: { commitError in
+                    if let commitError {
+                        continuation.resume(throwing: commitError)
+                    } else {
+                        let result = outcome.withLock { $0 } ?? .failure(StoreError.backend("a write finished without an outcome"))
+                        continuation.resume(with: result)
+                    }
+                })
+            let startLeader = queue.withLock { queue -> Bool in
+                queue.pending.append(pending)
+                guard !queue.leading else { return false }
+                queue.leading = true
+                return true
             }
-        }
-        return try await outcome.value()
-    }
-
-    /// Starts a task that takes batches off the queue until it is empty. It outlives the call
-    /// that started it only while the queue is non-empty; it needs no owner because every write
-    /// it runs has a caller waiting for it.
-    private func startLeader() {
-        if let executor = leaderExecutor {
-            Task(executorPreference: executor) { await self.commitBatches() }
-        } else {
-            Task { await self.commitBatches() }
-        }
-    }
-
-    /// The next batch off the queue, oldest first.
-    private func takeBatch() -> ArraySlice<PendingWrite> {
-        queue.withLock { queue -> ArraySlice<PendingWrite> in
-            let count = min(queue.pending.count, maxBatch)
-            let batch = Array(queue.pending.prefix(count))
-            queue.pending.removeFirst(count)
-            return batch[...]
+            if startLeader {
+                // The leader outlives this call only while the queue is non-empty; it needs no
+                // owner because every write it runs has a caller waiting on its continuation.
+                if let executor = self.leaderExecutor {
+                    Task(executorPreference: executor) { await self.commitBatches() }
+                } else {
+                    Task { await self.commitBatches() }
+                }
+            }
         }
     }
 
@@ -249,50 +230,6 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 for pending in writes { pending.complete(error) }
                 return
             }
-        }
-    }
-}
-
-/// One write's result: set when its batch ends, awaited by its caller, who may have run the batch
-/// itself (then it is there before the caller asks).
-private final class WriteOutcome<T: Sendable>: Sendable {
-    private enum State {
-        case pending(ran: Result<T, any Error>?, waiting: CheckedContinuation<T, any Error>?)
-        case done(Result<T, any Error>)
-    }
-    private let state = Mutex(State.pending(ran: nil, waiting: nil))
-
-    /// The body's own outcome (the last run counts: a batch may run a body twice).
-    func ran(_ result: Result<T, any Error>) {
-        state.withLock { state in
-            if case .pending(_, let waiting) = state { state = .pending(ran: result, waiting: waiting) }
-        }
-    }
-
-    /// The batch ended: with the body's outcome, or with the commit's error.
-    func complete(failing commitError: (any Error)?) {
-        let resume = state.withLock { state -> (CheckedContinuation<T, any Error>, Result<T, any Error>)? in
-            guard case .pending(let ran, let waiting) = state else { return nil }
-            let result: Result<T, any Error> =
-                commitError.map { .failure($0) } ?? ran ?? .failure(StoreError.backend("a write finished without an outcome"))
-            state = .done(result)
-            return waiting.map { ($0, result) }
-        }
-        if let (continuation, result) = resume { continuation.resume(with: result) }
-    }
-
-    func value() async throws -> T {
-        if case .done(let result) = state.withLock({ $0 }) { return try result.get() }
-        return try await withCheckedThrowingContinuation { continuation in
-            let done = state.withLock { state -> Result<T, any Error>? in
-                switch state {
-                case .done(let result): return result
-                case .pending(let ran, _):
-                    state = .pending(ran: ran, waiting: continuation)
-                    return nil
-                }
-            }
-            if let done { continuation.resume(with: done) }
         }
     }
 }

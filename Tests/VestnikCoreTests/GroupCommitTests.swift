@@ -294,25 +294,6 @@ import VestnikModel
         #expect(ledger.state.withLock { $0.committed } == [2])
     }
 
-    @Test("a write while nobody writes runs in its caller's task; writes queued behind it get a leader of their own")
-    func quietWriteRunsInCallersTask() async throws {
-        let ledger = Ledger()
-        let writer = ledger.groupCommit()
-        let caller = withUnsafeCurrentTask { $0?.hashValue }
-        let runner = try await writer.write { ledger -> Int? in
-            ledger.add(1)
-            return withUnsafeCurrentTask { $0?.hashValue }
-        }
-        #expect(caller != nil && runner == caller)
-        // A burst: the first caller runs one batch; everything behind it still commits.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for value in 2...40 { group.addTask { try await writer.write { $0.add(value) } } }
-            try await group.waitForAll()
-        }
-        #expect(Set(ledger.state.withLock { $0.committed }) == Set(1...40))
-        #expect(writer.queuedWrites == 0)
-    }
-
     @Test("a write whose caller was cancelled still commits, with the writes queued behind it")
     func cancelledCaller() async throws {
         let ledger = Ledger()
