@@ -94,12 +94,13 @@ package struct MessageService: Sendable {
                         ?? ForwardOrigin(messageID: original.id, chatID: original.chatID, senderID: original.senderID, sentAt: original.createdAt)
                 }
                 let memberIDs = sending.memberIDs
+                let now = Date()
                 let mentions = try await Self.resolveMentions(
                     in: messageText, explicit: outgoing.mentions, members: memberIDs, tx: tx, limit: limits.maxMembersPerRequest)
                 let message = try await Self.append(
                     Message(
-                        id: .timeOrdered(), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
-                        forwardedFrom: origin, mentions: mentions, createdAt: Date(), clientMessageID: outgoing.clientMessageID),
+                        id: .timeOrdered(at: now), chatID: chatID, chatSeq: 0, senderID: me, text: messageText, replyTo: outgoing.replyTo,
+                        forwardedFrom: origin, mentions: mentions, createdAt: now, clientMessageID: outgoing.clientMessageID),
                     to: &chat, by: member, members: memberIDs, tx: tx, log: log)
                 if notifyBots, sending.mayHaveBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
                 return (message, true)

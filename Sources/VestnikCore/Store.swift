@@ -283,12 +283,15 @@ package protocol StoreWriter: StoreReader {
     func setRole(_ role: MemberRole, of user: UserID, in chat: ChatID) async throws
     func setReadSeq(_ seq: Int64, of user: UserID, in chat: ChatID) async throws
 
-    /// Inserts a message (its `chatSeq` already taken from the chat) and its version 0 text.
+    /// Inserts a message (its `chatSeq` already taken from the chat). Its text is its only
+    /// version until the first edit (see ``recordEdit(of:text:mentions:version:at:)``).
     func insertMessage(_ message: Message) async throws
     /// Replaces the text and mentions, bumps the edit count and records the new version — only
-    /// while the message is not deleted (one conditional statement, so a delete that committed
-    /// after the caller read the message still wins).
-    /// - Returns: false, changing nothing, when the message is deleted or gone.
+    /// while the message is not deleted (a conditional statement, so a delete that committed
+    /// after the caller read the message still wins). The first edit stores the original text
+    /// as version 0 first.
+    /// - Returns: false when the message is deleted or gone; the caller then fails its write
+    ///   (a version 0 stored meanwhile goes with the rolled-back transaction).
     func recordEdit(of message: MessageID, text: String, mentions: [Mention], version: Int, at: Date) async throws -> Bool
     /// Turns the message into a tombstone: text, mentions, extras, versions, reactions and pin go.
     /// - Parameter recipients: kept on the tombstone of a message addressed to some members, so
@@ -335,7 +338,7 @@ package protocol StoreWriter: StoreReader {
     /// recipient set share one stored audience (decision 0006).
     func appendEvent(_ event: ServerEvent, payload: Data, audience: EventAudience, at: Date) async throws -> EventSeq
     /// Stores a new message as one change: the chat row (its new `lastMessageSeq` and activity
-    /// time), the message and its version 0, `reader`'s read position moved up to it, and the
+    /// time), the message, `reader`'s read position moved up to it, and the
     /// log entry announcing it. One call because every send does all of it: an adapter with
     /// network round trips may do it in one. Call it through ``EventLog/append(_:to:storing:)``,
     /// which builds the entry and publishes the event after commit.

@@ -15,8 +15,10 @@ import VestnikCore
 ///
 /// NIO channels accept writes from any thread; the frames enter at the tail of the pipeline and
 /// pass the (write-transparent) async-channel handler to NIO's `WebSocketFrameEncoder`, like
-/// Hummingbird's own writer's frames. Every frame the stream sends goes through here, so frames
-/// of one connection leave in the order they were queued.
+/// Hummingbird's own writer's frames, except live events, framed once for all recipients
+/// (``WireFrame``), which enter just past that encoder. Every frame the stream sends goes
+/// through here, on the connection's loop, so frames of one connection leave in the order they
+/// were queued.
 ///
 /// Memory: a connection whose socket does not drain (NIO's buffered bytes above
 /// ``StreamConnection/maxBufferedBytes``) gets no further frames; it is marked overflowed and
@@ -199,6 +201,8 @@ package final class StreamConnection: Sendable {
         channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int,
         receiveAge: @escaping @Sendable (any Channel) -> EventLoopFuture<TimeAmount?> = StreamConnection.kernelReceiveAge
     ) {
+        // The queue writes on its loop, and the connection's loop-bound state lives there.
+        precondition(queue.eventLoop === channel.eventLoop, "a stream's write queue must run on its channel's event loop")
         self.channel = channel
         self.queue = queue
         wirePath = .makeBoxSendingValue(.unknown, eventLoop: channel.eventLoop)

@@ -508,6 +508,7 @@ struct PostgresAccess: StoreWriter {
         try await rows(
             """
             SELECT 0::int8, text, created_at FROM messages WHERE id = \(message.description) AND edit_count = 0 AND deleted_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM message_versions WHERE message_id = \(message.description) AND version = 0)
             UNION ALL SELECT version::int8, text, created_at FROM message_versions WHERE message_id = \(message.description) ORDER BY 1
             """)
             .map { row in

@@ -218,17 +218,18 @@ struct SQLiteAccess: StoreWriter {
         WHERE c.id = ?3
         """
 
-    /// Ids from `group_concat`: every id is 36 characters, so they are cut at fixed places
-    /// instead of building a string per id.
+    /// Ids from `group_concat`, parsed in place instead of building a string per id. A piece
+    /// that is not an id is skipped, as a row that is not one was before.
     private static func userIDs(commaSeparated list: String) -> [UserID] {
         var list = list
         return list.withUTF8 { bytes in
             var ids: [UserID] = []
             ids.reserveCapacity((bytes.count + 1) / 37)
             var start = 0
-            while start + 36 <= bytes.count {
-                if let id = UserID(utf8: UnsafeBufferPointer(rebasing: bytes[start..<(start + 36)])) { ids.append(id) }
-                start += 37
+            while start < bytes.count {
+                let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.count
+                if let id = UserID(utf8: UnsafeBufferPointer(rebasing: bytes[start..<end])) { ids.append(id) }
+                start = end + 1
             }
             return ids
         }
@@ -425,9 +426,10 @@ struct SQLiteAccess: StoreWriter {
     func edits(of message: MessageID) async throws -> [MessageEdit] {
         try db.query(
             """
-            SELECT 0, text, created_at FROM messages WHERE id = ? AND edit_count = 0 AND deleted_at IS NULL
-            UNION ALL SELECT version, text, created_at FROM message_versions WHERE message_id = ? ORDER BY 1
-            """, [.text(message.description), .text(message.description)]
+            SELECT 0, text, created_at FROM messages WHERE id = ?1 AND edit_count = 0 AND deleted_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM message_versions WHERE message_id = ?1 AND version = 0)
+            UNION ALL SELECT version, text, created_at FROM message_versions WHERE message_id = ?1 ORDER BY 1
+            """, [.text(message.description)]
         ).map { MessageEdit(version: Int($0.int(0)), text: $0.text(1), editedAt: Date(millisecondsSince1970: $0.int(2))) }
     }
 

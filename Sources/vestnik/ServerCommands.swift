@@ -34,7 +34,9 @@ struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the messenger server.")
 
     /// Lets glibc keep up to 32 MiB free at the top of each thread's heap instead of returning it
-    /// to the kernel at once (unless the operator set `glibc.malloc.trim_threshold` themselves).
+    /// to the kernel at once, and serve blocks below 4 MiB from the heaps (unless the operator set
+    /// either through `GLIBC_TUNABLES`). glibc's heaps number up to 8 per core, so in the worst
+    /// case each holds 32 MiB it no longer uses.
     ///
     /// Why: the server's tasks move between threads, so memory allocated on one thread's heap is
     /// often freed on another's, and glibc then gave the top of that heap back (`madvise`) only to
@@ -42,8 +44,16 @@ struct ServeCommand: AsyncParsableCommand {
     /// calls per 4,000 messages, each flushing the other core's TLB; with this, 21 (issue 3).
     static func keepFreedHeapMemory() {
         #if os(Linux)
-        if let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"], tunables.contains("trim_threshold") { return }
+        if let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"],
+            tunables.contains("trim_threshold") || tunables.contains("mmap_threshold")
+        {
+            return
+        }
         _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
+        // Setting the trim threshold turns off glibc's adaptive mmap threshold, which would then
+        // stay at 128 KiB: every larger block (a fan-out's frame list, a big query result) would
+        // be mapped and unmapped each time. 4 MiB is fixed instead.
+        _ = mallopt(M_MMAP_THRESHOLD, 4 << 20)
         #endif
     }
 

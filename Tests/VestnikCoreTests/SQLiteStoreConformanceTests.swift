@@ -93,6 +93,10 @@ import VestnikStoreTesting
         defer { sqlite3_finalize(statement) }
         #expect(sqlite3_step(statement) == SQLITE_ROW)
         #expect(sqlite3_column_int64(statement, 0) == 2, "only the edited message's two versions remain")
+        // A node of the version before, still running during an upgrade, stores version 0 at
+        // send: the history still has one version 0.
+        #expect(sqlite3_exec(check, "INSERT INTO message_versions (message_id, version, text, created_at) SELECT id, 0, text, created_at FROM messages WHERE id = '\(plainID)'", nil, nil, nil) == SQLITE_OK)
+        #expect(try await store.read { try await $0.edits(of: plainID) }.map(\.text) == ["plain"])
     }
 
     @Test("under continuous writes the write-ahead log is copied into the database file and restarts instead of growing")
