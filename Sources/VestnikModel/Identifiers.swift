@@ -15,13 +15,7 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
     /// From the system generator (`getrandom` on Linux) rather than `UUID()`, which on Linux
     /// opens, reads and closes `/dev/urandom` for every id: three system calls on every send.
     public static func random() -> Self {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
-        return withUnsafeMutableBytes(of: &bytes) { raw in
-            raw[6] = raw[6] & 0x0F | 0x40  // version 4
-            raw[8] = raw[8] & 0x3F | 0x80  // RFC 4122 variant
-            return Self(UUID(uuid: raw.load(as: uuid_t.self)))
-        }
+        fromRandomBytes(version: 4) { _ in }
     }
 
     /// A fresh identifier that sorts by creation time (UUID version 7: 48 bits of Unix
@@ -34,16 +28,24 @@ public struct Identifier<Tag>: Hashable, Sendable, Codable, CustomStringConverti
     /// issue 3). The random part keeps ids unguessable; the time part says no more than the
     /// message's own `created_at`.
     public static func timeOrdered(at date: Date = Date()) -> Self {
-        var generator = SystemRandomNumberGenerator()
-        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
         var milliseconds = UInt64(clamping: max(0, date.millisecondsSince1970))
-        return withUnsafeMutableBytes(of: &bytes) { raw in
+        return fromRandomBytes(version: 7) { raw in
             for index in (0..<6).reversed() {
                 raw[index] = UInt8(truncatingIfNeeded: milliseconds)
                 milliseconds >>= 8
             }
-            raw[6] = raw[6] & 0x0F | 0x70  // version 7
-            raw[8] = raw[8] & 0x3F | 0x80  // RFC 9562 variant
+        }
+    }
+
+    /// 16 bytes from the system generator, changed by `fill`, then stamped with `version` and
+    /// the RFC 9562 variant.
+    private static func fromRandomBytes(version: UInt8, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Self {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next() as UInt64, generator.next() as UInt64)
+        return withUnsafeMutableBytes(of: &bytes) { raw in
+            fill(raw)
+            raw[6] = raw[6] & 0x0F | version << 4
+            raw[8] = raw[8] & 0x3F | 0x80
             return Self(UUID(uuid: raw.load(as: uuid_t.self)))
         }
     }

@@ -41,7 +41,7 @@ struct ServeCommand: AsyncParsableCommand {
     /// Why: the server's tasks move between threads, so memory allocated on one thread's heap is
     /// often freed on another's, and glibc then gave the top of that heap back (`madvise`) only to
     /// fault it in again moments later. Under the `group` benchmark that was ~4,000 `madvise`
-    /// calls per 4,000 messages, each flushing the other core's TLB; with this, 21 (issue 3).
+    /// calls per 4,000 messages, each flushing the other core's TLB; with this, 24 (issue 3).
     static func keepFreedHeapMemory() {
         #if os(Linux)
         if let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"],

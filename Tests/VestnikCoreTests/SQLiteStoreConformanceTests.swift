@@ -7,10 +7,16 @@ import VestnikStoreSQLite
 import VestnikStoreTesting
 
 @Suite struct SQLiteStoreConformanceTests {
-    @Test("SQLite store conformance", arguments: StoreConformance.allChecks.map(\.0))
-    func conformance(_ name: String) async throws {
+    /// A fresh directory for one test's database; the test removes it.
+    private static func temporaryDirectory() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test("SQLite store conformance", arguments: StoreConformance.allChecks.map(\.0))
+    func conformance(_ name: String) async throws {
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteStore(path: directory.appendingPathComponent("db.sqlite").path)
         let check = try #require(StoreConformance.allChecks.first { $0.0 == name }?.1)
@@ -19,8 +25,7 @@ import VestnikStoreTesting
 
     @Test("users by e-mail use the users_by_email index, not a table scan")
     func emailLookupIsIndexed() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("db.sqlite").path
         _ = try SQLiteStore(path: path)
@@ -39,8 +44,7 @@ import VestnikStoreTesting
 
     @Test("reopening a database keeps its data and schema version")
     func reopen() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("db.sqlite").path
         let user = StoreConformance.makeUser("keeper")
@@ -54,8 +58,7 @@ import VestnikStoreTesting
 
     @Test("migration 9 drops the copy of an unedited message's text and keeps an edited message's versions")
     func unEditedVersionsMigrate() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("db.sqlite").path
         let alice = StoreConformance.makeUser("alice")
