@@ -29,11 +29,33 @@ else
     fi
     echo "== pybotx suite SKIPPED: no venv at $PYBOTX_VENV (run scripts/pybotx-venv.sh, or set VESTNIK_PYBOTX_VENV)"
 fi
+# Each pass is bounded (VESTNIK_TEST_PASS_TIMEOUT seconds): a test that hangs fails the run
+# within minutes and is named, instead of holding CI until its own limit. Output is line
+# buffered so that what a hung pass printed last is really the last thing it did.
+run_pass() {
+    local log status
+    log="$(mktemp /tmp/vestnik-test-pass.XXXXXX)"
+    set +e
+    timeout --kill-after=30 "${VESTNIK_TEST_PASS_TIMEOUT:-1200}" stdbuf -oL -eL swift test --skip-build "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
+        # swift test's child (the test bundle) can outlive it.
+        pkill -KILL -f 'vestnikPackageTests\.xctest' || true
+        echo "== the test pass did not finish within ${VESTNIK_TEST_PASS_TIMEOUT:-1200} s; started but not finished:"
+        sed -n 's/.*Test "\(.*\)" started\.$/\1/p' "$log" | sort -u > "$log.started"
+        sed -n 's/.*Test "\(.*\)" \(with [0-9]* test cases \)\{0,1\}\(passed\|failed\|skipped\).*/\1/p' "$log" | sort -u > "$log.ended"
+        comm -23 "$log.started" "$log.ended" | sed 's/^/   /'
+        rm -f "$log.started" "$log.ended"
+    fi
+    rm -f "$log"
+    return "$status"
+}
 swift build --build-tests
 echo "== test suite (SQLite backend${VESTNIK_TEST_POSTGRES_URL:+; PostgreSQL store conformance})"
-swift test --skip-build "$@"
+run_pass "$@"
 if [ -n "${VESTNIK_TEST_POSTGRES_URL:-}" ]; then
     echo "== integration suite against PostgreSQL"
-    VESTNIK_TEST_BACKEND=postgres swift test --skip-build --filter VestnikIntegrationTests "$@"
+    (export VESTNIK_TEST_BACKEND=postgres; run_pass --filter VestnikIntegrationTests "$@")
 fi
 scripts/test-web.sh

@@ -30,10 +30,30 @@ package struct VestnikServerApp: Sendable {
     package func run(handleSignals: Bool = true) async throws {
         let group = ServiceGroup(
             configuration: .init(
-                services: background + [application, fanOut],
+                services: (background + [application, fanOut]).map { LoggedService($0, logger: logger) },
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
         try await group.run()
+    }
+}
+
+/// A service that says when it stopped, so that a shutdown that does not finish names what it
+/// still waits for (`--log-level debug`).
+struct LoggedService: Service {
+    let service: any Service
+    let name: String
+    let logger: Logger
+
+    init(_ service: any Service, logger: Logger) {
+        self.service = service
+        // The type's name, without the values a struct's description would list.
+        self.name = String(String(describing: type(of: service)).prefix { $0 != "<" })
+        self.logger = logger
+    }
+
+    func run() async throws {
+        defer { logger.debug("service stopped", metadata: ["vestnik.service": "\(name)"]) }
+        try await service.run()
     }
 }
 

@@ -37,6 +37,7 @@ struct PostgresAccess: StoreWriter {
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await settleDeferredSends()
         do {
+            try connection.checkOpen()
             return try await connection.query(query, logger: logger).collect()
         } catch {
             throw PostgresErrors.translate(error)
@@ -50,6 +51,7 @@ struct PostgresAccess: StoreWriter {
         guard let prepared = PreparedQuery<Site>(query, store: origin) else { return try await rows(query) }
         do {
             var collected: [PostgresRow] = []
+            try connection.checkOpen()
             for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
             return collected
         } catch {

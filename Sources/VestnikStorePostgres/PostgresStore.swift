@@ -103,16 +103,34 @@ package final class PostgresStore: Store, Service {
         self.init(configuration: try PostgresStoreConfiguration(url: url, poolSize: poolSize), logger: logger)
     }
 
-    /// Runs the connection pool until the task is cancelled or a graceful shutdown is signalled.
+    /// Runs the connection pools until the task is cancelled or a graceful shutdown is signalled.
     /// Queries wait for connections while this is not running.
+    ///
+    /// Stopping takes three steps: the gate refuses new requests, the requests in flight finish
+    /// (for up to ``drainTimeout``), and only then do the pools stop. The order matters because
+    /// a stopping PostgresNIO pool closes its connections under the requests still using them,
+    /// and a query written to a closed connection never completes: its write is dropped with
+    /// nobody left to fail it. A server's shutdown waits for its background services, which are
+    /// often mid-query when it begins, so such a query used to hang the whole shutdown.
     package func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.writerClient.run() }
-            await client.run()
-            group.cancelAll()
+        // Detached, so that neither this task's cancellation nor a graceful shutdown (a task
+        // local) reaches the pools before the gate has drained.
+        let pools = Task.detached { [client, writerClient] in
+            await withDiscardingTaskGroup { group in
+                group.addTask { await writerClient.run() }
+                group.addTask { await client.run() }
+            }
         }
-        gate.close()
+        // Returns at a graceful shutdown, throws at cancellation: either way it is time to stop.
+        try? await gracefulShutdown()
+        await gate.closeAndDrain(atMost: Self.drainTimeout)
+        pools.cancel()
+        await pools.value
     }
+
+    /// How long a stopping store lets requests in flight finish before it closes their
+    /// connections anyway.
+    static let drainTimeout = Duration.seconds(10)
 
     deinit {
         // Not in `run()`: the group-commit leader of a write made after `run()` returned still
@@ -200,7 +218,8 @@ package final class PostgresStore: Store, Service {
     /// is atomic and reads one snapshot by itself, so `BEGIN` and `COMMIT` around it would only
     /// add two round trips.
     private func statement<T: Sendable>(_ body: (PostgresAccess) async throws -> T) async throws -> T {
-        try gate.check()
+        try gate.enter()
+        defer { gate.leave() }
         do {
             return try await client.withConnection { connection in
                 try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
@@ -229,7 +248,8 @@ package final class PostgresStore: Store, Service {
         client: PostgresClient, gate: PoolGate, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
         onConnectionLoop: Bool = false, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try gate.check()
+        try gate.enter()
+        defer { gate.leave() }
         do {
             return try await client.withConnection { connection in
                 try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
@@ -242,6 +262,9 @@ package final class PostgresStore: Store, Service {
                     } catch {
                         do {
                             // After a failed COMMIT the transaction is already over; this is then a no-op.
+                            // On a closed connection there is nothing to roll back, and the query
+                            // would never complete (see `PostgresConnection.checkOpen`).
+                            try connection.checkOpen()
                             try await connection.query("ROLLBACK", logger: logger)
                         } catch {
                             logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
@@ -266,9 +289,11 @@ package final class PostgresStore: Store, Service {
     /// Not durable: a node that is not listening right now never sees it. Payloads are limited
     /// by PostgreSQL to 8,000 bytes.
     package func notify(signal payload: String) async throws {
-        try gate.check()
+        try gate.enter()
+        defer { gate.leave() }
         do {
             try await client.withConnection { connection in
+                try connection.checkOpen()
                 _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
             }
         } catch {
@@ -285,6 +310,7 @@ package final class PostgresStore: Store, Service {
         try gate.check()
         do {
             try await client.withConnection { connection in
+                try connection.checkOpen()
                 try await connection.listen(on: Self.signalChannel) { notifications in
                     await onListening()
                     for try await notification in notifications {
@@ -324,6 +350,7 @@ package final class PostgresStore: Store, Service {
         try gate.check()
         do {
             try await client.withConnection { connection in
+                try connection.checkOpen()
                 try await connection.listen(on: Self.eventChannel) { notifications in
                     await onListening()
                     for try await notification in notifications {
@@ -347,16 +374,80 @@ package final class PostgresStore: Store, Service {
     }
 }
 
-/// Whether the pool still runs. PostgresNIO queues a request made after its `run()` returned
-/// forever (it waits for a connection that never comes), which hung shutdowns whenever a
-/// service touched the store on its way out; after the pool stops, requests fail at once.
+/// Whether the store still takes requests, and how many it is serving.
+///
+/// Closed when the store stops: from then on requests fail at once instead of queueing for a
+/// connection that will never come, and the store waits for the ones in flight before it stops
+/// the pools (see ``PostgresStore/run()``). Long-lived listeners are not counted: they end with
+/// their own task.
 final class PoolGate: Sendable {
-    private let stopped = Atomic<Bool>(false)
-
-    func close() { stopped.store(true, ordering: .sequentiallyConsistent) }
-
-    func check() throws {
-        if stopped.load(ordering: .sequentiallyConsistent) { throw StoreError.backend("the database connection pool has stopped") }
+    private struct State {
+        var closed = false
+        var inFlight = 0
+        /// The store's shutdown, waiting for the last request in flight.
+        var drainWaiter: CheckedContinuation<Void, Never>?
     }
+
+    private let state = Mutex(State())
+
+    /// Fails once the gate is closed.
+    func check() throws {
+        if state.withLock({ $0.closed }) { throw Self.stopped }
+    }
+
+    /// Counts a request in; fails once the gate is closed. Pair with ``leave()``.
+    func enter() throws {
+        try state.withLock { state in
+            if state.closed { throw Self.stopped }
+            state.inFlight += 1
+        }
+    }
+
+    func leave() {
+        let last = state.withLock { state -> Bool in
+            state.inFlight -= 1
+            return state.closed && state.inFlight == 0
+        }
+        if last { takeDrainWaiter()?.resume() }
+    }
+
+    private func takeDrainWaiter() -> CheckedContinuation<Void, Never>? {
+        state.withLock { state in
+            defer { state.drainWaiter = nil }
+            return state.drainWaiter
+        }
+    }
+
+    /// Refuses new requests, then returns once none is in flight, or after `timeout`.
+    func closeAndDrain(atMost timeout: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let drained = state.withLock { state -> Bool in
+                state.closed = true
+                if state.inFlight == 0 { return true }
+                state.drainWaiter = continuation
+                return false
+            }
+            if drained {
+                continuation.resume()
+                return
+            }
+            // The bound runs in a task of its own: the caller is often cancelled (a cancelled
+            // server still lets its requests finish), and a cancelled task cannot sleep.
+            Task.detached {
+                try? await Task.sleep(for: timeout)
+                self.takeDrainWaiter()?.resume()
+            }
+        }
+    }
+
+    static var stopped: StoreError { StoreError.backend("the database connection pool has stopped") }
 }
 
+extension PostgresConnection {
+    /// Fails on a closed connection. A query written to a closed connection is dropped without
+    /// failing its promise (PostgresNIO 1.33), so its caller would wait forever; checking first
+    /// leaves only the moment between this check and the write.
+    func checkOpen() throws {
+        if isClosed { throw StoreError.backend("the database connection is closed") }
+    }
+}

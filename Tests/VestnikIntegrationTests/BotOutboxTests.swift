@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import Hummingbird
 import Testing
 import VestnikBotX
@@ -151,18 +152,16 @@ struct BotOutboxTests {
         // before the first retry at +5 s; stopping now cuts no attempt off (a cut-off attempt keeps
         // its lease for a minute).
         try await Task.sleep(for: .milliseconds(1500))
-        // Stopped without waiting for the whole shutdown (on PostgreSQL it can outlast the test);
-        // its deliverer stops at once.
-        let stopping = Task { await first.stop() }
-        // Up to 10 s for the first node to be gone (a loaded CI machine is slow), so the delivery
-        // below is the restarted node's: the first one must not get to retry once the bot is up.
-        _ = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await stopping.value; return true }
-            group.addTask { try? await Task.sleep(for: .seconds(10)); return false }
-            let done = await group.next() ?? false
-            group.cancelAll()
-            return done
+        // The first node must be gone before the bot is up, so that the delivery below is the
+        // restarted node's. Waited for by polling: a task's value cannot be awaited with a timeout.
+        let firstStopped = StopSignal()
+        Task {
+            await first.stop()
+            firstStopped.done.store(true, ordering: .relaxed)
         }
+        #expect(
+            await waitUntil(timeout: .seconds(20)) { firstStopped.done.load(ordering: .relaxed) },
+            "the first server did not stop within 20 s")
 
         let fake = FakeBot()
         close(reserved)
@@ -287,4 +286,9 @@ struct BotOutboxTests {
         #expect(after.status == 401)
         #expect(try await server.services.bots.endpoint(of: botID) == nil, "no deliveries to a blocked bot")
     }
+}
+
+/// Set once a server in the background has stopped.
+private final class StopSignal: Sendable {
+    let done = Atomic<Bool>(false)
 }

@@ -30,9 +30,16 @@ final class TestServer: Sendable {
             configuration.botKeyFile = (configuration.dataDirectory as NSString).appendingPathComponent("bot-secrets.key")
         }
         configure(&configuration)
+        let logger: Logger
+        if Self.traceShutdown {
+            configuration.logLevel = .debug
+            logger = Logger(label: "server-\(UUID().uuidString.prefix(6))", factory: { ShutdownTraceLog(label: $0) })
+        } else {
+            logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        }
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = try await buildApplication(
-            configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+            configuration: configuration, logger: logger,
             onListening: { port in continuation.yield(port) })
         let task = Task {
             // A server that fails to start ends the port stream, so the caller fails instead of hanging.
@@ -52,9 +59,16 @@ final class TestServer: Sendable {
     }
 
     func stop() async {
+        if Self.traceShutdown { ShutdownTraceLog.write("stopping server on \(port)") }
         task.cancel()
         _ = await task.result
+        if Self.traceShutdown { ShutdownTraceLog.write("stopped server on \(port)") }
     }
+
+    /// `VESTNIK_TEST_SHUTDOWN_TRACE=1` prints when each in-process server starts and finishes
+    /// stopping, and which of its services stopped (see ``ShutdownTraceLog``): a shutdown that
+    /// never finishes then names the service it waits for.
+    static let traceShutdown = ProcessInfo.processInfo.environment["VESTNIK_TEST_SHUTDOWN_TRACE"] != nil
 
     /// Creates a user through the admin path and returns a logged-in client.
     func client(_ login: String, name: String? = nil, email: String? = nil) async throws -> (VestnikClient, User) {
@@ -127,4 +141,27 @@ func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws ->
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// Prints a server's "listening" and "service stopped" lines, nothing else (see
+/// ``TestServer/traceShutdown``).
+struct ShutdownTraceLog: LogHandler {
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let text = "\(message)"
+        guard text == "service stopped" || text == "listening" else { return }
+        Self.write("\(label) \(text) \(metadata ?? [:])")
+    }
+
+    static func write(_ line: String) {
+        FileHandle.standardError.write(Data("\(Date()) \(line)\n".utf8))
+    }
 }
