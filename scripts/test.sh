@@ -40,8 +40,9 @@ run_pass() {
     status=${PIPESTATUS[0]}
     set -e
     if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-        # swift test's child (the test bundle) can outlive it.
-        pkill -KILL -f 'vestnikPackageTests\.xctest' || true
+        # swift test's child (the test bundle, in a process group of its own) outlives it;
+        # only this checkout's bundle is killed.
+        pkill -KILL -f "^$PWD/\.build/.*vestnikPackageTests\.xctest" || true
         echo "== the test pass did not finish within ${VESTNIK_TEST_PASS_TIMEOUT:-1200} s; started but not finished:"
         sed -n 's/.*Test "\(.*\)" started\.$/\1/p' "$log" | sort -u > "$log.started"
         sed -n 's/.*Test "\(.*\)" \(with [0-9]* test cases \)\{0,1\}\(passed\|failed\|skipped\).*/\1/p' "$log" | sort -u > "$log.ended"

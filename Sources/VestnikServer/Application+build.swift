@@ -39,7 +39,7 @@ package struct VestnikServerApp: Sendable {
 
 /// A service that says when it stopped, so that a shutdown that does not finish names what it
 /// still waits for (`--log-level debug`).
-struct LoggedService: Service {
+struct LoggedService: Service, CustomStringConvertible {
     let service: any Service
     let name: String
     let logger: Logger
@@ -50,6 +50,9 @@ struct LoggedService: Service {
         self.name = String(String(describing: type(of: service)).prefix { $0 != "<" })
         self.logger = logger
     }
+
+    /// What ServiceGroup's own log lines call it.
+    var description: String { name }
 
     func run() async throws {
         defer { logger.debug("service stopped", metadata: ["vestnik.service": "\(name)"]) }

@@ -112,6 +112,11 @@ package final class PostgresStore: Store, Service {
     /// and a query written to a closed connection never completes: its write is dropped with
     /// nobody left to fail it. A server's shutdown waits for its background services, which are
     /// often mid-query when it begins, so such a query used to hang the whole shutdown.
+    ///
+    /// A request still running after the drain loses its connection anyway; only
+    /// ``PostgresConnection/checkOpen()`` then stands between it and that hang. Writes queued in
+    /// the group commit but not yet in a transaction when the gate closes fail at once ("the
+    /// database connection pool has stopped"), as does every request made later.
     package func run() async {
         // Detached, so that neither this task's cancellation nor a graceful shutdown (a task
         // local) reaches the pools before the gate has drained.
@@ -129,8 +134,9 @@ package final class PostgresStore: Store, Service {
     }
 
     /// How long a stopping store lets requests in flight finish before it closes their
-    /// connections anyway.
-    static let drainTimeout = Duration.seconds(10)
+    /// connections anyway: short enough to fit a supervisor's stop grace (often 10 s) with the
+    /// rest of the shutdown.
+    static let drainTimeout = Duration.seconds(5)
 
     deinit {
         // Not in `run()`: the group-commit leader of a write made after `run()` returned still
@@ -260,15 +266,16 @@ package final class PostgresStore: Store, Service {
                         try await access.rows("COMMIT")
                         return result
                     } catch {
-                        do {
-                            // After a failed COMMIT the transaction is already over; this is then a no-op.
-                            // On a closed connection there is nothing to roll back, and the query
-                            // would never complete (see `PostgresConnection.checkOpen`).
-                            try connection.checkOpen()
-                            try await connection.query("ROLLBACK", logger: logger)
-                        } catch {
-                            logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
-                            try? await connection.close()
+                        // On a closed connection there is nothing to roll back, and the query
+                        // would never complete (see `PostgresConnection.checkOpen`).
+                        if !connection.isClosed {
+                            do {
+                                // After a failed COMMIT the transaction is already over; this is then a no-op.
+                                try await connection.query("ROLLBACK", logger: logger)
+                            } catch {
+                                logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
+                                try? await connection.close()
+                            }
                         }
                         throw error
                     }
@@ -386,6 +393,8 @@ final class PoolGate: Sendable {
         var inFlight = 0
         /// The store's shutdown, waiting for the last request in flight.
         var drainWaiter: CheckedContinuation<Void, Never>?
+        /// Ends that wait after the drain's time bound; cancelled when the drain ends first.
+        var drainTimer: Task<Void, Never>?
     }
 
     private let state = Mutex(State())
@@ -411,14 +420,21 @@ final class PoolGate: Sendable {
         if last { takeDrainWaiter()?.resume() }
     }
 
+    /// The drain's waiter, once: whoever takes it resumes it (the last request or the timer).
     private func takeDrainWaiter() -> CheckedContinuation<Void, Never>? {
-        state.withLock { state in
-            defer { state.drainWaiter = nil }
-            return state.drainWaiter
+        let (waiter, timer) = state.withLock { state in
+            defer {
+                state.drainWaiter = nil
+                state.drainTimer = nil
+            }
+            return (state.drainWaiter, state.drainTimer)
         }
+        timer?.cancel()
+        return waiter
     }
 
-    /// Refuses new requests, then returns once none is in flight, or after `timeout`.
+    /// Refuses new requests, then returns once none is in flight, or after `timeout`. Called once
+    /// per store (`PostgresClient.run()` itself may run only once).
     func closeAndDrain(atMost timeout: Duration) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let drained = state.withLock { state -> Bool in
@@ -433,10 +449,16 @@ final class PoolGate: Sendable {
             }
             // The bound runs in a task of its own: the caller is often cancelled (a cancelled
             // server still lets its requests finish), and a cancelled task cannot sleep.
-            Task.detached {
+            let timer = Task.detached {
                 try? await Task.sleep(for: timeout)
                 self.takeDrainWaiter()?.resume()
             }
+            let drainedMeanwhile = state.withLock { state -> Bool in
+                if state.drainWaiter == nil { return true }
+                state.drainTimer = timer
+                return false
+            }
+            if drainedMeanwhile { timer.cancel() }
         }
     }
 

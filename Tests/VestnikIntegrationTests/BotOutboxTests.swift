@@ -159,7 +159,7 @@ struct BotOutboxTests {
             await first.stop()
             firstStopped.done.store(true, ordering: .relaxed)
         }
-        #expect(
+        try #require(
             await waitUntil(timeout: .seconds(20)) { firstStopped.done.load(ordering: .relaxed) },
             "the first server did not stop within 20 s")
 
