@@ -30,4 +30,7 @@ if ! "$VENV/bin/python" -c "import selenium, pytest" >/dev/null 2>&1; then
 fi
 export VESTNIK_SCREENSHOTS="${VESTNIK_SCREENSHOTS:-$PWD/artifacts/screenshots}"
 echo "== browser end-to-end tests (screenshots in ${VESTNIK_SCREENSHOTS#$PWD/})"
-VESTNIK_BIN="$BIN" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Tests/web "$@"
+# Bounded like the Swift passes (scripts/test.sh): a test still running after 5 minutes has its
+# stack printed (pytest's faulthandler), and the whole run ends after VESTNIK_TEST_PASS_TIMEOUT.
+VESTNIK_BIN="$BIN" timeout --kill-after=30 "${VESTNIK_TEST_PASS_TIMEOUT:-1200}" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider -o faulthandler_timeout=300 Tests/web "$@"
