@@ -441,24 +441,16 @@ final class PoolGate: Sendable {
                 state.closed = true
                 if state.inFlight == 0 { return true }
                 state.drainWaiter = continuation
+                // The bound runs in a task of its own: the caller is often cancelled (a cancelled
+                // server still lets its requests finish), and a cancelled task cannot sleep.
+                // Created under the lock, so it cannot look for the waiter before it is stored.
+                state.drainTimer = Task.detached {
+                    try? await Task.sleep(for: timeout)
+                    self.takeDrainWaiter()?.resume()
+                }
                 return false
             }
-            if drained {
-                continuation.resume()
-                return
-            }
-            // The bound runs in a task of its own: the caller is often cancelled (a cancelled
-            // server still lets its requests finish), and a cancelled task cannot sleep.
-            let timer = Task.detached {
-                try? await Task.sleep(for: timeout)
-                self.takeDrainWaiter()?.resume()
-            }
-            let drainedMeanwhile = state.withLock { state -> Bool in
-                if state.drainWaiter == nil { return true }
-                state.drainTimer = timer
-                return false
-            }
-            if drainedMeanwhile { timer.cancel() }
+            if drained { continuation.resume() }
         }
     }
 
