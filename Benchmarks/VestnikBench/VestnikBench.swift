@@ -9,7 +9,7 @@ struct VestnikBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
 
-    @Argument(help: "Scenarios to run: group, channel, catchup, idle, cluster, codec, jitter (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Argument(help: "Scenarios to run: group, channel, catchup, idle, cluster, codec, jitter, disksync (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
     @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
     @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
     @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
@@ -29,7 +29,7 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Connected members of the channel (channel scenario).") var members = 5000
     @Option(help: "Posts to the channel, a second apart (channel scenario).") var posts = 10
     @Option(help: "Operations per measurement (codec scenario).") var iterations = 20_000
-    @Option(help: "Runs of the fixed work, 200 ms apart (jitter scenario).") var samples = 300
+    @Option(help: "Runs of the fixed work or syncs, 200 ms apart (jitter and disksync scenarios).") var samples = 300
 
     func run() async throws {
         if scenarios.first == "idle-worker" {
@@ -43,9 +43,14 @@ struct VestnikBench: AsyncParsableCommand {
         let binary = URL(fileURLWithPath: vestnikBinary ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vestnik").path)
         var results: [ScenarioResult] = []
         for scenario in scenarios {
-            if scenario == "codec" || scenario == "jitter" {
+            if scenario == "codec" || scenario == "jitter" || scenario == "disksync" {
                 // In-process: no server.
-                let result = scenario == "codec" ? try runCodec(iterations: iterations) : try await runJitter(samples: samples, period: .milliseconds(200))
+                let result: ScenarioResult
+                switch scenario {
+                case "codec": result = try runCodec(iterations: iterations)
+                case "jitter": result = try await runJitter(samples: samples, period: .milliseconds(200))
+                default: result = try await runDiskSync(samples: samples, period: .milliseconds(200))
+                }
                 result.printTable()
                 results.append(result)
                 continue
