@@ -47,14 +47,9 @@ func runDiskSync(samples: Int, period: Duration) async throws -> ScenarioResult 
     for slot in 0..<slots { try overwrite(slot: slot) }
     guard fsync(descriptor) == 0 else { throw BenchError("fsync: errno \(errno)") }
 
-    var durations: [Double] = []
-    durations.reserveCapacity(samples)
-    for sample in 0..<samples {
-        try await Task.sleep(for: period)
-        let start = ContinuousClock.now
+    let durations = try await pacedDurations(samples: samples, period: period) { sample in
         try overwrite(slot: sample % slots)
         try syncData()
-        durations.append((ContinuousClock.now - start).milliseconds)
     }
     let percentiles = Percentiles(durations)
     return ScenarioResult(

@@ -39,14 +39,7 @@ func runJitter(samples: Int, period: Duration) async throws -> ScenarioResult {
     }
     let rounds = max(1, Int(Double(probeRounds) * 0.5 / max(0.001, fastest.milliseconds)))
 
-    var durations: [Double] = []
-    durations.reserveCapacity(samples)
-    for _ in 0..<samples {
-        try await Task.sleep(for: period)
-        let (elapsed, result) = timed(rounds)
-        sink &+= result
-        durations.append(elapsed.milliseconds)
-    }
+    let durations = try await pacedDurations(samples: samples, period: period) { _ in sink &+= work(rounds) }
     precondition(sink != 0, "the measured work was optimised away")
     let percentiles = Percentiles(durations)
     return ScenarioResult(

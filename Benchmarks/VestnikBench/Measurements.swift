@@ -42,6 +42,21 @@ final class Recorder: Sendable {
     var ackedCount: Int { state.withLock { $0.acked.count } }
 }
 
+/// Milliseconds each of `samples` runs of `body` took, one run after every `period` of sleep, at
+/// the pace of `group --rate 5` for a 200 ms period: the pacing the machine-noise scenarios
+/// (`jitter`, `disksync`) share. `body` gets the run's index.
+func pacedDurations(samples: Int, period: Duration, _ body: (Int) throws -> Void) async throws -> [Double] {
+    var durations: [Double] = []
+    durations.reserveCapacity(samples)
+    for sample in 0..<samples {
+        try await Task.sleep(for: period)
+        let start = ContinuousClock.now
+        try body(sample)
+        durations.append((ContinuousClock.now - start).milliseconds)
+    }
+    return durations
+}
+
 extension Duration {
     var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
     var seconds: Double { milliseconds / 1000 }
