@@ -69,7 +69,9 @@ package func buildApplication(
     configuration: ServerConfiguration, logger: Logger? = nil, onListening: (@Sendable (Int) async -> Void)? = nil
 ) async throws -> VestnikServerApp {
     guard let proxies = TrustedProxies(configuration.trustedProxies) else {
-        throw ConfigurationError("--trusted-proxy must be IP addresses, got: \(configuration.trustedProxies.joined(separator: ", "))")
+        throw ConfigurationError(
+            "--trusted-proxy takes IP addresses and networks (10.0.0.5, 10.0.0.0/24, fd00::/64; no host bits after the prefix, no /0), got: "
+                + TrustedProxies.invalidEntries(configuration.trustedProxies).joined(separator: ", "))
     }
     let metricsToken = try configuration.metricsToken()
     var configuredLogger = logger ?? Logger(label: "vestnik")

@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
     @Option(name: .customLong("botx-host"), help: "Host name bots use in their cts_url, their JWT audience (env VESTNIK_BOTX_HOST, default --host).")
     var botxHost: String?
-    @Option(name: .customLong("trusted-proxy"), help: "A reverse proxy's IP address whose X-Forwarded-For names the client; repeatable (env VESTNIK_TRUSTED_PROXIES, comma-separated).")
+    @Option(name: .customLong("trusted-proxy"), help: "A reverse proxy's IP address or network (10.0.0.0/24) whose X-Forwarded-For names the client; repeatable (env VESTNIK_TRUSTED_PROXIES, comma-separated).")
     var trustedProxies: [String] = []
     @Option(name: .customLong("metrics-token-file"), help: "A file with the bearer token GET /metrics requires (env VESTNIK_METRICS_TOKEN_FILE); without one, metrics are served to this host only.")
     var metricsTokenFile: String?

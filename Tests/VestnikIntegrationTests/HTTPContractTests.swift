@@ -195,12 +195,13 @@ struct HTTPContractTests {
         for index in 0..<4 { statuses.append(try await attempt(direct, forwardedFor: "10.0.0.\(index)")) }
         #expect(statuses == [401, 401, 401, 429])
 
-        // The test client (127.0.0.1) is the trusted proxy: each forwarded client has its own budget,
-        // and only the entry the proxy appended (the rightmost) counts, not what the client wrote.
+        // The test client (127.0.0.1, inside the trusted network) is the proxy: each forwarded client
+        // has its own budget, and only the entry the proxy appended (the rightmost) counts, not
+        // what the client wrote.
         let proxied = try await TestServer.start {
             $0.loginAttemptsPerAddress = 3
             $0.loginFailuresPerAccount = 100
-            $0.trustedProxies = ["127.0.0.1"]
+            $0.trustedProxies = ["127.0.0.0/8"]
         }
         defer { Task { await proxied.stop() } }
         _ = try await proxied.client("alice")
@@ -258,15 +259,17 @@ struct HTTPContractTests {
         }
     }
 
-    @Test("VESTNIK_TRUSTED_PROXIES is read comma-separated; a proxy that is not an IP address stops the server from starting")
+    @Test("VESTNIK_TRUSTED_PROXIES is read comma-separated; a proxy that is neither an IP address nor a network stops the server from starting")
     func trustedProxyConfiguration() async throws {
         var configuration = ServerConfiguration()
         try configuration.apply(environment: ["VESTNIK_TRUSTED_PROXIES": " 10.0.0.5, ,::1 "])
         #expect(configuration.trustedProxies == ["10.0.0.5", "::1"])
-        await #expect(throws: ConfigurationError.self) {
-            let server = try await TestServer.start { $0.trustedProxies = ["10.0.0.5", "nginx.internal"] }
+        let refused = await #expect(throws: ConfigurationError.self) {
+            let server = try await TestServer.start { $0.trustedProxies = ["10.0.0.5", "10.9.0.0/16", "nginx.internal", "10.0.0.1/8"] }
             await server.stop()
         }
+        // The message names the entries at fault, not the good ones.
+        #expect(refused?.description.hasSuffix("got: nginx.internal, 10.0.0.1/8") == true)
     }
 
     @Test("X-Forwarded-For resolution: rightmost untrusted entry, addresses normalised, bad input falls back to the peer")
@@ -290,9 +293,38 @@ struct HTTPContractTests {
         #expect(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["[2001:db8:1:2::7]:443"]) == "2001:db8:1:2::/64")
         #expect(proxies.clientAddress(peer: "::1", forwardedFor: ["2001:db8:1:2:aaaa:bbbb:cccc:dddd"]) == "2001:db8:1:2::/64")
         #expect(proxies.clientAddress(peer: "2001:db8:9:9::5", forwardedFor: []) == "2001:db8:9:9::/64")
-        #expect(TrustedProxies(["10.0.0.0/8"]) == nil)
         #expect(TrustedProxies(["nginx.local"]) == nil)
         #expect(TrustedProxies.normalizedAddress(String(repeating: "1", count: 100)) == nil)
+    }
+
+    @Test("trusted proxies as networks: members are trusted, neighbours are not, malformed or too-wide networks are refused")
+    func trustedProxyNetworks() throws {
+        let proxies = try #require(TrustedProxies(["10.1.2.0/24", "fd00:1::/32", "192.0.2.128/25", "::ffff:198.51.100.0/120"]))
+        // Any proxy in a range is trusted; its X-Forwarded-For names the client.
+        #expect(proxies.clientAddress(peer: "10.1.2.77", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "::ffff:10.1.2.200", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "fd00:1:ffff::9", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "192.0.2.200", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        #expect(proxies.clientAddress(peer: "198.51.100.9", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        // A chain of proxies inside the ranges is skipped, right to left.
+        #expect(proxies.clientAddress(peer: "10.1.2.1", forwardedFor: ["6.6.6.6, 203.0.113.7, 10.1.2.9, 192.0.2.130"]) == "203.0.113.7")
+        // Just outside a range: not a proxy, so its header is ignored and it counts itself.
+        #expect(proxies.clientAddress(peer: "10.1.3.1", forwardedFor: ["203.0.113.7"]) == "10.1.3.1")
+        #expect(proxies.clientAddress(peer: "192.0.2.127", forwardedFor: ["203.0.113.7"]) == "192.0.2.127")
+        #expect(proxies.clientAddress(peer: "fd00:2::1", forwardedFor: ["203.0.113.7"]) == "fd00:2::/64")
+        // An IPv4 range never matches an IPv6 address with the same leading bytes.
+        #expect(proxies.clientAddress(peer: "a01:200::1", forwardedFor: ["203.0.113.7"]) == "a01:200::/64")
+        #expect(!proxies.containsLoopback)
+        #expect(try #require(TrustedProxies(["127.0.0.0/8"])).containsLoopback)
+        #expect(try #require(TrustedProxies(["127.0.0.2"])).containsLoopback)
+        #expect(try #require(TrustedProxies(["64.0.0.0/2"])).containsLoopback)
+        #expect(try #require(TrustedProxies(["::/127"])).containsLoopback)
+        #expect(try #require(TrustedProxies(["10.0.0.0/8", "10.0.0.0/8", "10.0.0.5/32"])).clientAddress(peer: "10.200.0.1", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
+        // Refused: host bits after the prefix, /0 (anyone could pick their address), bad lengths, names.
+        for entry in ["10.1.2.1/24", "0.0.0.0/0", "::/0", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/08x", "10.0.0.0/8/8", "/8", "nginx.local/24", "::ffff:10.0.0.0/64"] {
+            #expect(TrustedProxies([entry]) == nil, "\(entry)")
+        }
+        #expect(TrustedProxies.invalidEntries(["10.0.0.0/8", "10.1.2.1/24", "proxy"]) == ["10.1.2.1/24", "proxy"])
     }
 
     @Test("random junk to every endpoint never produces a 5xx")
