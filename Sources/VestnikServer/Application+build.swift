@@ -70,8 +70,8 @@ package func buildApplication(
 ) async throws -> VestnikServerApp {
     guard let proxies = TrustedProxies(configuration.trustedProxies) else {
         throw ConfigurationError(
-            "--trusted-proxy takes IP addresses and networks (10.0.0.5, 10.0.0.0/24, fd00::/64; no host bits after the prefix, no /0), got: "
-                + TrustedProxies.invalidEntries(configuration.trustedProxies).joined(separator: ", "))
+            "--trusted-proxy takes IP addresses and networks (10.0.0.5, 10.0.0.0/24, fd00::/64; no bits set after the prefix, as in 10.0.0.1/24, and no /0); refused: "
+                + TrustedProxies.invalidEntries(configuration.trustedProxies).map { "\"\($0)\"" }.joined(separator: ", "))
     }
     let metricsToken = try configuration.metricsToken()
     var configuredLogger = logger ?? Logger(label: "vestnik")

@@ -225,6 +225,13 @@ struct HTTPContractTests {
         defer { Task { await proxied.stop() } }
         let refused = try await Self.raw(proxied, .GET, "/metrics")
         #expect(refused.status == 403 && refused.errorCode == "forbidden")
+        // The same for a trusted network that holds loopback; one that does not leaves this host its access.
+        let proxiedNetwork = try await TestServer.start { $0.trustedProxies = ["127.0.0.0/8"] }
+        defer { Task { await proxiedNetwork.stop() } }
+        #expect(try await Self.raw(proxiedNetwork, .GET, "/metrics").status == 403)
+        let remoteProxies = try await TestServer.start { $0.trustedProxies = ["10.0.0.0/8"] }
+        defer { Task { await remoteProxies.stop() } }
+        #expect(try await Self.raw(remoteProxies, .GET, "/metrics").status == 200)
 
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-metrics-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -269,7 +276,7 @@ struct HTTPContractTests {
             await server.stop()
         }
         // The message names the entries at fault, not the good ones.
-        #expect(refused?.description.hasSuffix("got: nginx.internal, 10.0.0.1/8") == true)
+        #expect(refused?.description.hasSuffix("refused: \"nginx.internal\", \"10.0.0.1/8\"") == true)
     }
 
     @Test("X-Forwarded-For resolution: rightmost untrusted entry, addresses normalised, bad input falls back to the peer")
@@ -319,9 +326,13 @@ struct HTTPContractTests {
         #expect(try #require(TrustedProxies(["127.0.0.2"])).containsLoopback)
         #expect(try #require(TrustedProxies(["64.0.0.0/2"])).containsLoopback)
         #expect(try #require(TrustedProxies(["::/127"])).containsLoopback)
+        #expect(try #require(TrustedProxies(["::ffff:127.0.0.0/104"])).containsLoopback)
+        for outside in ["126.0.0.0/8", "128.0.0.0/1", "::2/127", "fd00::/8"] {
+            #expect(try #require(TrustedProxies([outside])).containsLoopback == false, "\(outside)")
+        }
         #expect(try #require(TrustedProxies(["10.0.0.0/8", "10.0.0.0/8", "10.0.0.5/32"])).clientAddress(peer: "10.200.0.1", forwardedFor: ["203.0.113.7"]) == "203.0.113.7")
         // Refused: host bits after the prefix, /0 (anyone could pick their address), bad lengths, names.
-        for entry in ["10.1.2.1/24", "0.0.0.0/0", "::/0", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/08x", "10.0.0.0/8/8", "/8", "nginx.local/24", "::ffff:10.0.0.0/64"] {
+        for entry in ["10.1.2.1/24", "192.0.2.129/25", "11.0.0.0/7", "fd00::1/127", "0.0.0.0/0", "::/0", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/08x", "10.0.0.0/8/8", "/8", "nginx.local/24", "::ffff:10.0.0.0/64"] {
             #expect(TrustedProxies([entry]) == nil, "\(entry)")
         }
         #expect(TrustedProxies.invalidEntries(["10.0.0.0/8", "10.1.2.1/24", "proxy"]) == ["10.1.2.1/24", "proxy"])
