@@ -75,7 +75,8 @@ extension FileHandle {
 }
 
 /// One worker process of the idle scenario: opens N streams with the token from
-/// `VESTNIK_BENCH_TOKEN`, prints `ready N` when all are live, then holds them until killed.
+/// `VESTNIK_BENCH_TOKEN`, prints `ready N retried M` when all are live (M: connects that failed
+/// and were tried again), then holds them until killed.
 func runIdleWorker(server: String, connections: Int) async throws {
     guard let token = ProcessInfo.processInfo.environment["VESTNIK_BENCH_TOKEN"] else { throw BenchError("VESTNIK_BENCH_TOKEN is not set") }
     let url = server.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/stream"
@@ -91,8 +92,10 @@ func runIdleWorker(server: String, connections: Int) async throws {
                 // reset) is tried again after a pause, as an app's client does; without this a
                 // few hundred of 15,000 streams never opened and the figure was per ready stream
                 // while the RSS held the failed ones too.
+                // Ten attempts (about half a minute): a server that refuses for longer, or
+                // answers the upgrade with an error, fails the worker instead.
                 var pause = Duration.milliseconds(250)
-                while !Task.isCancelled {
+                for attempt in 1...10 {
                     let opened = SharedCounter()
                     do {
                         _ = try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
@@ -105,10 +108,13 @@ func runIdleWorker(server: String, connections: Int) async throws {
                                 }
                             }
                         }
-                    } catch {}
+                    } catch {
+                        if attempt == 10 { throw error }
+                    }
                     if opened.value > 0 { return }  // held until the server or this process ended it
                     failedAttempts.increment()
-                    try await Task.sleep(for: pause)
+                    // Jittered, so that connects that failed together do not return together.
+                    try await Task.sleep(for: pause * Double.random(in: 0.5...1.5))
                     pause = min(pause * 2, .seconds(4))
                 }
             }

@@ -172,6 +172,8 @@ final class EventLoopWriteQueues: Sendable {
 package final class StreamConnection: Sendable {
     /// NIO-buffered bytes the connection may have before it gets no more frames (a client that
     /// stopped reading): bounds memory per stalled stream; a healthy client drains far below it.
+    /// It is the channel's high-water mark (see ``accepting(checkingBuffer:)``), whose low mark,
+    /// half of it, only matters to ephemeral events: overflowing ends the stream.
     let maxBufferedBytes: Int
     let channel: any Channel
     let queue: EventLoopWriteQueue
@@ -268,21 +270,28 @@ package final class StreamConnection: Sendable {
     }
 
     /// Whether the socket fell too far behind (frames are being dropped; the stream must end).
-    var overflowed: Bool { state.load(ordering: .relaxed) == .overflowed }
+    package var overflowed: Bool { state.load(ordering: .relaxed) == .overflowed }
 
     /// On the event loop, before writing a frame: false once closing or overflowed (more than
     /// ``maxBufferedBytes`` waiting for the socket).
     ///
     /// The bound is the channel's high-water mark, so that `isWritable` (an atomic load) says
-    /// whether the socket fell that far behind. Asking NIO for the buffered byte count instead,
-    /// once per frame, was ~1.8 % of the server's CPU (`perf`, `group`): its option lookup is a
-    /// chain of dynamic casts. The mark is set here, on the loop, before the first frame: set
+    /// whether the socket fell that far behind; with the loop check of ``loopState`` that is all
+    /// a frame costs here. Asking NIO for the buffered byte count instead, once per frame, was
+    /// ~1.8 % of the server's CPU (`perf`, `group`): its option lookup is a chain of dynamic casts. The mark is set here, on the loop, before the first frame: set
     /// from the connection's task (`Channel.setOption`, a future per connection) it cost every
     /// idle stream ~1 KiB (`idle`: 32.88 against 31.86 KiB per connection).
     fileprivate func accepting(checkingBuffer: Bool) -> Bool {
         if !loopState.value.bounded {
             loopState.value.bounded = true
-            try? channel.syncOptions?.setOption(.writeBufferWaterMark, value: .init(low: maxBufferedBytes / 2, high: maxBufferedBytes))
+            do {
+                guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+                try options.setOption(.writeBufferWaterMark, value: .init(low: maxBufferedBytes / 2, high: maxBufferedBytes))
+            } catch {
+                // NIO's 64 KiB default would stay the bound: healthy clients with a burst of
+                // large messages would be cut off as slow. No channel of ours refuses the option.
+                assertionFailure("the stream's write buffer bound could not be set: \(error)")
+            }
         }
         guard state.load(ordering: .relaxed) == .open else { return false }
         if checkingBuffer, !channel.isWritable {
@@ -420,6 +429,11 @@ final class SharedEventFrames: Sendable {
 /// ends the stream when its own session is revoked, and reports a client whose socket stopped
 /// draining (see ``StreamConnection/maxBufferedBytes``) as too slow (the hub then closes it as
 /// `slow_consumer`); ephemeral events are dropped rather than queued behind a full socket.
+///
+/// "Full" is the same bound for both, NIO's writability: an ephemeral event (typing, presence)
+/// is dropped from the moment the socket has more than that bound waiting until it drained to
+/// half. Below it, a lagging client gets its typing notices late rather than not at all; they
+/// are a few hundred bytes against a bound of at least 1 MiB.
 final class LiveStreamSink: LiveDeliverySink {
     private let connection: StreamConnection
     private let frames: SharedEventFrames

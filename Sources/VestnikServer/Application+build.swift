@@ -60,11 +60,6 @@ struct LoggedService: Service, CustomStringConvertible {
     }
 }
 
-/// The composition root: opens the store, builds the services, the routers and the background
-/// services, in that order.
-///
-/// - Parameter onListening: called with the bound port once the server accepts connections
-///   (tests start on port 0).
 /// Connections the kernel may hold for the server before it accepts them (capped by
 /// `net.core.somaxconn`, 4096 on current Linux).
 ///
@@ -76,6 +71,11 @@ struct LoggedService: Service, CustomStringConvertible {
 /// +69,000); with 4096, 0 and 61 retries, open after 11 and 12 s (+26,000 and +37,000).
 let listenBacklog = 4096
 
+/// The composition root: opens the store, builds the services, the routers and the background
+/// services, in that order.
+///
+/// - Parameter onListening: called with the bound port once the server accepts connections
+///   (tests start on port 0).
 package func buildApplication(
     configuration: ServerConfiguration, logger: Logger? = nil, onListening: (@Sendable (Int) async -> Void)? = nil
 ) async throws -> VestnikServerApp {

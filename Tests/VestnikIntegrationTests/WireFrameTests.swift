@@ -53,6 +53,34 @@ struct WireFrameTests {
         #expect(written == expected, "the live frame, then the last frame and the close frame; nothing after the close")
     }
 
+    @Test("the byte bound is the channel's high-water mark; past it live frames are dropped, the stream is marked overflowed and only its close frame goes out")
+    func overflowFromWritability() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let connection = StreamConnection(channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8)
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
+        loop.run()
+        // Installed before the first frame: 8 deliveries × 512 bytes is below the 1 MiB floor.
+        let mark = try #require(channel.syncOptions).getOption(.writeBufferWaterMark)
+        #expect(mark.high == 1 << 20 && mark.low == 1 << 19)
+        #expect(!connection.overflowed)
+
+        channel.isWritable = false  // what NIO reports once more than the high mark waits
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":2}")))
+        loop.run()
+        #expect(connection.overflowed)
+        // Ending it: only the close frame goes out to a socket that fell behind.
+        connection.close(after: ByteBuffer(string: "{\"bye\":1}"), code: .normalClosure, reason: "slow")
+        loop.run()
+        var written: [(WebSocketOpcode, String)] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+            var data = frame.data
+            written.append((frame.opcode, data.readString(length: data.readableBytes) ?? ""))
+        }
+        #expect(written.map(\.0) == [.text, .connectionClose])
+        #expect(written.first?.1 == "{\"seq\":1}", "the live frame after the overflow was dropped")
+    }
+
     @Test("without the encoder in the pipeline a live frame still goes out, as a frame")
     func fallsBackWithoutEncoder() throws {
         let loop = EmbeddedEventLoop()
