@@ -43,19 +43,19 @@ package struct TrustedProxies: Sendable {
         /// let any client choose the address it is counted under.
         init?(_ text: String) {
             let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-            guard var bytes = TrustedProxies.addressBytes(String(parts[0])) else { return nil }
+            guard let bytes = TrustedProxies.addressBytes(String(parts[0])) else { return nil }
             var prefixLength = bytes.count * 8
             if parts.count == 2 {
                 let digits = parts[1]
-                guard !digits.isEmpty, digits.count <= 3, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(digits) else { return nil }
+                guard !digits.isEmpty, digits.count <= 3, digits.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(digits)
+                else { return nil }
                 // `::ffff:10.0.0.0/104` is written for IPv4 peers, which are compared as IPv4.
                 let mappedIPv4 = bytes.count == 4 && parts[0].contains(":")
                 prefixLength = mappedIPv4 ? length - 96 : length
                 guard prefixLength >= 1, prefixLength <= bytes.count * 8 else { return nil }
             }
             let network = Network(bytes: bytes, prefixLength: prefixLength)
-            bytes = network.masked
-            guard bytes == network.bytes else { return nil }
+            guard network.masked == network.bytes else { return nil }
             self = network
         }
 

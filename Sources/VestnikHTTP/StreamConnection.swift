@@ -278,9 +278,10 @@ package final class StreamConnection: Sendable {
     /// The bound is the channel's high-water mark, so that `isWritable` (an atomic load) says
     /// whether the socket fell that far behind; with the loop check of ``loopState`` that is all
     /// a frame costs here. Asking NIO for the buffered byte count instead, once per frame, was
-    /// ~1.8 % of the server's CPU (`perf`, `group`): its option lookup is a chain of dynamic casts. The mark is set here, on the loop, before the first frame: set
-    /// from the connection's task (`Channel.setOption`, a future per connection) it cost every
-    /// idle stream ~1 KiB (`idle`: 32.88 against 31.86 KiB per connection).
+    /// ~1.8 % of the server's CPU (`perf`, `group`): its option lookup is a chain of dynamic
+    /// casts. The mark is set here, on the loop, before the first frame: set from the
+    /// connection's task (`Channel.setOption`, a future per connection) it cost every idle stream
+    /// ~1 KiB (`idle`: 32.88 against 31.86 KiB per connection).
     fileprivate func accepting(checkingBuffer: Bool) -> Bool {
         if !loopState.value.bounded {
             loopState.value.bounded = true
