@@ -143,12 +143,9 @@ package struct TrustedProxies: Sendable {
     /// What limits count per: an IPv4 address, or the /64 network of an IPv6 address (one
     /// subscriber usually holds a whole /64, so single addresses would be free for the taking).
     package static func limitingKey(_ address: String) -> String {
-        var v6 = in6_addr()
-        guard address.contains(":"), !address.utf8.contains(0), inet_pton(AF_INET6, address, &v6) == 1 else { return address }
-        withUnsafeMutableBytes(of: &v6) { bytes in
-            for index in 8..<16 { bytes[index] = 0 }
-        }
-        return (withUnsafeBytes(of: &v6) { format(family: AF_INET6, $0, length: INET6_ADDRSTRLEN) } ?? address) + "/64"
+        guard var bytes = addressBytes(address), bytes.count == 16 else { return address }
+        for index in 8..<16 { bytes[index] = 0 }
+        return (bytes.withUnsafeBytes { format(family: AF_INET6, $0, length: INET6_ADDRSTRLEN) } ?? address) + "/64"
     }
 
     /// `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` → `2001:db8::1` (some proxies add ports).

@@ -19,6 +19,13 @@ struct WireFrameTests {
         return bytes
     }
 
+    /// A stream connection on an embedded channel with no handlers (frames come out as written).
+    private static func bareConnection() -> (EmbeddedEventLoop, EmbeddedChannel, StreamConnection) {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        return (loop, channel, StreamConnection(channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8))
+    }
+
     @Test("a wire frame is byte for byte what NIO's encoder writes", arguments: [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
     func matchesEncoder(length: Int) throws {
         let payload = ByteBuffer(bytes: (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 31) })
@@ -55,9 +62,7 @@ struct WireFrameTests {
 
     @Test("the byte bound is the channel's high-water mark; past it live frames are dropped, the stream is marked overflowed and only its close frame goes out")
     func overflowFromWritability() throws {
-        let loop = EmbeddedEventLoop()
-        let channel = EmbeddedChannel(loop: loop)
-        let connection = StreamConnection(channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8)
+        let (loop, channel, connection) = Self.bareConnection()
         connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
         loop.run()
         // Installed before the first frame: 8 deliveries × 512 bytes is below the 1 MiB floor.
@@ -83,9 +88,7 @@ struct WireFrameTests {
 
     @Test("without the encoder in the pipeline a live frame still goes out, as a frame")
     func fallsBackWithoutEncoder() throws {
-        let loop = EmbeddedEventLoop()
-        let channel = EmbeddedChannel(loop: loop)
-        let connection = StreamConnection(channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8)
+        let (loop, channel, connection) = Self.bareConnection()
         connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
         loop.run()
         let frame = try #require(try channel.readOutbound(as: WebSocketFrame.self))
