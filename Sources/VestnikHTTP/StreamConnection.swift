@@ -25,12 +25,8 @@ import VestnikCore
 /// its sink reports it too slow at the next delivery, which ends the subscription.
 package final class EventLoopWriteQueue: Sendable {
     enum Item: Sendable {
-        /// `live`: a delivery, dropped (and the connection marked overflowed) when the socket
-        /// stopped draining. Other frames (catch-up pages, control frames) are always written:
-        /// their writers wait for them, which bounds them already.
-        case frame(StreamConnection, WebSocketFrame, EventLoopPromise<Void>?, live: Bool)
-        /// A live durable event, framed once for all its recipients (see ``WireFrame``); dropped
-        /// like a `live` frame when the socket stopped draining.
+        case frame(StreamConnection, WebSocketFrame, EventLoopPromise<Void>?, StreamConnection.FrameKind)
+        /// A live durable event, framed once for all its recipients (see ``WireFrame``).
         case wire(StreamConnection, WireFrame)
         /// The closing frame; the connection is closed once it is written (or after a grace
         /// period, for a client that reads nothing), and takes no frames after it.
@@ -95,7 +91,7 @@ package final class EventLoopWriteQueue: Sendable {
     /// closed, as a client that vanished behind a proxy, which acknowledges the pings itself.
     private func pingAll() {
         let connections = keepAlive.withLock { Array($0.connections.values) }
-        for connection in connections where connection.accepting(checkingBuffer: true) {
+        for connection in connections where connection.accepting(.ephemeral) {
             if connection.expired {
                 connection.close(after: StreamConnection.sessionExpiredFrame, code: StreamConnection.unauthenticatedCloseCode, reason: "session_expired")
             } else {
@@ -129,15 +125,15 @@ package final class EventLoopWriteQueue: Sendable {
         var touched: [ObjectIdentifier: StreamConnection] = [:]
         for item in items {
             switch item {
-            case .frame(let connection, let frame, let promise, let live):
-                guard connection.accepting(checkingBuffer: live) else {
+            case .frame(let connection, let frame, let promise, let kind):
+                guard connection.accepting(kind) else {
                     promise?.fail(ChannelError.ioOnClosedChannel)
                     continue
                 }
                 connection.channel.write(frame, promise: promise)
                 touched[ObjectIdentifier(connection)] = connection
             case .wire(let connection, let frame):
-                guard connection.accepting(checkingBuffer: true) else { continue }
+                guard connection.accepting(.live) else { continue }
                 connection.write(frame)
                 touched[ObjectIdentifier(connection)] = connection
             case .close(let connection, let frame):
@@ -172,13 +168,16 @@ final class EventLoopWriteQueues: Sendable {
 package final class StreamConnection: Sendable {
     /// NIO-buffered bytes the connection may have before it gets no more frames (a client that
     /// stopped reading): bounds memory per stalled stream; a healthy client drains far below it.
-    /// It is the channel's high-water mark (see ``accepting(checkingBuffer:)``), whose low mark,
-    /// half of it, only matters to ephemeral events: overflowing ends the stream.
+    /// It is the channel's high-water mark (see ``accepting(_:)``), whose low mark, half of it,
+    /// only matters to ephemeral events: overflowing ends the stream.
     let maxBufferedBytes: Int
     let channel: any Channel
     let queue: EventLoopWriteQueue
     private enum State: UInt8, AtomicRepresentable { case open, overflowed, closing }
     private let state = Atomic<State>(.open)
+    /// Set by the first ``endAsSlowConsumer()``, which alone tells the client and counts it.
+    private let endedAsSlowConsumer = Atomic<Bool>(false)
+    private let countSlowConsumer: @Sendable () -> Void
     /// How long ago the client last sent anything (pongs included); nil where unknown.
     private let receiveAge: @Sendable (any Channel) -> EventLoopFuture<TimeAmount?>
     /// When the stream's session expires, in milliseconds since 1970 (`Int64.max`: never).
@@ -190,7 +189,7 @@ package final class StreamConnection: Sendable {
         /// on the first one.
         var wirePath = WirePath.unknown
         /// Whether ``maxBufferedBytes`` is the channel's high-water mark yet (set before the first
-        /// frame is written; see ``accepting(checkingBuffer:)``).
+        /// frame is written; see ``accepting(_:)``).
         var bounded = false
     }
     private enum WirePath {
@@ -206,9 +205,11 @@ package final class StreamConnection: Sendable {
     ///   burst of large messages to a healthy client never looks like a stall.
     ///   - receiveAge: how long ago the client last sent anything; by default the kernel's count
     ///     (`TCP_INFO`), which sees every byte, pongs included, at no cost per connection.
+    ///   - countSlowConsumer: called once if the stream ends as `slow_consumer` (the metric).
     package init(
         channel: any Channel, queue: EventLoopWriteQueue, bufferLimit: Int,
-        receiveAge: @escaping @Sendable (any Channel) -> EventLoopFuture<TimeAmount?> = StreamConnection.kernelReceiveAge
+        receiveAge: @escaping @Sendable (any Channel) -> EventLoopFuture<TimeAmount?> = StreamConnection.kernelReceiveAge,
+        countSlowConsumer: @escaping @Sendable () -> Void = {}
     ) {
         // The queue writes on its loop, and the connection's loop-bound state lives there.
         precondition(queue.eventLoop === channel.eventLoop, "a stream's write queue must run on its channel's event loop")
@@ -217,6 +218,7 @@ package final class StreamConnection: Sendable {
         loopState = .makeBoxSendingValue(LoopState(), eventLoop: channel.eventLoop)
         maxBufferedBytes = max(bufferLimit * 512, 1 << 20)
         self.receiveAge = receiveAge
+        self.countSlowConsumer = countSlowConsumer
     }
 
     /// The frame that ends a stream whose session expired (then closed with 4401).
@@ -248,7 +250,7 @@ package final class StreamConnection: Sendable {
     /// `interval`; otherwise pings it.
     fileprivate func pingOrCloseIfSilent(for interval: TimeAmount) {
         receiveAge(channel).whenSuccess { age in
-            guard self.accepting(checkingBuffer: true) else { return }
+            guard self.accepting(.ephemeral) else { return }
             if let age, age > interval {
                 self.close(after: nil, code: .goingAway, reason: "ping_timeout")
             } else {
@@ -269,11 +271,31 @@ package final class StreamConnection: Sendable {
         return channel.eventLoop.makeSucceededFuture(nil)
     }
 
-    /// Whether the socket fell too far behind (frames are being dropped; the stream must end).
-    package var overflowed: Bool { state.load(ordering: .relaxed) == .overflowed }
+    /// Whether the stream is ending because its client did not keep up (its socket fell too far
+    /// behind, or the hub found it too slow): no further event is sent on it.
+    package var overflowed: Bool { endedAsSlowConsumer.load(ordering: .relaxed) }
 
-    /// On the event loop, before writing a frame: false once closing or overflowed (more than
-    /// ``maxBufferedBytes`` waiting for the socket).
+    /// What a frame is to the stream, which decides what happens to it behind a socket that
+    /// stopped draining (more than ``maxBufferedBytes`` waiting).
+    package enum FrameKind: Sendable {
+        /// Catch-up pages, errors, the `ready` frame: written until the stream closes. Their
+        /// writers wait until each reached the socket, or close the stream after it, which bounds
+        /// them.
+        case control
+        /// Live events and the replies to the client's frames (`ack`, `nack`, `pong`): the stream
+        /// promises each of them, so one that cannot be written ends the stream as
+        /// `slow_consumer` at once (the client resumes from its position), rather than leaving
+        /// it open with a hole that nothing would report until the next delivery.
+        case live
+        /// Typing and presence: dropped behind a socket that stopped draining; they never end a
+        /// stream.
+        case ephemeral
+    }
+
+    /// On the event loop, before writing a frame of `kind`: whether to write it. A `live` frame
+    /// behind a socket that stopped draining marks the stream overflowed and ends it
+    /// (``endAsSlowConsumer()``); after that only `control` frames go, so the notice and the
+    /// close frame follow what is buffered.
     ///
     /// The bound is the channel's high-water mark, so that `isWritable` (an atomic load) says
     /// whether the socket fell that far behind; with the loop check of ``loopState`` that is all
@@ -282,7 +304,7 @@ package final class StreamConnection: Sendable {
     /// casts. The mark is set here, on the loop, before the first frame: set from the
     /// connection's task (`Channel.setOption`, a future per connection) it cost every idle stream
     /// ~1 KiB (`idle`: 32.88 against 31.86 KiB per connection).
-    fileprivate func accepting(checkingBuffer: Bool) -> Bool {
+    fileprivate func accepting(_ kind: FrameKind) -> Bool {
         if !loopState.value.bounded {
             loopState.value.bounded = true
             do {
@@ -294,12 +316,33 @@ package final class StreamConnection: Sendable {
                 assertionFailure("the stream's write buffer bound could not be set: \(error)")
             }
         }
-        guard state.load(ordering: .relaxed) == .open else { return false }
-        if checkingBuffer, !channel.isWritable {
-            _ = state.compareExchange(expected: .open, desired: .overflowed, ordering: .relaxed)
+        switch (state.load(ordering: .relaxed), kind) {
+        case (.closing, _): return false
+        case (.overflowed, .control): return true
+        case (.overflowed, _): return false
+        case (.open, .control): return true
+        case (.open, .ephemeral): return channel.isWritable
+        case (.open, .live):
+            if channel.isWritable { return true }
+            if state.compareExchange(expected: .open, desired: .overflowed, ordering: .relaxed).exchanged { endAsSlowConsumer() }
             return false
         }
-        return true
+    }
+
+    /// The frame that tells a client it fell behind, before the stream closes with 4408.
+    static let slowConsumerFrame = StreamFrames.control(
+        ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since."))
+    static let slowConsumerCloseCode = WebSocketErrorCode(codeNumber: 4408)
+
+    /// Ends the stream because its client did not keep up: the notice and the close frame go
+    /// out after whatever is buffered, and the connection closes once they are written or after
+    /// two seconds (see ``close(after:code:reason:)``). Only the first call does anything, so
+    /// the overflow and the hub's own verdict (its subscription ends as `slow_consumer` at its
+    /// next delivery) count one disconnect.
+    package func endAsSlowConsumer() {
+        guard !endedAsSlowConsumer.exchange(true, ordering: .relaxed) else { return }
+        countSlowConsumer()
+        close(after: Self.slowConsumerFrame, code: Self.slowConsumerCloseCode, reason: "slow_consumer")
     }
 
     /// On the event loop: true the first time only.
@@ -312,10 +355,11 @@ package final class StreamConnection: Sendable {
         state.store(.closing, ordering: .relaxed)
     }
 
-    /// Queues a live delivery without waiting (dropped once the socket stopped draining). One
-    /// frame, no intermediate arrays: this runs once per recipient of every event.
-    func enqueue(_ payload: ByteBuffer) {
-        queue.enqueue(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: true))
+    /// Queues a frame without waiting; see ``FrameKind`` for what becomes of it behind a socket
+    /// that stopped draining. One frame, no intermediate arrays: this runs once per recipient of
+    /// every ephemeral event.
+    package func enqueue(_ payload: ByteBuffer, kind: FrameKind = .live) {
+        queue.enqueue(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, kind))
     }
 
     /// ``enqueue(_:)-(ByteBuffer)`` for a frame already framed for every recipient.
@@ -349,9 +393,9 @@ package final class StreamConnection: Sendable {
         guard let last = payloads.last else { return }
         let promise = channel.eventLoop.makePromise(of: Void.self)
         var items: [EventLoopWriteQueue.Item] = payloads.dropLast().map {
-            .frame(self, WebSocketFrame(fin: true, opcode: .text, data: $0), nil, live: false)
+            .frame(self, WebSocketFrame(fin: true, opcode: .text, data: $0), nil, .control)
         }
-        items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: last), promise, live: false))
+        items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: last), promise, .control))
         queue.enqueue(items)
         try await promise.futureResult.get()
     }
@@ -363,7 +407,7 @@ package final class StreamConnection: Sendable {
     /// reads nothing. Nothing is written after the close frame.
     package func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String) {
         var items: [EventLoopWriteQueue.Item] = []
-        if let payload { items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, live: false)) }
+        if let payload { items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, .control)) }
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
@@ -428,8 +472,10 @@ final class SharedEventFrames: Sendable {
 ///
 /// Deduplicates against the catch-up (nothing at or below the last position already sent),
 /// ends the stream when its own session is revoked, and reports a client whose socket stopped
-/// draining (see ``StreamConnection/maxBufferedBytes``) as too slow (the hub then closes it as
-/// `slow_consumer`); ephemeral events are dropped rather than queued behind a full socket.
+/// draining (see ``StreamConnection/maxBufferedBytes``) as too slow: the connection ended the
+/// stream already when the event that did not fit was dropped, and the hub ends the
+/// subscription at its next delivery. Ephemeral events are dropped rather than queued behind a
+/// full socket.
 ///
 /// "Full" is the same bound for both, NIO's writability: an ephemeral event (typing, presence)
 /// is dropped from the moment the socket has more than that bound waiting until it drained to
@@ -439,14 +485,12 @@ final class LiveStreamSink: LiveDeliverySink {
     private let connection: StreamConnection
     private let frames: SharedEventFrames
     private let ownSession: SessionID
-    private let metrics: ServerMetrics
     private let lastSent: Mutex<EventSeq>
 
-    init(connection: StreamConnection, frames: SharedEventFrames, ownSession: SessionID, lastSent: EventSeq, metrics: ServerMetrics) {
+    init(connection: StreamConnection, frames: SharedEventFrames, ownSession: SessionID, lastSent: EventSeq) {
         self.connection = connection
         self.frames = frames
         self.ownSession = ownSession
-        self.metrics = metrics
         self.lastSent = Mutex(lastSent)
     }
 
@@ -468,7 +512,7 @@ final class LiveStreamSink: LiveDeliverySink {
         case .ephemeral(_, let payload):
             // Not queued behind a socket that stopped draining (past the stream's byte bound).
             guard connection.channel.isWritable else { return false }
-            connection.enqueue(StreamFrames.ephemeral(payload: payload))
+            connection.enqueue(StreamFrames.ephemeral(payload: payload), kind: .ephemeral)
             return true
         }
     }
@@ -478,10 +522,7 @@ final class LiveStreamSink: LiveDeliverySink {
         case nil:
             return  // the client went away; its connection is closing already
         case "slow_consumer":
-            metrics.slowConsumerDisconnects.increment()
-            connection.close(
-                after: StreamFrames.control(ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since.")),
-                code: StreamGateway.CloseCode.slowConsumer, reason: "slow_consumer")
+            connection.endAsSlowConsumer()
         case "session_revoked":
             connection.close(after: StreamGateway.sessionRevokedFrame, code: StreamGateway.CloseCode.sessionRevoked, reason: "session_revoked")
         default:

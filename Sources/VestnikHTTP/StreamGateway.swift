@@ -23,7 +23,7 @@ struct StreamGateway {
     /// Close codes in the private 4000 range, mirroring the HTTP statuses.
     enum CloseCode {
         static let unauthenticated = StreamConnection.unauthenticatedCloseCode
-        static let slowConsumer = WebSocketErrorCode(codeNumber: 4408)
+        static let slowConsumer = StreamConnection.slowConsumerCloseCode
         static let sessionRevoked = WebSocketErrorCode(codeNumber: 4403)
     }
 
@@ -49,7 +49,9 @@ struct StreamGateway {
     @Sendable func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, _ context: WebSocketRouterContext<VestnikRequestContext>) async throws {
         let logger = context.logger
         let channel = context.requestContext.channel
-        let frames = StreamConnection(channel: channel, queue: writeQueues.queue(for: channel.eventLoop), bufferLimit: services.sync.streamBufferLimit)
+        let frames = StreamConnection(
+            channel: channel, queue: writeQueues.queue(for: channel.eventLoop), bufferLimit: services.sync.streamBufferLimit,
+            countSlowConsumer: { [metrics] in metrics.slowConsumerDisconnects.increment() })
         var iterator = inbound.messages(maxSize: APILimits.maxStreamFrameBytes).makeAsyncIterator()
 
         guard let (session, token) = await authenticate(headers: context.request.headers, &iterator, frames, outbound) else { return }
@@ -67,7 +69,7 @@ struct StreamGateway {
                 // closes it when the subscription ends); this task only reads the client's frames.
                 // When the connection closes, from either side, the loop ends.
                 subscription.goLive(
-                    LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent, metrics: metrics))
+                    LiveStreamSink(connection: frames, frames: sharedFrames, ownSession: session.sessionID, lastSent: lastSent))
                 try await serve(&iterator, session: session, frames, outbound, logger: logger)
             }
         } catch {

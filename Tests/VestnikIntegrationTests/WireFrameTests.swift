@@ -1,6 +1,7 @@
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
+import Synchronization
 import Testing
 
 import VestnikHTTP
@@ -24,6 +25,20 @@ struct WireFrameTests {
         let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(loop: loop)
         return (loop, channel, StreamConnection(channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8))
+    }
+
+    /// ``bareConnection()`` whose slow-consumer ends are counted.
+    private static func countingConnection() -> (EmbeddedEventLoop, EmbeddedChannel, StreamConnection, Calls) {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let counted = Calls()
+        let connection = StreamConnection(
+            channel: channel, queue: EventLoopWriteQueue(eventLoop: loop), bufferLimit: 8, countSlowConsumer: { counted.count.withLock { $0 += 1 } })
+        return (loop, channel, connection, counted)
+    }
+
+    private final class Calls: Sendable {
+        let count = Mutex(0)
     }
 
     @Test("a wire frame is byte for byte what NIO's encoder writes", arguments: [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
@@ -60,9 +75,23 @@ struct WireFrameTests {
         #expect(written == expected, "the live frame, then the last frame and the close frame; nothing after the close")
     }
 
-    @Test("the byte bound is the channel's high-water mark; past it live frames are dropped, the stream is marked overflowed and only its close frame goes out")
+    /// The frames an embedded channel got, as opcode and text.
+    private static func writtenFrames(_ channel: EmbeddedChannel) throws -> [(opcode: WebSocketOpcode, text: String)] {
+        var written: [(WebSocketOpcode, String)] = []
+        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
+            var data = frame.data
+            if frame.opcode == .connectionClose, let code = data.readInteger(as: UInt16.self) {
+                written.append((frame.opcode, "\(code) \(data.readString(length: data.readableBytes) ?? "")"))
+            } else {
+                written.append((frame.opcode, data.readString(length: data.readableBytes) ?? ""))
+            }
+        }
+        return written
+    }
+
+    @Test("the byte bound is the channel's high-water mark; a live frame past it ends the stream at once as slow_consumer, counted once")
     func overflowFromWritability() throws {
-        let (loop, channel, connection) = Self.bareConnection()
+        let (loop, channel, connection, counted) = Self.countingConnection()
         connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
         loop.run()
         // Installed before the first frame: 8 deliveries × 512 bytes is below the 1 MiB floor.
@@ -74,16 +103,39 @@ struct WireFrameTests {
         connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":2}")))
         loop.run()
         #expect(connection.overflowed)
-        // Ending it: only the close frame goes out to a socket that fell behind.
-        connection.close(after: ByteBuffer(string: "{\"bye\":1}"), code: .normalClosure, reason: "slow")
+        // No later delivery is needed: the notice and the close frame follow what is buffered.
+        let written = try Self.writtenFrames(channel)
+        #expect(written.map(\.opcode) == [.text, .text, .connectionClose])
+        #expect(written.first?.text == "{\"seq\":1}", "the live frame past the bound was dropped")
+        #expect(written.dropFirst().first?.text.contains("\"code\":\"slow_consumer\"") == true)
+        #expect(written.last?.text == "4408 slow_consumer")
+        #expect(counted.count.withLock { $0 } == 1)
+
+        // The hub's own verdict at its next delivery changes nothing more.
+        connection.endAsSlowConsumer()
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":3}")))
         loop.run()
-        var written: [(WebSocketOpcode, String)] = []
-        while let frame = try channel.readOutbound(as: WebSocketFrame.self) {
-            var data = frame.data
-            written.append((frame.opcode, data.readString(length: data.readableBytes) ?? ""))
-        }
-        #expect(written.map(\.0) == [.text, .connectionClose])
-        #expect(written.first?.1 == "{\"seq\":1}", "the live frame after the overflow was dropped")
+        #expect(try Self.writtenFrames(channel).isEmpty)
+        #expect(counted.count.withLock { $0 } == 1)
+    }
+
+    @Test("behind a socket that stopped draining, typing and presence are dropped without ending the stream; a reply ends it")
+    func ephemeralFramesDoNotEndTheStream() throws {
+        let (loop, channel, connection, counted) = Self.countingConnection()
+        connection.enqueue(ByteBuffer(string: "{\"type\":\"pong\"}"))
+        loop.run()
+        channel.isWritable = false
+        connection.enqueue(ByteBuffer(string: "{\"typing\":1}"), kind: .ephemeral)
+        loop.run()
+        #expect(!connection.overflowed)
+        #expect(try Self.writtenFrames(channel).map(\.text) == ["{\"type\":\"pong\"}"])
+
+        // An ack or pong is promised like an event: not written, it ends the stream.
+        connection.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"))
+        loop.run()
+        #expect(connection.overflowed)
+        #expect(try Self.writtenFrames(channel).map(\.opcode) == [.text, .connectionClose])
+        #expect(counted.count.withLock { $0 } == 1)
     }
 
     @Test("without the encoder in the pipeline a live frame still goes out, as a frame")
