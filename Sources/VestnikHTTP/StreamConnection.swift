@@ -21,8 +21,8 @@ import VestnikCore
 /// were queued.
 ///
 /// Memory: a connection whose socket does not drain (NIO's buffered bytes above
-/// ``StreamConnection/maxBufferedBytes``) gets no further frames; it is marked overflowed and
-/// its sink reports it too slow at the next delivery, which ends the subscription.
+/// ``StreamConnection/maxBufferedBytes``) gets no further events or replies: the first one that
+/// does not fit ends the stream as `slow_consumer` (see ``StreamConnection/FrameKind``).
 package final class EventLoopWriteQueue: Sendable {
     enum Item: Sendable {
         case frame(StreamConnection, WebSocketFrame, EventLoopPromise<Void>?, StreamConnection.FrameKind)
@@ -30,7 +30,9 @@ package final class EventLoopWriteQueue: Sendable {
         case wire(StreamConnection, WireFrame)
         /// The closing frame; the connection is closed once it is written (or after a grace
         /// period, for a client that reads nothing), and takes no frames after it.
-        case close(StreamConnection, WebSocketFrame)
+        /// `slowConsumer`: the close ends the stream as too slow, which is counted if this close
+        /// is the one that ends it (another close, such as a revocation's, may already be queued).
+        case close(StreamConnection, WebSocketFrame, slowConsumer: Bool)
     }
 
     let eventLoop: any EventLoop
@@ -86,15 +88,18 @@ package final class EventLoopWriteQueue: Sendable {
         stopped?.cancel()
     }
 
-    /// Runs on the event loop: a ping to every open stream that is still draining its socket;
-    /// a stream whose client answered none of the last two pings (nor sent anything else) is
+    /// Runs on the event loop: ends every stream whose session expired, and pings the others.
+    /// A stream whose client answered none of the last two pings (nor sent anything else) is
     /// closed, as a client that vanished behind a proxy, which acknowledges the pings itself.
+    /// The ping counts as a `live` frame: a socket still more than its bound behind at a tick
+    /// (a client that stopped reading after the last event filled it, so no later event will
+    /// find it) ends as `slow_consumer` instead of holding its buffer until a next event.
     private func pingAll() {
         let connections = keepAlive.withLock { Array($0.connections.values) }
-        for connection in connections where connection.accepting(.ephemeral) {
+        for connection in connections where connection.accepting(.control) {
             if connection.expired {
                 connection.close(after: StreamConnection.sessionExpiredFrame, code: StreamConnection.unauthenticatedCloseCode, reason: "session_expired")
-            } else {
+            } else if connection.accepting(.live) {
                 connection.pingOrCloseIfSilent(for: keepAliveInterval * 2 + .seconds(5))
             }
         }
@@ -136,8 +141,9 @@ package final class EventLoopWriteQueue: Sendable {
                 guard connection.accepting(.live) else { continue }
                 connection.write(frame)
                 touched[ObjectIdentifier(connection)] = connection
-            case .close(let connection, let frame):
+            case .close(let connection, let frame, let slowConsumer):
                 guard connection.beginClosing() else { continue }
+                if slowConsumer { connection.countSlowConsumer() }
                 touched.removeValue(forKey: ObjectIdentifier(connection))
                 let channel = connection.channel
                 let written = channel.eventLoop.makePromise(of: Void.self)
@@ -166,8 +172,9 @@ final class EventLoopWriteQueues: Sendable {
 
 /// The stream's side of one WebSocket connection: every frame the server sends on it.
 package final class StreamConnection: Sendable {
-    /// NIO-buffered bytes the connection may have before it gets no more frames (a client that
-    /// stopped reading): bounds memory per stalled stream; a healthy client drains far below it.
+    /// NIO-buffered bytes the connection may have before it gets no more events (a client that
+    /// stopped reading; the stream then ends): bounds memory per stalled stream; a healthy
+    /// client drains far below it.
     /// It is the channel's high-water mark (see ``accepting(_:)``), whose low mark, half of it,
     /// only matters to ephemeral events: overflowing ends the stream.
     let maxBufferedBytes: Int
@@ -177,7 +184,7 @@ package final class StreamConnection: Sendable {
     private let state = Atomic<State>(.open)
     /// Set by the first ``endAsSlowConsumer()``, which alone tells the client and counts it.
     private let endedAsSlowConsumer = Atomic<Bool>(false)
-    private let countSlowConsumer: @Sendable () -> Void
+    fileprivate let countSlowConsumer: @Sendable () -> Void
     /// How long ago the client last sent anything (pongs included); nil where unknown.
     private let receiveAge: @Sendable (any Channel) -> EventLoopFuture<TimeAmount?>
     /// When the stream's session expires, in milliseconds since 1970 (`Int64.max`: never).
@@ -250,7 +257,7 @@ package final class StreamConnection: Sendable {
     /// `interval`; otherwise pings it.
     fileprivate func pingOrCloseIfSilent(for interval: TimeAmount) {
         receiveAge(channel).whenSuccess { age in
-            guard self.accepting(.ephemeral) else { return }
+            guard self.accepting(.control) else { return }
             if let age, age > interval {
                 self.close(after: nil, code: .goingAway, reason: "ping_timeout")
             } else {
@@ -334,15 +341,18 @@ package final class StreamConnection: Sendable {
         ServerFrame(type: .error, code: "slow_consumer", message: "The client did not keep up; reconnect with since."))
     static let slowConsumerCloseCode = WebSocketErrorCode(codeNumber: 4408)
 
-    /// Ends the stream because its client did not keep up: the notice and the close frame go
-    /// out after whatever is buffered, and the connection closes once they are written or after
-    /// two seconds (see ``close(after:code:reason:)``). Only the first call does anything, so
-    /// the overflow and the hub's own verdict (its subscription ends as `slow_consumer` at its
-    /// next delivery) count one disconnect.
+    /// Ends the stream because its client did not keep up: no event or reply is written after
+    /// this; the notice and the close frame are queued behind whatever is buffered, and the
+    /// connection closes once they are written or after two seconds (see
+    /// ``close(after:code:reason:)``). So only a client that drains its backlog within those two
+    /// seconds reads them; any other sees the connection end, and either way resumes from its
+    /// last position. Only the first call does anything, so the overflow and the hub's own
+    /// verdict (its subscription ends as `slow_consumer` at its next delivery) end it once; it
+    /// is counted when its close is the one that ends the stream.
     package func endAsSlowConsumer() {
         guard !endedAsSlowConsumer.exchange(true, ordering: .relaxed) else { return }
-        countSlowConsumer()
-        close(after: Self.slowConsumerFrame, code: Self.slowConsumerCloseCode, reason: "slow_consumer")
+        _ = state.compareExchange(expected: .open, desired: .overflowed, ordering: .relaxed)
+        close(after: Self.slowConsumerFrame, code: Self.slowConsumerCloseCode, reason: "slow_consumer", slowConsumer: true)
     }
 
     /// On the event loop: true the first time only.
@@ -358,11 +368,11 @@ package final class StreamConnection: Sendable {
     /// Queues a frame without waiting; see ``FrameKind`` for what becomes of it behind a socket
     /// that stopped draining. One frame, no intermediate arrays: this runs once per recipient of
     /// every ephemeral event.
-    package func enqueue(_ payload: ByteBuffer, kind: FrameKind = .live) {
+    package func enqueue(_ payload: ByteBuffer, kind: FrameKind) {
         queue.enqueue(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, kind))
     }
 
-    /// ``enqueue(_:)-(ByteBuffer)`` for a frame already framed for every recipient.
+    /// ``enqueue(_:kind:)`` of a `live` frame, already framed for every recipient.
     package func enqueue(_ frame: WireFrame) {
         queue.enqueue(.wire(self, frame))
     }
@@ -405,13 +415,13 @@ package final class StreamConnection: Sendable {
     /// Sends `payload` (if any) and a close frame after everything queued, then closes the
     /// connection once the close frame is written — or after two seconds, for a client that
     /// reads nothing. Nothing is written after the close frame.
-    package func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String) {
+    package func close(after payload: ByteBuffer?, code: WebSocketErrorCode, reason: String, slowConsumer: Bool = false) {
         var items: [EventLoopWriteQueue.Item] = []
         if let payload { items.append(.frame(self, WebSocketFrame(fin: true, opcode: .text, data: payload), nil, .control)) }
         var data = ByteBuffer()
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
-        items.append(.close(self, WebSocketFrame(fin: true, opcode: .connectionClose, data: data)))
+        items.append(.close(self, WebSocketFrame(fin: true, opcode: .connectionClose, data: data), slowConsumer: slowConsumer))
         queue.enqueue(items)
     }
 }

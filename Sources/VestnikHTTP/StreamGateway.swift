@@ -187,7 +187,7 @@ struct StreamGateway {
         guard let frame = try? VestnikJSON.decode(ClientFrame.self, from: data) else {
             // Unknown frames are ignored, but a send the client waits on is answered.
             if let head = try? VestnikJSON.decode(FrameHead.self, from: data), head.type == ClientFrame.Kind.send.rawValue {
-                frames.enqueue(Self.nack(VestnikError(.invalidJSON, "The send frame is not valid: see ClientFrame."), ref: head.ref))
+                frames.enqueue(Self.nack(VestnikError(.invalidJSON, "The send frame is not valid: see ClientFrame."), ref: head.ref), kind: .live)
             }
             return
         }
@@ -199,11 +199,11 @@ struct StreamGateway {
             // Browsers cannot observe WebSocket pings, so they ask for a `pong` frame to tell a
             // live socket from a half-open one. It joins the same write queue as the
             // deliveries, so frames never interleave.
-            frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)))
+            frames.enqueue(StreamFrames.control(ServerFrame(type: .pong)), kind: .live)
         case .send:
             // Awaited before the next frame is read: one stream's messages are stored in the
             // order the client sent them.
-            frames.enqueue(await send(frame, as: session, logger: logger))
+            frames.enqueue(await send(frame, as: session, logger: logger), kind: .live)
         case .auth:
             return  // already authenticated; a repeated auth frame changes nothing
         }

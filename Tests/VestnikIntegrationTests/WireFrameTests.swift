@@ -122,7 +122,7 @@ struct WireFrameTests {
     @Test("behind a socket that stopped draining, typing and presence are dropped without ending the stream; a reply ends it")
     func ephemeralFramesDoNotEndTheStream() throws {
         let (loop, channel, connection, counted) = Self.countingConnection()
-        connection.enqueue(ByteBuffer(string: "{\"type\":\"pong\"}"))
+        connection.enqueue(ByteBuffer(string: "{\"type\":\"pong\"}"), kind: .live)
         loop.run()
         channel.isWritable = false
         connection.enqueue(ByteBuffer(string: "{\"typing\":1}"), kind: .ephemeral)
@@ -131,11 +131,63 @@ struct WireFrameTests {
         #expect(try Self.writtenFrames(channel).map(\.text) == ["{\"type\":\"pong\"}"])
 
         // An ack or pong is promised like an event: not written, it ends the stream.
-        connection.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"))
+        connection.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"), kind: .live)
         loop.run()
         #expect(connection.overflowed)
         #expect(try Self.writtenFrames(channel).map(\.opcode) == [.text, .connectionClose])
         #expect(counted.count.withLock { $0 } == 1)
+    }
+
+    @Test("an event that overflows next to a revocation: the revocation's notice and close end the stream, not counted as slow")
+    func overflowBehindAnotherClose() throws {
+        let (loop, channel, connection, counted) = Self.countingConnection()
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
+        loop.run()
+        channel.isWritable = false
+        // As the hub delivers a revocation: the event, then at once the close with its notice.
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":2}")))
+        connection.close(after: ByteBuffer(string: "{\"revoked\":1}"), code: WebSocketErrorCode(codeNumber: 4403), reason: "session_revoked")
+        loop.run()
+        let written = try Self.writtenFrames(channel)
+        #expect(written.map(\.text) == ["{\"seq\":1}", "{\"revoked\":1}", "4403 session_revoked"])
+        #expect(counted.count.withLock { $0 } == 0)
+    }
+
+    @Test("a stream the hub finds too slow on a writable socket: no reply after it, then the notice and 4408, counted once")
+    func endedByTheHub() throws {
+        let (loop, channel, connection, counted) = Self.countingConnection()
+        connection.endAsSlowConsumer()
+        connection.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"), kind: .live)
+        connection.enqueue(WireFrame(text: ByteBuffer(string: "{\"seq\":1}")))
+        loop.run()
+        let written = try Self.writtenFrames(channel)
+        #expect(written.map(\.opcode) == [.text, .connectionClose])
+        #expect(written.first?.text.contains("\"code\":\"slow_consumer\"") == true)
+        #expect(written.last?.text == "4408 slow_consumer")
+        #expect(counted.count.withLock { $0 } == 1)
+    }
+
+    @Test("a socket still past its bound at a keep-alive tick ends as slow_consumer (no later event would find it)")
+    func keepAliveTickEndsAStalledStream() throws {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let counted = Calls()
+        let queue = EventLoopWriteQueue(eventLoop: loop, keepAliveInterval: .seconds(5))
+        let connection = StreamConnection(
+            channel: channel, queue: queue, bufferLimit: 8,
+            receiveAge: { $0.eventLoop.makeSucceededFuture(.zero) }, countSlowConsumer: { counted.count.withLock { $0 += 1 } })
+        connection.keepAlive()
+        loop.advanceTime(by: .seconds(5))
+        #expect(try Self.writtenFrames(channel).map(\.opcode) == [.ping], "a draining stream is pinged")
+
+        channel.isWritable = false
+        loop.advanceTime(by: .seconds(5))
+        let written = try Self.writtenFrames(channel)
+        #expect(written.map(\.opcode) == [.text, .connectionClose])
+        #expect(written.last?.text == "4408 slow_consumer")
+        #expect(counted.count.withLock { $0 } == 1)
+        queue.unregister(connection)
+        _ = try? channel.finish()
     }
 
     @Test("without the encoder in the pipeline a live frame still goes out, as a frame")
