@@ -93,7 +93,7 @@ package struct BotDeliveryService: Service {
                         waiting += claimed
                         if !claimed.isEmpty { continue }
                     } catch {
-                        logger.warning("bot outbox claim failed", metadata: ["vestnik.error": "\(error)"])
+                        logger.backgroundFailure("bot outbox claim failed", error)
                     }
                 }
                 // Until a commit or a finished delivery pokes, or the poll for other writers is due.
@@ -110,7 +110,7 @@ package struct BotDeliveryService: Service {
                 do {
                     try await services.bots.releaseJobs(waiting)
                 } catch {
-                    logger.warning("bot outbox release failed", metadata: ["vestnik.error": "\(error)"])
+                    logger.backgroundFailure("bot outbox release failed", error)
                 }
                 await group.waitForAll()
             }
@@ -131,7 +131,7 @@ package struct BotDeliveryService: Service {
                     due[bot.id] = ContinuousClock.now + (answered ? options.menuRefresh : .seconds(5))
                 }
             } catch {
-                logger.warning("bot menu refresh failed", metadata: ["vestnik.error": "\(error)"])
+                logger.backgroundFailure("bot menu refresh failed", error)
             }
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
@@ -234,7 +234,7 @@ struct BotDeliverer: Sendable {
             }
         } catch {
             // The store failed: the lease brings the job back.
-            logger.warning("bot delivery bookkeeping failed", metadata: ["vestnik.error": "\(error)"])
+            logger.backgroundFailure("bot delivery bookkeeping failed", error)
         }
     }
 
@@ -343,7 +343,7 @@ struct BotDeliverer: Sendable {
             // Reported by the deliveries (the bot's status); nothing to ask.
             return false
         } catch {
-            logger.warning("bot menu refresh failed", metadata: ["vestnik.bot.id": "\(bot)", "vestnik.error": "\(error)"])
+            logger.backgroundFailure("bot menu refresh failed", error, metadata: ["vestnik.bot.id": "\(bot)"])
             return false
         }
     }

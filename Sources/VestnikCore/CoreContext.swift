@@ -49,7 +49,7 @@ package struct CoreContext: Sendable {
             // A uniqueness race the service's own checks did not catch: a conflict, not a crash.
             throw VestnikError(.conflict, "The request conflicts with a concurrent change; retry.", cause: StoreError.duplicate(what: what))
         } catch let error as StoreError {
-            throw VestnikError(.internalError, "The request could not be stored.", cause: error)
+            throw error.mapped("The request could not be stored.")
         }
         let events = log.drain()
         if !events.isEmpty { await hub.publish(events) }
@@ -71,7 +71,7 @@ package struct CoreContext: Sendable {
         do {
             return try await call(store)
         } catch let error as StoreError {
-            throw VestnikError(.internalError, "The data could not be read.", cause: error)
+            throw error.mapped("The data could not be read.")
         }
     }
 }

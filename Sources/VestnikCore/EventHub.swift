@@ -353,7 +353,7 @@ package actor EventHub {
             try await fill(through: head)
             await drain()
         } catch {
-            logger.warning("event hub catch-up failed", metadata: ["vestnik.error": "\(error)"])
+            logger.backgroundFailure("event hub catch-up failed", error)
         }
     }
 
@@ -371,7 +371,7 @@ package actor EventHub {
             do {
                 try await fill(through: EventSeq(lowestPending - 1))
             } catch {
-                logger.warning("event hub gap fill failed", metadata: ["vestnik.error": "\(error)"])
+                logger.backgroundFailure("event hub gap fill failed", error)
                 return
             }
             if pending[deliveredUpTo.value + 1] == nil, let lowest = pending.keys.min(), lowest > deliveredUpTo.value + 1 {

@@ -137,7 +137,7 @@ package struct SessionService: Sendable {
             do {
                 try await context.store.write { tx in try await tx.touchSession(record.session.id, at: now) }
             } catch {
-                context.logger.warning("session touch failed", metadata: ["vestnik.error": "\(error)"])
+                context.logger.backgroundFailure("session touch failed", error)
             }
         }
         return AuthenticatedSession(userID: record.session.userID, sessionID: record.session.id, expiresAt: record.session.expiresAt)

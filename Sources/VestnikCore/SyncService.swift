@@ -114,7 +114,7 @@ package struct SyncService: Sendable {
             let contacts = try await context.read { try await $0.contacts(of: user, limit: 5000) }
             await context.hub.publishEphemeral(.presenceChanged(presence), to: contacts)
         } catch {
-            context.logger.warning("presence fan-out failed", metadata: ["vestnik.error": "\(error)"])
+            context.logger.backgroundFailure("presence fan-out failed", error)
         }
     }
 

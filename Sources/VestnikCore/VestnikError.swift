@@ -1,3 +1,4 @@
+import Logging
 import VestnikModel
 
 /// The one error vocabulary of the domain.
@@ -81,4 +82,40 @@ package enum StoreError: Error, Sendable {
     case duplicate(what: String)
     /// The backend failed; the detail is for the log.
     case backend(String)
+    /// The database cannot be reached right now (a server that stopped, restarts or is cut
+    /// off); the request may succeed if retried shortly. The detail is for the log.
+    case unavailable(String)
+
+    /// What clients are told for a store failure: a store they can retry against later is
+    /// `unavailable` (503), anything else an internal error.
+    package func mapped(_ message: String) -> VestnikError {
+        switch self {
+        case .unavailable:
+            VestnikError(.unavailable, "The database is not reachable right now; try again shortly.", cause: self)
+        case .duplicate, .backend:
+            VestnikError(.internalError, message, cause: self)
+        }
+    }
+}
+
+extension Logger {
+    /// Logs a failure of background work (a poll, a listener, housekeeping) that will run again.
+    ///
+    /// Why not always a warning: while the database is unreachable every background loop fails
+    /// several times a second, which would bury the one line that matters. The store logs the
+    /// outage once as an error and its end as a notice (decision 0014); meanwhile these
+    /// failures go out at debug level.
+    package func backgroundFailure(_ message: @autoclosure () -> Logger.Message, _ error: any Error, metadata: Logger.Metadata = [:]) {
+        var metadata = metadata
+        metadata["vestnik.error"] = "\(error)"
+        log(level: Self.isUnavailable(error) ? .debug : .warning, message(), metadata: metadata)
+    }
+
+    private static func isUnavailable(_ error: any Error) -> Bool {
+        switch error {
+        case StoreError.unavailable: true
+        case let error as VestnikError: error.code == .unavailable
+        default: false
+        }
+    }
 }

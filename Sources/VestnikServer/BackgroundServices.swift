@@ -48,7 +48,7 @@ struct FanOutService: Service {
                             }
                         } catch {
                             if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                            logger.warning("event notifications interrupted; retrying", metadata: ["vestnik.error": "\(error)"])
+                            logger.backgroundFailure("event notifications interrupted; retrying", error)
                         }
                         let pause = delay
                         try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
@@ -90,7 +90,7 @@ struct RetentionService: Service {
                     logger.info("housekeeping", metadata: ["vestnik.events.pruned": "\(events)", "vestnik.sessions.expired": "\(sessions)"])
                 }
             } catch {
-                logger.warning("housekeeping failed", metadata: ["vestnik.error": "\(error)"])
+                logger.backgroundFailure("housekeeping failed", error)
             }
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(3600)) }
@@ -119,7 +119,7 @@ struct RelayService: Service {
                         }
                     } catch {
                         if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                        logger.warning("cluster signals interrupted; retrying", metadata: ["vestnik.error": "\(error)"])
+                        logger.backgroundFailure("cluster signals interrupted; retrying", error)
                     }
                     let pause = delay
                     try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
@@ -157,7 +157,7 @@ struct StealthExpiryService: Service {
             do {
                 try await services.bots.expireStealthMessages()
             } catch {
-                logger.warning("stealth expiry failed", metadata: ["vestnik.error": "\(error)"])
+                logger.backgroundFailure("stealth expiry failed", error)
             }
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }

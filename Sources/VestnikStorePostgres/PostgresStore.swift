@@ -21,7 +21,9 @@ import VestnikModel
 /// - Concurrent writes of one node are committed together (``GroupCommit``); a batch in which a
 ///   write failed runs again with a savepoint per write.
 /// - The transaction itself is not retried: a failed one is rolled back and its error surfaces (a
-///   deadlock or a lost connection is ``StoreError/backend(_:)``).
+///   deadlock is ``StoreError/backend(_:)``, a lost connection ``StoreError/unavailable(_:)``).
+/// - While the server is unreachable requests fail at once, and the store reconnects within
+///   ``PostgresPools/probeInterval`` of its return (``PostgresPools``, decision 0014).
 ///
 /// The client must be running: add the store to the `ServiceGroup` (it is a `Service`) or call
 /// ``run()`` in a long-lived task, before ``migrate()`` or any query. Call ``run()`` once.
@@ -33,14 +35,13 @@ package final class PostgresStore: Store, Service {
     /// The advisory lock key that serializes migrations across nodes ("VESTNIK1").
     static let migrationLockKey: Int64 = 0x5645_5354_4E49_4B31
 
-    private let client: PostgresClient
-    /// The single writer's own connection, on an event-loop thread of its own, where the group
-    /// commit's leader runs too (decision 0011, "Later"): a batch's round trips, its commit and
-    /// the next batch's start follow each other on one thread, with no pool lease and no hop
-    /// between threads per batch, and client sockets never delay the writer's replies.
-    private let writerClient: PostgresClient
+    /// The pooled clients (``PostgresPools/Generation``). The single writer has its own
+    /// connection, on an event-loop thread of its own, where the group commit's leader runs too
+    /// (decision 0011, "Later"): a batch's round trips, its commit and the next batch's start
+    /// follow each other on one thread, with no pool lease and no hop between threads per batch,
+    /// and client sockets never delay the writer's replies.
+    private let pools: PostgresPools
     private let writerLoopGroup: MultiThreadedEventLoopGroup
-    private let gate = PoolGate()
     /// Tags this store's event notifications, so its own listener can skip them: this process
     /// publishes its own commits in memory already (``listenForEvents(onListening:_:)``).
     private let origin = String(UInt64.random(in: 0...UInt64.max), radix: 36)
@@ -52,13 +53,10 @@ package final class PostgresStore: Store, Service {
     package init(configuration: PostgresStoreConfiguration, logger: Logger = Logger(label: "vestnik.store.postgres")) {
         self.configuration = configuration
         self.logger = logger
-        let client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
-        self.client = client
         let writerLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.writerLoopGroup = writerLoopGroup
-        let writerClient = PostgresClient(configuration: configuration.writerClientConfiguration, eventLoopGroup: writerLoopGroup, backgroundLogger: logger)
-        self.writerClient = writerClient
-        let gate = gate
+        let pools = PostgresPools(configuration: configuration, writerLoopGroup: writerLoopGroup, logger: logger, drainTimeout: Self.drainTimeout)
+        self.pools = pools
         let origin = origin
         // Concurrent writes of this node share one transaction (see ``GroupCommit``): they would
         // otherwise queue on the same chat row and `log_state` locks anyway, each holding them
@@ -72,7 +70,7 @@ package final class PostgresStore: Store, Service {
                 // The single writer's round trips run back to back: its code runs on the
                 // connection's event loop (EventLoopTaskExecutor).
                 try await Self.transaction(
-                    client: writerClient, gate: gate, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
+                    pools: pools, writer: true, logger: logger, origin: origin, begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: true,
                     onConnectionLoop: true
                 ) {
                     // Announced sends: their contexts in one round trip, their inserts in another
@@ -118,19 +116,10 @@ package final class PostgresStore: Store, Service {
     /// the group commit but not yet in a transaction when the gate closes fail at once ("the
     /// database connection pool has stopped"), as does every request made later.
     package func run() async {
-        // Detached, so that neither this task's cancellation nor a graceful shutdown (a task
-        // local) reaches the pools before the gate has drained.
-        let pools = Task.detached { [client, writerClient] in
-            await withDiscardingTaskGroup { group in
-                group.addTask { await writerClient.run() }
-                group.addTask { await client.run() }
-            }
-        }
+        pools.start()
         // Returns at a graceful shutdown, throws at cancellation: either way it is time to stop.
         try? await gracefulShutdown()
-        await gate.closeAndDrain(atMost: Self.drainTimeout)
-        pools.cancel()
-        await pools.value
+        await pools.stop()
     }
 
     /// How long a stopping store lets requests in flight finish before it closes their
@@ -224,14 +213,10 @@ package final class PostgresStore: Store, Service {
     /// is atomic and reads one snapshot by itself, so `BEGIN` and `COMMIT` around it would only
     /// add two round trips.
     private func statement<T: Sendable>(_ body: (PostgresAccess) async throws -> T) async throws -> T {
-        try gate.enter()
-        defer { gate.leave() }
-        do {
-            return try await client.withConnection { connection in
-                try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
-            }
-        } catch {
-            throw PostgresErrors.translate(error)
+        let pool = try pools.enter()
+        defer { pool.gate.leave() }
+        return try await pools.withConnection(pool.client) { connection in
+            try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
         }
     }
 
@@ -243,47 +228,44 @@ package final class PostgresStore: Store, Service {
     private func transaction<T: Sendable>(
         begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try await Self.transaction(client: client, gate: gate, logger: logger, origin: origin, begin: begin, locking: locking, body)
+        try await Self.transaction(pools: pools, writer: false, logger: logger, origin: origin, begin: begin, locking: locking, body)
     }
 
-    /// - Parameter onConnectionLoop: run the transaction's code on the connection's event loop
+    /// - Parameters:
+    ///   - writer: on the single writer's connection, not the shared pool.
+    ///   - onConnectionLoop: run the transaction's code on the connection's event loop
     ///   (see ``EventLoopTaskExecutor``); only for the single writer, whose round trips are what
     ///   bounds throughput. Reads stay on the global pool: a history page may decode large extras,
     ///   and reads run concurrently, which one loop thread would serialize.
     private static func transaction<T: Sendable>(
-        client: PostgresClient, gate: PoolGate, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
+        pools: PostgresPools, writer: Bool, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
         onConnectionLoop: Bool = false, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try gate.enter()
-        defer { gate.leave() }
-        do {
-            return try await client.withConnection { connection in
-                try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
-                    let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
-                    try await access.rows(begin)
-                    do {
-                        let result = try await body(access)
-                        try await access.rows("COMMIT")
-                        return result
-                    } catch {
-                        // On a closed connection there is nothing to roll back, and the query
-                        // would never complete (see `PostgresConnection.checkOpen`).
-                        if !connection.isClosed {
-                            do {
-                                // After a failed COMMIT the transaction is already over; this is then a no-op.
-                                try await connection.query("ROLLBACK", logger: logger)
-                            } catch {
-                                logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
-                                try? await connection.close()
-                            }
+        let pool = try pools.enter()
+        defer { pool.gate.leave() }
+        return try await pools.withConnection(writer ? pool.writer : pool.client) { connection in
+            try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
+                let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
+                try await access.rows(begin)
+                do {
+                    let result = try await body(access)
+                    try await access.rows("COMMIT")
+                    return result
+                } catch {
+                    // On a closed connection there is nothing to roll back, and the query
+                    // would never complete (see `PostgresConnection.checkOpen`).
+                    if !connection.isClosed {
+                        do {
+                            // After a failed COMMIT the transaction is already over; this is then a no-op.
+                            try await connection.query("ROLLBACK", logger: logger)
+                        } catch {
+                            logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
+                            try? await connection.close()
                         }
-                        throw error
                     }
+                    throw error
                 }
             }
-        } catch {
-            // Leasing can fail too (pool shut down, server unreachable).
-            throw PostgresErrors.translate(error)
         }
     }
 
@@ -296,15 +278,11 @@ package final class PostgresStore: Store, Service {
     /// Not durable: a node that is not listening right now never sees it. Payloads are limited
     /// by PostgreSQL to 8,000 bytes.
     package func notify(signal payload: String) async throws {
-        try gate.enter()
-        defer { gate.leave() }
-        do {
-            try await client.withConnection { connection in
-                try connection.checkOpen()
-                _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
-            }
-        } catch {
-            throw PostgresErrors.translate(error)
+        let pool = try pools.enter()
+        defer { pool.gate.leave() }
+        try await pools.withConnection(pool.client) { connection in
+            try connection.checkOpen()
+            _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
         }
     }
 
@@ -314,9 +292,9 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onSignal: @Sendable @escaping (String) async -> Void
     ) async throws {
-        try gate.check()
+        let pool = try pools.current()
         do {
-            try await client.withConnection { connection in
+            try await pools.withConnection(pool.client) { connection in
                 try connection.checkOpen()
                 try await connection.listen(on: Self.signalChannel) { notifications in
                     await onListening()
@@ -327,10 +305,10 @@ package final class PostgresStore: Store, Service {
             }
         } catch {
             if Task.isCancelled { return }
-            throw PostgresErrors.translate(error)
+            throw error
         }
         if Task.isCancelled { return }
-        throw StoreError.backend("the PostgreSQL signal connection closed")
+        throw pools.translate(StoreError.unavailable("the PostgreSQL signal connection closed"))
     }
 
     /// Holds one pooled connection listening on ``eventChannel`` and calls `onNotify` with each
@@ -354,9 +332,9 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onNotify: @Sendable @escaping (EventSeq) async -> Void
     ) async throws {
-        try gate.check()
+        let pool = try pools.current()
         do {
-            try await client.withConnection { connection in
+            try await pools.withConnection(pool.client) { connection in
                 try connection.checkOpen()
                 try await connection.listen(on: Self.eventChannel) { notifications in
                     await onListening()
@@ -374,10 +352,10 @@ package final class PostgresStore: Store, Service {
             }
         } catch {
             if Task.isCancelled { return }
-            throw PostgresErrors.translate(error)
+            throw error
         }
         if Task.isCancelled { return }
-        throw StoreError.backend("the PostgreSQL notification connection closed")
+        throw pools.translate(StoreError.unavailable("the PostgreSQL notification connection closed"))
     }
 }
 

@@ -4,9 +4,12 @@ import PostgresNIO
 import VestnikCore
 
 /// Translates PostgresNIO's errors into the store's vocabulary, the way the SQLite adapter does:
-/// unique violations become ``StoreError/duplicate(what:)`` with the names Core relies on,
-/// everything else from the database becomes ``StoreError/backend(_:)``. Errors that did not come
-/// from PostgreSQL (a caller's own error thrown inside a transaction, cancellation) pass unchanged.
+/// unique violations become ``StoreError/duplicate(what:)`` with the names Core relies on; a
+/// connection that failed, closed or was refused (and the server's own "shutting down" / "starting
+/// up" / connection-class states) becomes ``StoreError/unavailable(_:)``, which clients may retry
+/// and which makes the store check whether the server is still there (decision 0014); everything
+/// else from the database becomes ``StoreError/backend(_:)``. Errors that did not come from
+/// PostgreSQL (a caller's own error thrown inside a transaction, cancellation) pass unchanged.
 enum PostgresErrors {
     /// Constraint (or unique index) names, as created by ``PostgresMigrations``, to the `what`
     /// that ``VestnikStoreSQLite`` reports for the same constraint.
@@ -34,10 +37,21 @@ enum PostgresErrors {
         guard error.code == .server, let info = error.serverInfo else {
             // Connection-level failures: the code and underlying error, never the bound values.
             let underlying = error.underlying.map { ": \($0)" } ?? ""
-            return .backend("PostgreSQL client error \(error.code)\(underlying)")
+            let detail = "PostgreSQL client error \(error.code)\(underlying)"
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+                return .unavailable(detail)
+            default:
+                return .backend(detail)
+            }
         }
         let sqlState = info[.sqlState] ?? "?????"
         let message = info[.message] ?? "unknown error"
+        // Class 08: connection exception; 57P01–57P03: the server is shutting down, crashed or
+        // not accepting connections yet; 53300: too many connections.
+        if sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(sqlState) {
+            return .unavailable("PostgreSQL error \(sqlState): \(message)")
+        }
         if sqlState == "23505" {  // unique_violation
             let constraint = info[.constraintName] ?? message
             return .duplicate(what: duplicateNames[constraint] ?? constraint)

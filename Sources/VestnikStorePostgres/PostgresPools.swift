@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+import VestnikCore
+
+/// The store's connection pools, and what replaces them when the server was gone (decision 0014).
+///
+/// Why not PostgresNIO's pool alone: while it cannot connect it queues every request until its
+/// circuit breaker trips after 60 s, and once the server is back it reconnects only when its
+/// backoff timer fires, up to 60 s later; neither is configurable. Here a connection-level
+/// failure makes the store probe the server with a connection of its own. If that fails, the
+/// pools are retired (requests waiting in them fail as they stop) and new requests fail at once as
+/// ``StoreError/unavailable(_:)``; the probe retries every ``probeInterval``, and when it connects
+/// the store starts fresh pools, whose first lease connects at once.
+final class PostgresPools: Sendable {
+    /// One pair of pools: the shared one and the single writer's, with the gate counting their requests.
+    final class Generation: Sendable {
+        let client: PostgresClient
+        let writer: PostgresClient
+        let gate = PoolGate()
+        private let running = Mutex<Task<Void, Never>?>(nil)
+
+        init(configuration: PostgresStoreConfiguration, writerLoopGroup: any EventLoopGroup, logger: Logger) {
+            client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+            writer = PostgresClient(configuration: configuration.writerClientConfiguration, eventLoopGroup: writerLoopGroup, backgroundLogger: logger)
+        }
+
+        /// Runs both pools until ``retire(drainTimeout:)``. Detached, so that neither the caller's
+        /// cancellation nor a graceful shutdown (a task local) reaches them before their gate drained.
+        fileprivate func start() {
+            running.withLock { running in
+                guard running == nil else { return }
+                running = Task.detached { [client, writer] in
+                    await withDiscardingTaskGroup { group in
+                        group.addTask { await writer.run() }
+                        group.addTask { await client.run() }
+                    }
+                }
+            }
+        }
+
+        /// Refuses new requests, lets those in flight finish (for up to `drainTimeout`), then stops
+        /// the pools. The order matters: a stopping PostgresNIO pool closes its connections under
+        /// the requests still using them, and a query written to a closed connection never
+        /// completes (see ``PostgresConnection/checkOpen()``). Requests still waiting for a
+        /// connection when the pools stop fail.
+        fileprivate func retire(drainTimeout: Duration) async {
+            await gate.closeAndDrain(atMost: drainTimeout)
+            let task = running.withLock { $0 }
+            task?.cancel()
+            await task?.value
+        }
+    }
+
+    private struct State {
+        /// Nil while the server is known to be unreachable: requests then fail at once.
+        var current: Generation?
+        var stopping = false
+        var probe: Task<Void, Never>?
+        /// Generations being retired; the store's stop waits for them.
+        var retiring: [Task<Void, Never>] = []
+    }
+
+    /// How often an unreachable server is tried again, which bounds how long after its return the
+    /// store stays unavailable.
+    static let probeInterval = Duration.milliseconds(250)
+    /// How long one probe may take to connect: a server that does not answer within it counts as
+    /// unreachable.
+    static let probeConnectTimeout = TimeAmount.seconds(2)
+
+    private let state: Mutex<State>
+    private let configuration: PostgresStoreConfiguration
+    private let writerLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let drainTimeout: Duration
+    private let probeIDs = Atomic<Int>(0)
+
+    init(configuration: PostgresStoreConfiguration, writerLoopGroup: any EventLoopGroup, logger: Logger, drainTimeout: Duration) {
+        self.configuration = configuration
+        self.writerLoopGroup = writerLoopGroup
+        self.logger = logger
+        self.drainTimeout = drainTimeout
+        state = Mutex(State(current: Generation(configuration: configuration, writerLoopGroup: writerLoopGroup, logger: logger)))
+    }
+
+    /// Starts the first pools (the store's `run()`); requests made earlier wait for it.
+    func start() {
+        state.withLock { state in
+            guard !state.stopping else { return }
+            state.current?.start()
+        }
+    }
+
+    /// The pools to use for one request, counted in their gate (pair with `gate.leave()`); throws
+    /// at once while the server is known unreachable, or once the store stops.
+    func enter() throws -> Generation { try live(counted: true) }
+
+    /// The pools for a long-lived listener, which is not counted: it ends with its own task, or
+    /// when its connection closes.
+    func current() throws -> Generation { try live(counted: false) }
+
+    private func live(counted: Bool) throws -> Generation {
+        try state.withLock { state in
+            guard !state.stopping else { throw PoolGate.stopped }
+            guard let current = state.current else { throw Self.unreachable }
+            if counted { try current.gate.enter() } else { try current.gate.check() }
+            return current
+        }
+    }
+
+    static var unreachable: StoreError { .unavailable("the PostgreSQL server is not reachable; waiting for it to come back") }
+
+    /// Translates a failed request's error; a connection-level failure (``StoreError/unavailable(_:)``)
+    /// makes the store check the server.
+    func translate(_ error: any Error) -> any Error {
+        let translated = PostgresErrors.translate(error)
+        if case StoreError.unavailable = translated { checkServer() }
+        return translated
+    }
+
+    /// Runs `body` on a connection leased from `client` (one of a ``Generation``'s pools) and
+    /// translates what it throws. A lease that fails (pools stopping, a server that stayed
+    /// unreachable) is the database being unavailable, whatever error the pool reports.
+    func withConnection<T>(_ client: PostgresClient, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var leased = false
+        do {
+            return try await client.withConnection { connection in
+                leased = true
+                return try await body(connection)
+            }
+        } catch {
+            if !leased, !(error is CancellationError), !(error is PSQLError), !(error is StoreError) {
+                throw translate(StoreError.unavailable("no PostgreSQL connection: \(error)"))
+            }
+            throw translate(error)
+        }
+    }
+
+    /// Probes the server unless a probe already runs (see the type's documentation).
+    func checkServer() {
+        state.withLock { state in
+            guard !state.stopping, state.probe == nil else { return }
+            state.probe = Task.detached { await self.probeUntilReachable() }
+        }
+    }
+
+    private func probeUntilReachable() async {
+        while !Task.isCancelled {
+            if await canConnect() {
+                let restarted = state.withLock { state -> Bool in
+                    state.probe = nil
+                    guard !state.stopping, state.current == nil else { return false }
+                    let fresh = Generation(configuration: configuration, writerLoopGroup: writerLoopGroup, logger: logger)
+                    // Started under the lock, so a concurrent stop either sees it and retires it
+                    // or comes first and this never starts.
+                    fresh.start()
+                    state.current = fresh
+                    return true
+                }
+                if restarted { logger.notice("the PostgreSQL server is reachable again; requests are served") }
+                return
+            }
+            let retired = state.withLock { state -> Generation? in
+                guard !state.stopping, let current = state.current else { return nil }
+                state.current = nil
+                let drainTimeout = drainTimeout
+                state.retiring.append(Task.detached { await current.retire(drainTimeout: drainTimeout) })
+                return current
+            }
+            if retired != nil {
+                logger.error("the PostgreSQL server is not reachable; requests fail with 503 until it is back")
+            }
+            try? await Task.sleep(for: Self.probeInterval)
+        }
+        state.withLock { $0.probe = nil }
+    }
+
+    /// Whether a fresh connection can be opened and answers a query.
+    private func canConnect() async -> Bool {
+        var connectionConfiguration = configuration.connectionConfiguration
+        connectionConfiguration.options.connectTimeout = Self.probeConnectTimeout
+        let quiet = Logger(label: logger.label, factory: { _ in SwiftLogNoOpLogHandler() })
+        guard
+            let connection = try? await PostgresConnection.connect(
+                on: writerLoopGroup.next(), configuration: connectionConfiguration, id: probeIDs.add(1, ordering: .relaxed).newValue, logger: quiet)
+        else { return false }
+        let answered = (try? await connection.query("SELECT 1", logger: quiet).collect()) != nil
+        // Closed before it is released: PostgresNIO insists.
+        try? await connection.close()
+        return answered
+    }
+
+    /// Stops for good: refuses new requests, ends the probe, and retires every generation (see
+    /// ``Generation/retire(drainTimeout:)``).
+    func stop() async {
+        let (current, probe, retiring) = state.withLock { state in
+            state.stopping = true
+            defer {
+                state.current = nil
+                state.probe = nil
+                state.retiring = []
+            }
+            return (state.current, state.probe, state.retiring)
+        }
+        probe?.cancel()
+        await probe?.value
+        await current?.retire(drainTimeout: drainTimeout)
+        for task in retiring { await task.value }
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+import VestnikAPI
+import VestnikKit
+import VestnikModel
+
+/// Two nodes on a PostgreSQL server that stops and starts again (decision 0014): while it is
+/// down, requests fail fast with `503 unavailable`; once it is back the nodes serve again within
+/// moments, and live streams carry messages across nodes again.
+///
+/// The test runs its own PostgreSQL cluster: stopping the shared test server would break every
+/// other suite running at the same time.
+@Suite(
+    .serialized, .timeLimit(.minutes(3)),
+    .enabled(if: TestBackend.postgresServerURL != nil && PrivatePostgres.binDirectory != nil, "needs VESTNIK_TEST_BACKEND=postgres and PostgreSQL's programs")
+)
+struct DatabaseOutageTests {
+    @Test("a PostgreSQL outage: requests fail fast with 503 unavailable, and the nodes serve again within seconds of its return")
+    func outageAndRecovery() async throws {
+        let postgres = try PrivatePostgres.create()
+        defer { postgres.destroy() }
+        let binary = try VestnikBinary.locate()
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-outage-\(UUID().uuidString)").path
+        let backend = ["--database", postgres.url, "--bot-key-file", data + "/bot.key"]
+        for login in ["alice", "bob"] {
+            let added = try binary.run(
+                ["admin", "user", "add", "--login", login, "--name", login, "--password-stdin", "--data-dir", data + "/admin"] + backend,
+                stdin: "outage-pass-\(login)\n")
+            #expect(added.status == 0, "\(added.error)")
+        }
+        let nodeA = try await binary.startServer(dataDirectory: data + "/a", arguments: backend)
+        let nodeB = try await binary.startServer(dataDirectory: data + "/b", arguments: backend)
+        defer {
+            nodeA.kill9()
+            nodeB.kill9()
+        }
+        let alice = VestnikClient(serverURL: nodeA.url, token: nil, configuration: .init(retry: .none))
+        _ = try await alice.login(login: "alice", password: "outage-pass-alice", deviceName: "outage")
+        let bob = VestnikClient(serverURL: nodeB.url, token: nil, configuration: .init(retry: .none))
+        let bobUser = try await bob.login(login: "bob", password: "outage-pass-bob", deviceName: "outage").user
+        let chat = try await alice.createGroup(title: "Outage", members: [bobUser.id]).chat
+        let fastReconnect = RealtimeConfiguration(initialBackoff: .milliseconds(50), maxBackoff: .milliseconds(200))
+        let (bobEvents, bobTask) = EventCollector.start(bob.stream(configuration: fastReconnect))
+        defer { bobTask.cancel() }
+        #expect(await bobEvents.wait { await $0.readyCount == 1 })
+        _ = try await alice.sendMessage(chatID: chat.id, text: "before", clientMessageID: "before")
+        #expect(await bobEvents.wait { await $0.messagesCreated.contains { $0.text == "before" } }, "node B's client gets node A's message")
+
+        try postgres.stop()
+        // A send and a read fail at once as unavailable: not after PostgresNIO's 60 s, not as 500.
+        let started = ContinuousClock.now
+        do {
+            _ = try await alice.sendMessage(chatID: chat.id, text: "during", clientMessageID: "during")
+            Issue.record("a send succeeded while the database was down")
+        } catch let error as VestnikClientError {
+            #expect(error.status == 503 && error.code == "unavailable", "\(error)")
+        }
+        do {
+            _ = try await bob.chats()
+            Issue.record("a read succeeded while the database was down")
+        } catch let error as VestnikClientError {
+            #expect(error.status == 503 && error.code == "unavailable", "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10), "failed fast, not after the pool's 60 s")
+
+        try postgres.start()
+        let back = ContinuousClock.now
+        let recovered = await waitUntil(timeout: .seconds(20)) {
+            (try? await alice.sendMessage(chatID: chat.id, text: "after", clientMessageID: "after")) != nil
+        }
+        #expect(recovered, "node A accepts sends again")
+        #expect(ContinuousClock.now - back < .seconds(10), "within seconds of the database's return")
+        // Node B listens again: its client gets node A's message live, once.
+        #expect(await bobEvents.wait(timeout: .seconds(20)) { await $0.messagesCreated.contains { $0.text == "after" } })
+        let texts = await bobEvents.messagesCreated.map(\.text)
+        #expect(texts.filter { $0 == "after" }.count == 1 && texts.filter { $0 == "before" }.count == 1, "\(texts)")
+        #expect(!texts.contains("during"), "the failed send left nothing behind")
+        // And node B serves reads again.
+        #expect(await waitUntil(timeout: .seconds(10)) { (try? await bob.chats()) != nil })
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (Debian's `postgresql` package), which the test may stop
+/// and start; as root, its programs run as the `postgres` user, as `scripts/test-postgres.sh` does.
+struct PrivatePostgres {
+    let directory: String
+    let port: Int
+    let binDirectory: String
+
+    var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
+
+    /// Where `initdb` and `pg_ctl` are: `pg_config --bindir`, else the newest Debian version.
+    static let binDirectory: String? = {
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        let newest = versions.compactMap { Int($0) }.max()
+        guard let newest else { return nil }
+        let directory = "/usr/lib/postgresql/\(newest)/bin"
+        return FileManager.default.isExecutableFile(atPath: directory + "/pg_ctl") ? directory : nil
+    }()
+
+    static func create() throws -> PrivatePostgres {
+        guard let binDirectory else { throw Failure("PostgreSQL's programs were not found") }
+        let directory = "/tmp/vestnik-outage-pg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if getuid() == 0 { try shell("chown postgres:postgres \(directory)") }
+        let postgres = PrivatePostgres(directory: directory, port: try freePort(), binDirectory: binDirectory)
+        try postgres.asOwner("\(binDirectory)/initdb -D \(directory)/data -U postgres --auth=trust -E UTF8 --no-sync > /dev/null")
+        try postgres.start()
+        return postgres
+    }
+
+    func start() throws {
+        try asOwner(
+            "\(binDirectory)/pg_ctl -D \(directory)/data -l \(directory)/log -w start -o '-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off' > /dev/null"
+        )
+    }
+
+    func stop() throws {
+        try asOwner("\(binDirectory)/pg_ctl -D \(directory)/data -m fast -w stop > /dev/null")
+    }
+
+    func destroy() {
+        _ = try? asOwner("\(binDirectory)/pg_ctl -D \(directory)/data -m immediate stop > /dev/null 2>&1")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func asOwner(_ command: String) throws {
+        if getuid() == 0 {
+            try Self.shell("su postgres -s /bin/sh -c \"\(command)\"")
+        } else {
+            try Self.shell(command)
+        }
+    }
+
+    /// Runs `command` with `/bin/sh` and waits for it. Spawned and reaped directly: Foundation's
+    /// `Process.waitUntilExit()` hung here on a child that had already exited.
+    private static func shell(_ command: String) throws {
+        var pid: pid_t = 0
+        let arguments = ["/bin/sh", "-c", command]
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, nil, &argv, environ)
+        guard spawned == 0 else { throw Failure("posix_spawn: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            guard errno == EINTR else { throw Failure("waitpid: errno \(errno)") }
+        }
+        // WIFEXITED && WEXITSTATUS == 0
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else { throw Failure("`\(command)` ended with status \(status)") }
+    }
+
+    /// A TCP port nothing listens on right now.
+    private static func freePort() throws -> Int {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw Failure("socket: errno \(errno)") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        guard bound else { throw Failure("bind: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+}
