@@ -39,8 +39,9 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     /// One queued write: runs its body inside the batch, then learns how the batch ended.
     private struct PendingWrite: Sendable {
         let intent: WriteIntent?
-        /// Runs the body; true if it succeeded (its savepoint is then released, else rolled back).
-        let run: @Sendable (Access) async -> Bool
+        /// Runs the body; nil if it succeeded (its savepoint is then released, else rolled back),
+        /// else what it threw.
+        let run: @Sendable (Access) async -> (any Error)?
         /// Resumes the caller: with the body's outcome, or with the batch's commit error.
         let complete: @Sendable ((any Error)?) -> Void
     }
@@ -107,10 +108,10 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                     do {
                         let value = try await body(access)
                         outcome.withLock { $0 = .success(value) }
-                        return true
+                        return nil
                     } catch {
                         outcome.withLock { $0 = .failure(error) }
-                        return false
+                        return error
                     }
                 },
                 complete: { commitError in
@@ -193,12 +194,14 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                     for (index, pending) in writes.enumerated() {
                         if isolated, index > 0 {
                             try await savepoint(access, .open)
-                            if await pending.run(access) {
-                                try await savepoint(access, .release)
-                            } else {
+                            if let error = await pending.run(access) {
+                                try Self.rethrowIfUnavailable(error)
                                 try await savepoint(access, .rollBack)
+                            } else {
+                                try await savepoint(access, .release)
                             }
-                        } else if await !pending.run(access) {
+                        } else if let error = await pending.run(access) {
+                            try Self.rethrowIfUnavailable(error)
                             throw WriteFailed(index: index)
                         }
                     }
@@ -218,6 +221,11 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                     remaining.removeFirst().complete(nil)
                 }
                 isolated = true
+            } catch StoreError.unavailable(let detail) {
+                // The database is gone: no write is to blame, and running the batch again (or
+                // the next ones isolated) cannot help; every write fails, and its client retries.
+                for pending in writes { pending.complete(StoreError.unavailable(detail)) }
+                return
             } catch {
                 if !isolated, !intents.isEmpty, !reachedWrites.load(ordering: .relaxed) {
                     // The transaction failed while preparing for the announced writes (the
@@ -231,6 +239,15 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 return
             }
         }
+    }
+}
+
+extension GroupCommit {
+    /// A write that failed because the database is unavailable ends its whole batch with that
+    /// error, instead of making the batch run again isolated: the adapter must see it (it checks
+    /// the server), and every other write would meet it too.
+    fileprivate static func rethrowIfUnavailable(_ error: any Error) throws {
+        if case StoreError.unavailable = error { throw error }
     }
 }
 

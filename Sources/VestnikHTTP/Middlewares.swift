@@ -82,6 +82,9 @@ struct ErrorMiddleware: RouterMiddleware {
             }
         case let error as DecodingError:
             return VestnikError(.invalidJSON, describe(error), cause: error)
+        case let error as StoreError:
+            // Services that call the store without ``CoreContext`` (logins, session writes).
+            return error.mapped("Internal error.")
         case is CancellationError:
             return VestnikError(.unavailable, "The server is shutting down.")
         default:

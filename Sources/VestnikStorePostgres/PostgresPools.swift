@@ -48,6 +48,8 @@ final class PostgresPools: Sendable {
         /// connection when the pools stop fail.
         fileprivate func retire(drainTimeout: Duration) async {
             await gate.closeAndDrain(atMost: drainTimeout)
+            // Pools that never ran still hold their waiting requests: run them to fail them.
+            start()
             let task = running.withLock { $0 }
             task?.cancel()
             await task?.value
@@ -59,16 +61,18 @@ final class PostgresPools: Sendable {
         var current: Generation?
         var stopping = false
         var probe: Task<Void, Never>?
-        /// Generations being retired; the store's stop waits for them.
-        var retiring: [Task<Void, Never>] = []
+        /// Generations being retired, by number; the store's stop waits for them.
+        var retiring: [Int: Task<Void, Never>] = [:]
+        var retirements = 0
     }
 
     /// How often an unreachable server is tried again, which bounds how long after its return the
     /// store stays unavailable.
     static let probeInterval = Duration.milliseconds(250)
-    /// How long one probe may take to connect: a server that does not answer within it counts as
-    /// unreachable.
+    /// How long one probe may take to connect, and then to answer `SELECT 1`: a server that does
+    /// not answer within it counts as unreachable.
     static let probeConnectTimeout = TimeAmount.seconds(2)
+    static let probeQueryTimeout = Duration.seconds(2)
 
     private let state: Mutex<State>
     private let configuration: PostgresStoreConfiguration
@@ -131,6 +135,8 @@ final class PostgresPools: Sendable {
                 return try await body(connection)
             }
         } catch {
+            // A cancelled caller's lease fails with the pool's own error: not an outage.
+            if Task.isCancelled { throw CancellationError() }
             if !leased, !(error is CancellationError), !(error is PSQLError), !(error is StoreError) {
                 throw translate(StoreError.unavailable("no PostgreSQL connection: \(error)"))
             }
@@ -148,7 +154,8 @@ final class PostgresPools: Sendable {
 
     private func probeUntilReachable() async {
         while !Task.isCancelled {
-            if await canConnect() {
+            let outcome = await probe()
+            guard case .unreachable(let reason) = outcome else {
                 let restarted = state.withLock { state -> Bool in
                     state.probe = nil
                     guard !state.stopping, state.current == nil else { return false }
@@ -162,51 +169,99 @@ final class PostgresPools: Sendable {
                 if restarted { logger.notice("the PostgreSQL server is reachable again; requests are served") }
                 return
             }
-            let retired = state.withLock { state -> Generation? in
-                guard !state.stopping, let current = state.current else { return nil }
+            let retired = state.withLock { state -> Bool in
+                guard !state.stopping, let current = state.current else { return false }
                 state.current = nil
+                state.retirements += 1
+                let number = state.retirements
                 let drainTimeout = drainTimeout
-                state.retiring.append(Task.detached { await current.retire(drainTimeout: drainTimeout) })
-                return current
+                state.retiring[number] = Task.detached {
+                    await current.retire(drainTimeout: drainTimeout)
+                    self.state.withLock { _ = $0.retiring.removeValue(forKey: number) }
+                }
+                return true
             }
-            if retired != nil {
-                logger.error("the PostgreSQL server is not reachable; requests fail with 503 until it is back")
+            if retired {
+                logger.error(
+                    "the PostgreSQL server is not reachable; requests fail with 503 until it is back",
+                    metadata: ["vestnik.error": "\(reason)"])
             }
             try? await Task.sleep(for: Self.probeInterval)
         }
         state.withLock { $0.probe = nil }
     }
 
-    /// Whether a fresh connection can be opened and answers a query.
-    private func canConnect() async -> Bool {
+    private enum ProbeOutcome: Sendable {
+        case reachable
+        case unreachable(String)
+    }
+
+    /// Opens a connection of its own and asks `SELECT 1`, each bounded in time.
+    private func probe() async -> ProbeOutcome {
         var connectionConfiguration = configuration.connectionConfiguration
         connectionConfiguration.options.connectTimeout = Self.probeConnectTimeout
         let quiet = Logger(label: logger.label, factory: { _ in SwiftLogNoOpLogHandler() })
-        guard
-            let connection = try? await PostgresConnection.connect(
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(
                 on: writerLoopGroup.next(), configuration: connectionConfiguration, id: probeIDs.add(1, ordering: .relaxed).newValue, logger: quiet)
-        else { return false }
-        let answered = (try? await connection.query("SELECT 1", logger: quiet).collect()) != nil
+        } catch {
+            return Self.outcome(of: error)
+        }
+        // A query in flight fails once its connection closes, which is what ends it on a timeout
+        // or when the store stops (it does not end on cancellation by itself).
+        let outcome = await withTaskCancellationHandler {
+            await withTaskGroup(of: ProbeOutcome?.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await connection.query("SELECT 1", logger: quiet).collect()
+                        return .reachable
+                    } catch {
+                        return Self.outcome(of: error)
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: Self.probeQueryTimeout)
+                    return Task.isCancelled ? nil : .unreachable("no answer to SELECT 1 within \(Self.probeQueryTimeout)")
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                connection.close().whenComplete { _ in }
+                return first ?? .unreachable("the probe was cancelled")
+            }
+        } onCancel: {
+            connection.close().whenComplete { _ in }
+        }
         // Closed before it is released: PostgresNIO insists.
         try? await connection.close()
-        return answered
+        return outcome
+    }
+
+    /// A server that answered with an error about this client (its credentials, its connection
+    /// limit) is there: that is no outage, and replacing the pools would not help.
+    private static func outcome(of error: any Error) -> ProbeOutcome {
+        if let error = error as? PSQLError, error.code == .server, let sqlState = error.serverInfo?[.sqlState],
+            !sqlState.hasPrefix("08"), !PostgresErrors.serverGoingAway.contains(sqlState)
+        {
+            return .reachable
+        }
+        return .unreachable("\(PostgresErrors.translate(error))")
     }
 
     /// Stops for good: refuses new requests, ends the probe, and retires every generation (see
     /// ``Generation/retire(drainTimeout:)``).
     func stop() async {
-        let (current, probe, retiring) = state.withLock { state in
+        let (current, probe) = state.withLock { state in
             state.stopping = true
             defer {
                 state.current = nil
                 state.probe = nil
-                state.retiring = []
             }
-            return (state.current, state.probe, state.retiring)
+            return (state.current, state.probe)
         }
         probe?.cancel()
         await probe?.value
         await current?.retire(drainTimeout: drainTimeout)
-        for task in retiring { await task.value }
+        for task in state.withLock({ Array($0.retiring.values) }) { await task.value }
     }
 }

@@ -412,7 +412,8 @@ final class PoolGate: Sendable {
     }
 
     /// Refuses new requests, then returns once none is in flight, or after `timeout`. Called once
-    /// per store (`PostgresClient.run()` itself may run only once).
+    /// per ``PostgresPools/Generation``, whose pools then stop (`PostgresClient.run()` may run
+    /// only once).
     func closeAndDrain(atMost timeout: Duration) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let drained = state.withLock { state -> Bool in
@@ -440,6 +441,6 @@ extension PostgresConnection {
     /// failing its promise (PostgresNIO 1.33), so its caller would wait forever; checking first
     /// leaves only the moment between this check and the write.
     func checkOpen() throws {
-        if isClosed { throw StoreError.backend("the database connection is closed") }
+        if isClosed { throw StoreError.unavailable("the database connection is closed") }
     }
 }

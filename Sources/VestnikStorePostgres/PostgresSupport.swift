@@ -19,6 +19,9 @@ enum PostgresErrors {
         "chats_unique_key_key": "chat",
     ]
 
+    /// SQLSTATEs of a server that is stopping, crashed, or not accepting connections yet.
+    static let serverGoingAway: Set<String> = ["57P01", "57P02", "57P03"]
+
     static func translate(_ error: any Error) -> any Error {
         switch error {
         case is StoreError:
@@ -39,7 +42,7 @@ enum PostgresErrors {
             let underlying = error.underlying.map { ": \($0)" } ?? ""
             let detail = "PostgreSQL client error \(error.code)\(underlying)"
             switch error.code {
-            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed:
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .listenFailed:
                 return .unavailable(detail)
             default:
                 return .backend(detail)
@@ -48,8 +51,9 @@ enum PostgresErrors {
         let sqlState = info[.sqlState] ?? "?????"
         let message = info[.message] ?? "unknown error"
         // Class 08: connection exception; 57P01–57P03: the server is shutting down, crashed or
-        // not accepting connections yet; 53300: too many connections.
-        if sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(sqlState) {
+        // not accepting connections yet. (Not 53300, too many connections: the server is there,
+        // and replacing this node's pools would only give its connections away.)
+        if sqlState.hasPrefix("08") || Self.serverGoingAway.contains(sqlState) {
             return .unavailable("PostgreSQL error \(sqlState): \(message)")
         }
         if sqlState == "23505" {  // unique_violation
