@@ -135,9 +135,9 @@ final class PostgresPools: Sendable {
                 return try await body(connection)
             }
         } catch {
-            // A cancelled caller's lease fails with the pool's own error: not an outage.
-            if Task.isCancelled { throw CancellationError() }
             if !leased, !(error is CancellationError), !(error is PSQLError), !(error is StoreError) {
+                // A cancelled caller's lease fails with the pool's own error: not an outage.
+                if Task.isCancelled { throw CancellationError() }
                 throw translate(StoreError.unavailable("no PostgreSQL connection: \(error)"))
             }
             throw translate(error)
