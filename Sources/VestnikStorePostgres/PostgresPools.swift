@@ -16,7 +16,7 @@ import VestnikCore
 /// the store starts fresh pools, whose first lease connects at once.
 final class PostgresPools: Sendable {
     /// One pair of pools: the shared one and the single writer's, with the gate counting their requests.
-    final class Generation: Sendable {
+    private final class Generation: Sendable {
         let client: PostgresClient
         let writer: PostgresClient
         let gate = PoolGate()
@@ -97,14 +97,13 @@ final class PostgresPools: Sendable {
         }
     }
 
-    /// The pools to use for one request, counted in their gate (pair with `gate.leave()`); throws
+    /// Which of a generation's pools a request uses.
+    enum Pool {
+        case shared, writer
+    }
+
+    /// The current pools, counted in their gate when `counted` (pair with `gate.leave()`); throws
     /// at once while the server is known unreachable, or once the store stops.
-    func enter() throws -> Generation { try live(counted: true) }
-
-    /// The pools for a long-lived listener, which is not counted: it ends with its own task, or
-    /// when its connection closes.
-    func current() throws -> Generation { try live(counted: false) }
-
     private func live(counted: Bool) throws -> Generation {
         try state.withLock { state in
             guard !state.stopping else { throw PoolGate.stopped }
@@ -124,10 +123,15 @@ final class PostgresPools: Sendable {
         return translated
     }
 
-    /// Runs `body` on a connection leased from `client` (one of a ``Generation``'s pools) and
-    /// translates what it throws. A lease that fails (pools stopping, a server that stayed
-    /// unreachable) is the database being unavailable, whatever error the pool reports.
-    func withConnection<T>(_ client: PostgresClient, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+    /// Runs `body` on a connection leased from the current pools and translates what it throws.
+    /// A lease that fails (pools stopping, a server that stayed unreachable) is the database
+    /// being unavailable, whatever error the pool reports.
+    /// - Parameter counted: false for a long-lived listener, which the retiring pools' drain
+    ///   does not wait for: it ends with its own task, or when its connection closes.
+    func withConnection<T>(_ pool: Pool = .shared, counted: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let generation = try live(counted: counted)
+        defer { if counted { generation.gate.leave() } }
+        let client = pool == .writer ? generation.writer : generation.client
         var leased = false
         do {
             return try await client.withConnection { connection in

@@ -213,9 +213,7 @@ package final class PostgresStore: Store, Service {
     /// is atomic and reads one snapshot by itself, so `BEGIN` and `COMMIT` around it would only
     /// add two round trips.
     private func statement<T: Sendable>(_ body: (PostgresAccess) async throws -> T) async throws -> T {
-        let pool = try pools.enter()
-        defer { pool.gate.leave() }
-        return try await pools.withConnection(pool.client) { connection in
+        return try await pools.withConnection { connection in
             try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
         }
     }
@@ -241,9 +239,7 @@ package final class PostgresStore: Store, Service {
         pools: PostgresPools, writer: Bool, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
         onConnectionLoop: Bool = false, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        let pool = try pools.enter()
-        defer { pool.gate.leave() }
-        return try await pools.withConnection(writer ? pool.writer : pool.client) { connection in
+        return try await pools.withConnection(writer ? .writer : .shared) { connection in
             try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
                 let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
                 try await access.rows(begin)
@@ -278,9 +274,7 @@ package final class PostgresStore: Store, Service {
     /// Not durable: a node that is not listening right now never sees it. Payloads are limited
     /// by PostgreSQL to 8,000 bytes.
     package func notify(signal payload: String) async throws {
-        let pool = try pools.enter()
-        defer { pool.gate.leave() }
-        try await pools.withConnection(pool.client) { connection in
+        try await pools.withConnection { connection in
             try connection.checkOpen()
             _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
         }
@@ -292,9 +286,8 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onSignal: @Sendable @escaping (String) async -> Void
     ) async throws {
-        let pool = try pools.current()
         do {
-            try await pools.withConnection(pool.client) { connection in
+            try await pools.withConnection(counted: false) { connection in
                 try connection.checkOpen()
                 try await connection.listen(on: Self.signalChannel) { notifications in
                     await onListening()
@@ -332,9 +325,8 @@ package final class PostgresStore: Store, Service {
         onListening: @Sendable () async -> Void = {},
         _ onNotify: @Sendable @escaping (EventSeq) async -> Void
     ) async throws {
-        let pool = try pools.current()
         do {
-            try await pools.withConnection(pool.client) { connection in
+            try await pools.withConnection(counted: false) { connection in
                 try connection.checkOpen()
                 try await connection.listen(on: Self.eventChannel) { notifications in
                     await onListening()
