@@ -60,6 +60,9 @@ struct DatabaseOutageTests {
         }
         let known = ContinuousClock.now
         await Self.expectUnavailable { _ = try await bob.chats() }
+        // So does a login.
+        let carol = VestnikClient(serverURL: nodeA.url, token: nil, configuration: .init(retry: .none))
+        await Self.expectUnavailable { _ = try await carol.login(login: "alice", password: "outage-pass-alice", deviceName: "outage") }
         await Self.expectUnavailable { _ = try await alice.sendMessage(chatID: chat.id, text: "during", clientMessageID: "during") }
         #expect(ContinuousClock.now - known < .seconds(1), "answered at once while the database is known to be down")
 
