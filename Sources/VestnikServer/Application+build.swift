@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 import VestnikAPI
@@ -128,7 +129,9 @@ package func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Vestnik", backlog: listenBacklog),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
-            logger.notice("listening", metadata: ["vestnik.address": "\(configuration.host):\(port)"])
+            logger.notice(
+                "listening",
+                metadata: ["vestnik.address": "\(configuration.host):\(port)", "vestnik.event_loops": "\(NIOSingletons.groupLoopCountSuggestion)"])
             await onListening?(port)
         },
         logger: logger

@@ -59,6 +59,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
     @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node, besides the single writer's own (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
+    @Option(name: .customLong("event-loops"), help: "Threads that run the sockets (env VESTNIK_EVENT_LOOPS, default half the cores, at least 1).")
+    var eventLoops: Int?
     @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (env VESTNIK_PORT, default 8080).") var port: Int?
     @Option(name: .customLong("log-level"), help: "trace|debug|info|notice|warning|error (env VESTNIK_LOG_LEVEL).") var logLevel: String?
@@ -76,6 +78,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let metricsTokenFile { configuration.metricsTokenFile = metricsTokenFile }
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
+        if let eventLoops {
+            guard ServerConfiguration.eventLoopRange.contains(eventLoops) else { throw ValidationError("--event-loops must be 1…256") }
+            configuration.eventLoops = eventLoops
+        }
         if let botxHost { configuration.botxHost = botxHost }
         if let port {
             guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
@@ -86,6 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.logLevel = level
         }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        _ = configuration.sizeProcessEventLoops(environment: ProcessInfo.processInfo.environment)
         let server = try await buildApplication(configuration: configuration)
         try await server.run()
     }

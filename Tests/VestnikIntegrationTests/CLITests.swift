@@ -147,4 +147,24 @@ struct CLITests {
         let listed = try binary.run(["admin", "bot", "list", "--json", "--data-dir", data] + backend)
         #expect(listed.status == 0 && listed.output.contains(#""allow":["create-chats","directory-export"]"#), "\(listed.output)")
     }
+
+    @Test("serve --event-loops / VESTNIK_EVENT_LOOPS size the socket threads; a count outside 1…256 stops the server with a clear message")
+    func eventLoopCount() async throws {
+        let binary = try VestnikBinary.locate()
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-loops-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let flagged = try await binary.startServer(dataDirectory: root + "/flag", arguments: ["--event-loops", "3"])
+        let flaggedLog = try String(contentsOf: flagged.log, encoding: .utf8)
+        flagged.kill9()
+        #expect(flaggedLog.contains("vestnik.event_loops=3"), "\(flaggedLog)")
+
+        for bad in ["0", "257", "-1"] {
+            let refused = try binary.run(["serve", "--port", "0", "--data-dir", root + "/bad", "--event-loops=\(bad)"])
+            #expect(refused.status != 0)
+            #expect(refused.error.contains("--event-loops must be 1…256"), "\(bad): \(refused.error)")
+        }
+        let refusedEnvironment = try binary.run(["serve", "--port", "0", "--data-dir", root + "/bad"], environment: ["VESTNIK_EVENT_LOOPS": "many"])
+        #expect(refusedEnvironment.status != 0)
+        #expect(refusedEnvironment.error.contains("VESTNIK_EVENT_LOOPS must be 1…256"), "\(refusedEnvironment.error)")
+    }
 }

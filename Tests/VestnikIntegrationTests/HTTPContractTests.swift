@@ -279,6 +279,20 @@ struct HTTPContractTests {
         #expect(refused?.description.hasSuffix("refused: \"nginx.internal\", \"10.0.0.1/8\"") == true)
     }
 
+    @Test("VESTNIK_EVENT_LOOPS is read as 1…256; by default half the cores run the sockets, at least one")
+    func eventLoopConfiguration() throws {
+        var configuration = ServerConfiguration()
+        #expect(configuration.eventLoops == nil)
+        try configuration.apply(environment: ["VESTNIK_EVENT_LOOPS": "4"])
+        #expect(configuration.eventLoops == 4)
+        for bad in ["0", "257", "two", ""] {
+            var refused = ServerConfiguration()
+            #expect(throws: ConfigurationError.self, "\(bad)") { try refused.apply(environment: ["VESTNIK_EVENT_LOOPS": bad]) }
+            #expect(refused.eventLoops == nil)
+        }
+        #expect([1, 2, 3, 4, 16, 64].map { ServerConfiguration.defaultEventLoops(cores: $0) } == [1, 1, 1, 2, 8, 32])
+    }
+
     @Test("X-Forwarded-For resolution: rightmost untrusted entry, addresses normalised, bad input falls back to the peer")
     func forwardedForResolution() throws {
         let proxies = try #require(TrustedProxies(["127.0.0.1", "::1", "10.9.9.9"]))
