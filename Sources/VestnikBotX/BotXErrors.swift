@@ -49,6 +49,10 @@ package enum BotXErrors {
             return failure
         case let error as VestnikError:
             return failure(code: error.code.rawValue, message: error.message, chatID: chatID)
+        case let error as StoreError:
+            // A store call made outside a service (which maps its own): an unreachable
+            // database is still 503, not an internal error.
+            return failure(for: error.mapped("Internal error."), chatID: chatID)
         case let error as HTTPError:
             if error.status == .contentTooLarge { return BotXFailure(.contentTooLarge, "payload_too_large", "The request body is too large.") }
             if error.status == .notFound { return BotXFailure(.notFound, "not_found", "No such BotX method.") }
@@ -82,7 +86,10 @@ package enum BotXErrors {
             case VestnikError.Code.messageDeleted.rawValue: (.conflict, "event_already_deleted")
             case VestnikError.Code.conflict.rawValue, VestnikError.Code.lastAdmin.rawValue: (.conflict, "conflict")
             case VestnikError.Code.unauthenticated.rawValue: (.unauthorized, "unverified_request")
-            case VestnikError.Code.unavailable.rawValue: (.serviceUnavailable, "bot_disabled")
+            // The database is unreachable (decision 0014). Not `bot_disabled`: that is what a
+            // bot answers about itself, and a disabled bot's own calls end at authentication
+            // (401); eXpress names failures of its backend `error_from_messaging_service`.
+            case VestnikError.Code.unavailable.rawValue: (.serviceUnavailable, "error_from_messaging_service")
             case VestnikError.Code.invalidRequest.rawValue, VestnikError.Code.invalidJSON.rawValue: (.badRequest, "malformed_request")
             default: (.internalServerError, "internal_error")
             }

@@ -2,7 +2,6 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
-import NIOCore
 import ServiceLifecycle
 import Synchronization
 import VestnikAPI
@@ -129,9 +128,9 @@ package func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Vestnik", backlog: listenBacklog),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
-            logger.notice(
-                "listening",
-                metadata: ["vestnik.address": "\(configuration.host):\(port)", "vestnik.event_loops": "\(NIOSingletons.groupLoopCountSuggestion)"])
+            var metadata: Logger.Metadata = ["vestnik.address": "\(configuration.host):\(port)"]
+            if let loops = configuration.eventLoops { metadata["vestnik.event_loops"] = "\(loops)" }
+            logger.notice("listening", metadata: metadata)
             await onListening?(port)
         },
         logger: logger

@@ -11,8 +11,9 @@ package struct ServerConfiguration: Sendable {
     package var databaseURL: String?
     /// Connections per node in the PostgreSQL pool.
     package var databasePoolSize = 16
-    /// Threads that run the sockets (HTTP, streams, PostgreSQL connections); nil: NIO's
-    /// `NIO_SINGLETON_GROUP_LOOP_COUNT` if set, else ``defaultEventLoops(cores:)``.
+    /// Threads that run the sockets (HTTP, streams, the pooled PostgreSQL connections; the
+    /// PostgreSQL writer has a thread of its own); nil: NIO's `NIO_SINGLETON_GROUP_LOOP_COUNT`
+    /// if set, else ``defaultEventLoops(cores:)``. `vestnik serve` sets it to the count in effect.
     package var eventLoops: Int?
     package var logLevel: Logger.Level = .info
     /// How long the event log keeps entries; clients further behind must resync.
@@ -63,13 +64,15 @@ package struct ServerConfiguration: Sendable {
     /// Half the cores, at least one.
     ///
     /// Why not one per core, NIO's default: the event loops only move bytes; decoding, the store
-    /// and the fan-out run on Swift's cooperative pool, which has a thread per core of its own.
+    /// (SQLite's writer included) and the fan-out run on Swift's cooperative pool, which has a
+    /// thread per core of its own.
     /// A loop per core puts two busy threads on every core, and the frames of one fan-out are
     /// split over all loops, each woken for its share. On this project's 2-core machine one
     /// loop instead of two raised `vestnik-bench group` from 2,122 to 2,363 msg/s (mean of 6
     /// alternated pairs, server CPU 490 → 423 µs per message) and PostgreSQL's from 1,137 to
     /// 1,289 msg/s (2 pairs), kept every 5,000-member channel post within 293–393 ms (two loops:
-    /// 408–484) and 15,000 idle streams at 31.35 KiB each (issue 3, decision 0015).
+    /// 408–484) and 15,000 idle streams at 31.35 KiB each (issue 3, decision 0015). Only two
+    /// cores were measured; half of a larger machine is an extrapolation.
     package static func defaultEventLoops(cores: Int) -> Int { max(1, cores / 2) }
 
     /// The BotX host (JWT audience) in effect.

@@ -92,7 +92,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.logLevel = level
         }
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        _ = configuration.sizeProcessEventLoops(environment: ProcessInfo.processInfo.environment)
+        configuration.eventLoops = configuration.sizeProcessEventLoops(environment: ProcessInfo.processInfo.environment)
         let server = try await buildApplication(configuration: configuration)
         try await server.run()
     }

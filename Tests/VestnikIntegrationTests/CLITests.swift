@@ -1,6 +1,8 @@
 import Foundation
+import NIOCore
 import Testing
 import VestnikKit
+import VestnikServer
 
 /// The `vestnik` command line against a running `vestnik serve`, both as child processes: the
 /// two-terminal scenario (`vestnik tail` in one, `vestnik send` in another).
@@ -148,22 +150,41 @@ struct CLITests {
         #expect(listed.status == 0 && listed.output.contains(#""allow":["create-chats","directory-export"]"#), "\(listed.output)")
     }
 
-    @Test("serve --event-loops / VESTNIK_EVENT_LOOPS size the socket threads; a count outside 1…256 stops the server with a clear message")
+    @Test("serve sizes its socket threads: half the cores by default, --event-loops, VESTNIK_EVENT_LOOPS over NIO's variable; a count outside 1…256 stops it")
     func eventLoopCount() async throws {
         let binary = try VestnikBinary.locate()
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-loops-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let flagged = try await binary.startServer(dataDirectory: root + "/flag", arguments: ["--event-loops", "3"])
-        let flaggedLog = try String(contentsOf: flagged.log, encoding: .utf8)
-        flagged.kill9()
-        #expect(flaggedLog.contains("vestnik.event_loops=3"), "\(flaggedLog)")
+        let halfTheCores = ServerConfiguration.defaultEventLoops(cores: System.coreCount)
+        let cases: [(arguments: [String], environment: [String: String], loops: Int)] = [
+            ([], [:], halfTheCores),
+            (["--event-loops", "3"], ["VESTNIK_EVENT_LOOPS": "2"], 3),
+            ([], ["VESTNIK_EVENT_LOOPS": "2", "NIO_SINGLETON_GROUP_LOOP_COUNT": "5"], 2),
+            ([], ["NIO_SINGLETON_GROUP_LOOP_COUNT": "5"], 5),
+            ([], ["NIO_SINGLETON_GROUP_LOOP_COUNT": "many"], halfTheCores),
+        ]
+        for (index, setting) in cases.enumerated() {
+            let server = try await binary.startServer(
+                dataDirectory: root + "/\(index)", arguments: setting.arguments,
+                environment: setting.environment)
+            defer { server.kill9() }
+            // The threads NIO actually started, not only what the log says.
+            let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.process.processIdentifier)/task").filter { task in
+                let name = (try? String(contentsOfFile: "/proc/\(server.process.processIdentifier)/task/\(task)/comm", encoding: .utf8)) ?? ""
+                return name.hasPrefix("NIO-SGLTN-")
+            }
+            #expect(threads.count == setting.loops, "\(setting)")
+            let log = try String(contentsOf: server.log, encoding: .utf8)
+            #expect(log.contains("vestnik.event_loops=\(setting.loops)"), "\(setting): \(log)")
+        }
 
         for bad in ["0", "257", "-1"] {
-            let refused = try binary.run(["serve", "--port", "0", "--data-dir", root + "/bad", "--event-loops=\(bad)"])
+            let refused = try binary.run(["serve", "--port", "0", "--data-dir", root + "/bad", "--event-loops=\(bad)"], timeout: .seconds(20))
             #expect(refused.status != 0)
             #expect(refused.error.contains("--event-loops must be 1…256"), "\(bad): \(refused.error)")
         }
-        let refusedEnvironment = try binary.run(["serve", "--port", "0", "--data-dir", root + "/bad"], environment: ["VESTNIK_EVENT_LOOPS": "many"])
+        let refusedEnvironment = try binary.run(
+            ["serve", "--port", "0", "--data-dir", root + "/bad"], environment: ["VESTNIK_EVENT_LOOPS": "many"], timeout: .seconds(20))
         #expect(refusedEnvironment.status != 0)
         #expect(refusedEnvironment.error.contains("VESTNIK_EVENT_LOOPS must be 1…256"), "\(refusedEnvironment.error)")
     }

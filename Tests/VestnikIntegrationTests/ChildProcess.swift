@@ -30,8 +30,12 @@ struct VestnikBinary {
     }
 
     /// Runs a command to completion and returns its exit status and standard output.
+    /// - Parameter timeout: after this long the command is killed (a `serve` that was expected
+    ///   to refuse its arguments but started ends the test instead of hanging it).
     @discardableResult
-    func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+    func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:], timeout: Duration? = nil) throws -> (
+        status: Int32, output: String, error: String
+    ) {
         let process = Process()
         process.executableURL = url
         process.arguments = arguments
@@ -43,16 +47,25 @@ struct VestnikBinary {
         process.standardError = errors
         process.standardInput = input
         try process.run()
+        var killer: DispatchWorkItem?
+        if let timeout {
+            let pid = process.processIdentifier
+            let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+            let item = DispatchWorkItem { kill(pid, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: item)
+            killer = item
+        }
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        killer?.cancel()
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
     /// Starts `vestnik serve` on a free port; returns once it listens.
-    func startServer(dataDirectory: String, arguments extra: [String] = []) async throws -> RunningServer {
+    func startServer(dataDirectory: String, arguments extra: [String] = [], environment: [String: String] = [:]) async throws -> RunningServer {
         let log = URL(fileURLWithPath: dataDirectory).appendingPathComponent("serve-\(UUID().uuidString).log")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -60,6 +73,7 @@ struct VestnikBinary {
         let process = Process()
         process.executableURL = url
         process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "notice"] + extra
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = handle
         process.standardOutput = handle
         try process.run()

@@ -4,7 +4,8 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import VestnikAPI
-import VestnikHTTP
+import VestnikCore
+@testable import VestnikHTTP
 import VestnikKit
 import VestnikModel
 import VestnikServer
@@ -277,6 +278,21 @@ struct HTTPContractTests {
         }
         // The message names the entries at fault, not the good ones.
         #expect(refused?.description.hasSuffix("refused: \"nginx.internal\", \"10.0.0.1/8\"") == true)
+    }
+
+    @Test("a store error that reaches the HTTP edge raw: an outage is 503 unavailable, anything else 500, neither shows its detail")
+    func rawStoreErrors() {
+        let outage = ErrorMiddleware.map(StoreError.unavailable("connection refused by 10.0.0.7:5432"))
+        #expect(outage.code == .unavailable)
+        #expect(ErrorMiddleware.status(outage.code.category) == .serviceUnavailable)
+        #expect(!outage.message.contains("10.0.0.7"), "\(outage.message)")
+        for failure: StoreError in [.backend("SQLITE_CORRUPT in messages"), .duplicate(what: "messages.id")] {
+            let mapped = ErrorMiddleware.map(failure)
+            #expect(mapped.code == .internalError, "\(failure)")
+            #expect(ErrorMiddleware.status(mapped.code.category) == .internalServerError)
+            #expect(!mapped.message.contains("SQLITE") && !mapped.message.contains("messages.id"), "\(mapped.message)")
+        }
+        #expect(ErrorMiddleware.map(CancellationError()).code == .unavailable)
     }
 
     @Test("VESTNIK_EVENT_LOOPS is read as 1…256; by default half the cores run the sockets, at least one")
