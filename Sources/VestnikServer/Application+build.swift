@@ -28,12 +28,19 @@ package struct VestnikServerApp: Sendable {
     /// Services stop in reverse order, so the fan-out (last) stops first and ends every open
     /// stream; then the HTTP server drains; then housekeeping stops.
     package func run(handleSignals: Bool = true) async throws {
-        let group = ServiceGroup(
+        try await serviceGroup(handleSignals: handleSignals).run()
+    }
+
+    /// The services as one group, for a caller that stops it itself
+    /// (`triggerGracefulShutdown()`) rather than by signal or by cancelling its task: tests
+    /// start and stop servers by the hundred, and cancelling the task that serves a Hummingbird
+    /// application while a connection is being accepted traps in NIO (swift-nio#2813).
+    package func serviceGroup(handleSignals: Bool) -> ServiceGroup {
+        ServiceGroup(
             configuration: .init(
                 services: (background + [application, fanOut]).map { LoggedService($0, logger: logger) },
                 gracefulShutdownSignals: handleSignals ? [.sigterm, .sigint] : [],
                 logger: logger))
-        try await group.run()
     }
 }
 

@@ -49,8 +49,8 @@ actor FakeBot {
 
     func attempts(of command: String) -> Int { deliveries.filter { $0.command == command }.count }
 
-    /// Starts the fake on `port`; cancel the task to stop it.
-    func serve(port: Int) -> Task<Void, any Error> {
+    /// Starts the fake on `port`.
+    func serve(port: Int) -> GracefullyStopped {
         let router = Router()
         router.post("command") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
@@ -72,7 +72,7 @@ actor FakeBot {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        return Task { try await app.runService(gracefulShutdownSignals: []) }
+        return GracefullyStopped([app])
     }
 }
 
@@ -86,7 +86,7 @@ struct BotOutboxTests {
         let port = try freeLocalPort()
         await fake.failFirst(2, of: "/ping now")
         let serving = await fake.serve(port: port)
-        defer { serving.cancel() }
+        defer { serving.stopLater() }
         let (registration, secret) = try await server.services.bots.register(
             name: "Flaky", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
         let botID = registration.user.id
@@ -166,7 +166,7 @@ struct BotOutboxTests {
         let fake = FakeBot()
         close(reserved)
         let serving = await fake.serve(port: port)
-        defer { serving.cancel() }
+        defer { serving.stopLater() }
         let second = try await TestServer.start(dataDirectory: directory) { configure(&$0, 0.2) }
         defer { Task { await second.stop() } }
         let arrived = await waitUntil(timeout: .seconds(30)) { await fake.attempts(of: "while you were out") >= 1 }

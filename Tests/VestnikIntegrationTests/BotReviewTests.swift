@@ -49,7 +49,7 @@ struct BotReviewTests {
         let fake = FakeBot()
         let port = try freeLocalPort()
         let serving = await fake.serve(port: port)
-        defer { serving.cancel() }
+        defer { serving.stopLater() }
         let (registration, _) = try await server.services.bots.register(
             name: "Commands", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
         let (alice, _) = try await server.client("alice")
@@ -74,7 +74,7 @@ struct BotReviewTests {
         let port = try freeLocalPort()
         await fake.failFirst(2, of: "system:chat_created")
         let serving = await fake.serve(port: port)
-        defer { serving.cancel() }
+        defer { serving.stopLater() }
         let (registration, _) = try await server.services.bots.register(
             name: "Retry", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
         let (alice, _) = try await server.client("alice")
@@ -101,7 +101,7 @@ struct BotReviewTests {
         await fake.script("/busy", [(503, "2")])
         await fake.script("/moved", [(302, nil)])
         let serving = await fake.serve(port: port)
-        defer { serving.cancel() }
+        defer { serving.stopLater() }
         let (registration, _) = try await server.services.bots.register(
             name: "Policy", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
         let botID = registration.user.id

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 import VestnikCore
@@ -13,7 +14,7 @@ final class TestServer: Sendable {
     let port: Int
     let services: Services
     let dataDirectory: String
-    private let task: Task<Void, any Error>
+    private let serving: GracefullyStopped
 
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
@@ -41,27 +42,25 @@ final class TestServer: Sendable {
         let app = try await buildApplication(
             configuration: configuration, logger: logger,
             onListening: { port in continuation.yield(port) })
-        let task = Task {
+        let serving = GracefullyStopped(app.serviceGroup(handleSignals: false)) {
             // A server that fails to start ends the port stream, so the caller fails instead of hanging.
-            defer { continuation.finish() }
-            try await app.run(handleSignals: false)
+            continuation.finish()
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw ServerFailedToStart() }
-        return TestServer(port: port, services: app.services, dataDirectory: configuration.dataDirectory, task: task)
+        return TestServer(port: port, services: app.services, dataDirectory: configuration.dataDirectory, serving: serving)
     }
 
-    private init(port: Int, services: Services, dataDirectory: String, task: Task<Void, any Error>) {
+    private init(port: Int, services: Services, dataDirectory: String, serving: GracefullyStopped) {
         self.port = port
         self.services = services
         self.dataDirectory = dataDirectory
-        self.task = task
+        self.serving = serving
     }
 
     func stop() async {
         if Self.traceShutdown { ShutdownTraceLog.write("stopping server on \(port)") }
-        task.cancel()
-        _ = await task.result
+        await serving.stop()
         if Self.traceShutdown { ShutdownTraceLog.write("stopped server on \(port)") }
     }
 
@@ -81,6 +80,53 @@ final class TestServer: Sendable {
     }
 
     struct ServerFailedToStart: Error {}
+}
+
+/// A service group run in the background and stopped the way `vestnik serve` stops on SIGTERM.
+///
+/// Why not by cancelling its task: a Hummingbird server whose serving task is cancelled while it
+/// accepts a connection traps ("Deinited NIOAsyncWriter without calling finish()",
+/// swift-nio#2813); a graceful shutdown closes the listener and serves what it accepted. Tests
+/// meet that window often: a bot's fake server is stopped while the server under test retries
+/// deliveries to it every 0.2 s. A shutdown that does not end within `timeout` is cancelled.
+final class GracefullyStopped: Sendable {
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+    private let finished: Finished
+
+    private final class Finished: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
+    init(_ group: ServiceGroup, whenDone: @escaping @Sendable () -> Void = {}) {
+        let finished = Finished()
+        self.group = group
+        self.finished = finished
+        task = Task {
+            defer {
+                finished.value.store(true, ordering: .releasing)
+                whenDone()
+            }
+            try await group.run()
+        }
+    }
+
+    /// Hummingbird applications and other services, in a group of their own without a log.
+    convenience init(_ services: [any Service]) {
+        self.init(ServiceGroup(configuration: .init(services: services, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))))
+    }
+
+    func stop(timeout: Duration = .seconds(15)) async {
+        await group.triggerGracefulShutdown()
+        let ended = await waitUntil(timeout: timeout) { finished.value.load(ordering: .acquiring) }
+        if !ended { task.cancel() }
+        _ = await task.result
+    }
+
+    /// For a `defer`: stops in the background.
+    func stopLater() {
+        Task { await stop() }
+    }
 }
 
 /// Collects durable events from a realtime stream in the background.
