@@ -65,14 +65,12 @@ package struct ServerConfiguration: Sendable {
     ///
     /// Why not one per core, NIO's default: the event loops only move bytes; decoding, the store
     /// (SQLite's writer included) and the fan-out run on Swift's cooperative pool, which has a
-    /// thread per core of its own.
-    /// A loop per core puts two busy threads on every core, and the frames of one fan-out are
-    /// split over all loops, each woken for its share. On this project's 2-core machine one
-    /// loop instead of two raised `vestnik-bench group` from 2,122 to 2,363 msg/s (mean of 6
-    /// alternated pairs, server CPU 490 → 423 µs per message) and PostgreSQL's from 1,137 to
-    /// 1,289 msg/s (2 pairs), kept every 5,000-member channel post within 293–393 ms (two loops:
-    /// 408–484) and 15,000 idle streams at 31.35 KiB each (issue 3, decision 0015). Only two
-    /// cores were measured; half of a larger machine is an extrapolation.
+    /// thread per core of its own. A loop per core puts two busy threads on every core, and the
+    /// frames of one fan-out are split over all loops, each woken for its share. On this
+    /// project's 2-core machine one loop instead of two took 6–15 % less server CPU per message
+    /// in `vestnik-bench group` (17 of 18 alternated pairs, three sittings); throughput moved
+    /// more between sittings than between the settings (decision 0015). Only two cores were
+    /// measured; half of a larger machine is an extrapolation.
     package static func defaultEventLoops(cores: Int) -> Int { max(1, cores / 2) }
 
     /// The BotX host (JWT audience) in effect.
