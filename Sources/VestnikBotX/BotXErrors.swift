@@ -49,6 +49,9 @@ package enum BotXErrors {
             return failure
         case let error as VestnikError:
             return failure(code: error.code.rawValue, message: error.message, chatID: chatID)
+        case is CancellationError:
+            // The server is shutting down (the HTTP edge says the same, 503).
+            return failure(code: VestnikError.Code.unavailable.rawValue, message: "The server is shutting down.", chatID: chatID)
         case let error as StoreError:
             // A store call made outside a service (which maps its own): an unreachable
             // database is still 503, not an internal error.

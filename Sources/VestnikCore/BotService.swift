@@ -360,7 +360,7 @@ package struct BotService: Sendable {
         // otherwise leave the user's command in the chat with nobody to answer it. (The write below
         // checks again, for a bot disabled in between.)
         guard try await context.read({ try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: $0) }) else {
-            throw VestnikError(.unavailable, "The bot is not available.")
+            throw VestnikError(.botUnavailable, "The bot is not available.")
         }
         if !button.silent {
             // A visible press is an ordinary message of the user; its id is the command's sync_id.
@@ -371,7 +371,7 @@ package struct BotService: Sendable {
         let commandID = syncID
         try await context.write { tx, log in
             guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
-            else { throw VestnikError(.unavailable, "The bot is not available.") }
+            else { throw VestnikError(.botUnavailable, "The bot is not available.") }
             let job = BotCommandJob(
                 syncID: commandID, chatID: chat.id, chatKind: chat.kind,
                 sender: BotSender(

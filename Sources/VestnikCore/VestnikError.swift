@@ -39,6 +39,9 @@ package struct VestnikError: Error, Sendable, CustomStringConvertible {
         package static let resyncRequired = Code("resync_required", .gone)
         package static let methodNotAllowed = Code("method_not_allowed", .methodNotAllowed)
         package static let unavailable = Code("unavailable", .unavailable)
+        /// A bot that is disabled or no longer in the chat cannot take a button press. Not
+        /// `unavailable`, which says the service itself (its database) is down.
+        package static let botUnavailable = Code("bot_unavailable", .unavailable)
         /// A bot addressed a message to nobody who can receive it.
         package static let recipientsEmpty = Code("event_recipients_list_is_empty", .badRequest)
         /// A bot sent in stealth mode to a chat where stealth is off.

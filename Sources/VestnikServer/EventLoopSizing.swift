@@ -8,12 +8,12 @@ extension ServerConfiguration {
     /// NIO reads the size once, when the group is first used, and traps if it is set twice, so
     /// only `vestnik serve` calls this, first thing; servers started in-process by tests keep
     /// NIO's default. An operator's `NIO_SINGLETON_GROUP_LOOP_COUNT` is kept unless
-    /// `--event-loops` or `VESTNIK_EVENT_LOOPS` says otherwise, and only if it is a count (NIO
-    /// would read anything else as "one loop per core").
+    /// `--event-loops` or `VESTNIK_EVENT_LOOPS` says otherwise, and only if it is a count in
+    /// the same 1…256 (NIO would read anything else as "one loop per core", or cap it at 1024).
     package func sizeProcessEventLoops(environment: [String: String]) -> Int {
         if let eventLoops {
             NIOSingletons.groupLoopCountSuggestion = eventLoops
-        } else if let raw = environment["NIO_SINGLETON_GROUP_LOOP_COUNT"], let count = Int(raw), count > 0 {
+        } else if let raw = environment["NIO_SINGLETON_GROUP_LOOP_COUNT"], let count = Int(raw), Self.eventLoopRange.contains(count) {
             return count
         } else {
             NIOSingletons.groupLoopCountSuggestion = Self.defaultEventLoops(cores: System.coreCount)

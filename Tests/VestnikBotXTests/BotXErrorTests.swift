@@ -18,6 +18,12 @@ import VestnikModel
         }
     }
 
+    @Test("a request cut off by the server's shutdown is 503, as at the HTTP edge")
+    func shutdown() {
+        let failure = BotXErrors.failure(for: CancellationError())
+        #expect(failure.status == .serviceUnavailable && failure.reason == "error_from_messaging_service")
+    }
+
     @Test("a store failure that is not an outage is 500 internal_error without its detail")
     func storeBackendFailure() {
         let failure = BotXErrors.failure(for: StoreError.backend("SQLITE_CORRUPT in messages"))

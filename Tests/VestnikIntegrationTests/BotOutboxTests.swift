@@ -127,12 +127,12 @@ struct BotOutboxTests {
     func survivesRestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vestnik-outbox-\(UUID().uuidString)").path
         let database = try await TestBackend.freshDatabaseURL()
-        // The first server retries slowly, so it is stopped between attempts (an attempt cut off by
-        // the stop would keep its lease, and come back only when the lease ends).
+        // The first server retries slowly, so it is stopped between attempts (an attempt cut off,
+        // as by a node that dies, would keep its lease, and come back only when the lease ends).
         let configure: @Sendable (inout ServerConfiguration, TimeInterval) -> Void = { configuration, retry in
             configuration.databaseURL = database
             configuration.botFirstRetry = retry
-            // A claim cut off by the stop would otherwise come back only after the 60 s lease.
+            // A claim cut off (a node that dies) would otherwise come back only after the 60 s lease.
             configuration.botLease = 5
         }
         let (reserved, port) = try reserveLocalPort()
@@ -149,8 +149,7 @@ struct BotOutboxTests {
             return bot?.bot.status == "unreachable" && (bot?.pending ?? 0) >= 1
         })
         // Both queued jobs (chat_created, the message) have had their immediate attempt well
-        // before the first retry at +5 s; stopping now cuts no attempt off (a cut-off attempt keeps
-        // its lease for a minute).
+        // before the first retry at +5 s; stopping now leaves no attempt half-way.
         try await Task.sleep(for: .milliseconds(1500))
         // The first node must be gone before the bot is up, so that the delivery below is the
         // restarted node's. Waited for by polling: a task's value cannot be awaited with a timeout.
@@ -261,7 +260,7 @@ struct BotOutboxTests {
             _ = try await alice.pressButton(messageID: offer.id, button: "1")
             Issue.record("a press for a disabled bot succeeded")
         } catch let error as VestnikClientError {
-            #expect(error.status == 503 && error.code == "unavailable")
+            #expect(error.status == 503 && error.code == "bot_unavailable", "\(error)")
         }
         #expect(!(try await alice.history(chatID: chat, limit: 50).messages.contains { $0.text == "/go" }), "the command was posted anyway")
         // Enabled again, the same press shows the command as Alice's message.

@@ -162,11 +162,12 @@ struct CLITests {
             ([], ["VESTNIK_EVENT_LOOPS": "2", "NIO_SINGLETON_GROUP_LOOP_COUNT": "5"], 2),
             ([], ["NIO_SINGLETON_GROUP_LOOP_COUNT": "5"], 5),
             ([], ["NIO_SINGLETON_GROUP_LOOP_COUNT": "many"], halfTheCores),
+            ([], ["NIO_SINGLETON_GROUP_LOOP_COUNT": "1000"], halfTheCores),
         ]
         for (index, setting) in cases.enumerated() {
             let server = try await binary.startServer(
                 dataDirectory: root + "/\(index)", arguments: setting.arguments,
-                environment: setting.environment)
+                environment: setting.environment, unset: ["VESTNIK_EVENT_LOOPS", "NIO_SINGLETON_GROUP_LOOP_COUNT"])
             defer { server.kill9() }
             // The threads NIO actually started, not only what the log says.
             let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server.process.processIdentifier)/task").filter { task in

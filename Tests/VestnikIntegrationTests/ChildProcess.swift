@@ -65,7 +65,10 @@ struct VestnikBinary {
     }
 
     /// Starts `vestnik serve` on a free port; returns once it listens.
-    func startServer(dataDirectory: String, arguments extra: [String] = [], environment: [String: String] = [:]) async throws -> RunningServer {
+    /// - Parameter unset: variables of this process's environment the server does not inherit.
+    func startServer(dataDirectory: String, arguments extra: [String] = [], environment: [String: String] = [:], unset: [String] = []) async throws
+        -> RunningServer
+    {
         let log = URL(fileURLWithPath: dataDirectory).appendingPathComponent("serve-\(UUID().uuidString).log")
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -73,7 +76,7 @@ struct VestnikBinary {
         let process = Process()
         process.executableURL = url
         process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory, "--log-level", "notice"] + extra
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.filter { !unset.contains($0.key) }.merging(environment) { $1 }
         process.standardError = handle
         process.standardOutput = handle
         try process.run()

@@ -845,7 +845,7 @@ def test_bot_press_failure_is_explained(env, echo_bot):
     server, alice, _ = env
     if "id" not in BOT_CHAT:
         pytest.skip("needs the bot chat of test_bot_chat_command_menu_and_echo")
-    # An administrator disables the bot: a press is refused (503 unavailable) and says so.
+    # An administrator disables the bot: a press is refused (503 bot_unavailable) and says so.
     echo_bot.admin("disable")
     # Hold the press request (a slow network) to see the button's pending state.
     alice.execute_script("""

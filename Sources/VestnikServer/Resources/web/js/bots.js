@@ -209,7 +209,7 @@ export async function press(message, button, position, area) {
 
 function pressError(error) {
   if (error && error.status === 0) return t('error.network');
-  if (error && error.code === 'unavailable') return t('bot.unavailable');
+  if (error && error.code === 'bot_unavailable') return t('bot.unavailable');
   if (error && error.code === 'message_deleted') return t('bot.deleted');
   return t('bot.pressFailed', { msg: error && error.message || String(error) });
 }
