@@ -44,18 +44,11 @@ package struct BotXFailure: Error, Sendable {
 package enum BotXErrors {
     /// The BotX form of any error thrown while serving a bot.
     static func failure(for error: any Error, chatID: ChatID? = nil) -> BotXFailure {
+        if let failure = error as? BotXFailure { return failure }
+        if let domain = VestnikError.reaching(error) {
+            return failure(code: domain.code.rawValue, message: domain.message, chatID: chatID)
+        }
         switch error {
-        case let failure as BotXFailure:
-            return failure
-        case let error as VestnikError:
-            return failure(code: error.code.rawValue, message: error.message, chatID: chatID)
-        case is CancellationError:
-            // The server is shutting down (the HTTP edge says the same, 503).
-            return failure(code: VestnikError.Code.unavailable.rawValue, message: "The server is shutting down.", chatID: chatID)
-        case let error as StoreError:
-            // A store call made outside a service (which maps its own): an unreachable
-            // database is still 503, not an internal error.
-            return failure(for: error.mapped("Internal error."), chatID: chatID)
         case let error as HTTPError:
             if error.status == .contentTooLarge { return BotXFailure(.contentTooLarge, "payload_too_large", "The request body is too large.") }
             if error.status == .notFound { return BotXFailure(.notFound, "not_found", "No such BotX method.") }

@@ -73,6 +73,20 @@ package struct VestnikError: Error, Sendable, CustomStringConvertible {
         "\(code.rawValue): \(message)" + (cause.map { " (cause: \($0))" } ?? "")
     }
 
+    /// What an error that reached a transport means in the domain's terms: a ``VestnikError``
+    /// as it is, a store failure as ``StoreError/mapped(_:)`` says, a cancelled request as the
+    /// server shutting down; nil for errors only the transport knows (its own HTTP and decoding
+    /// errors). Every edge (the client API, BotX) starts from this, so they agree.
+    package static func reaching(_ error: any Error) -> VestnikError? {
+        switch error {
+        case let error as VestnikError: error
+        // Services that call the store without ``CoreContext`` (logins, session writes).
+        case let error as StoreError: error.mapped("Internal error.")
+        case is CancellationError: VestnikError(.unavailable, "The server is shutting down.")
+        default: nil
+        }
+    }
+
     package static func invalid(_ message: String) -> VestnikError { VestnikError(.invalidRequest, message) }
     package static let chatNotFound = VestnikError(.chatNotFound, "Chat not found.")
     package static let messageNotFound = VestnikError(.messageNotFound, "Message not found.")

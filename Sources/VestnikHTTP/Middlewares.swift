@@ -63,9 +63,8 @@ struct ErrorMiddleware: RouterMiddleware {
 
     /// The one place errors become transport errors.
     static func map(_ error: any Error) -> VestnikError {
+        if let domain = VestnikError.reaching(error) { return domain }
         switch error {
-        case let error as VestnikError:
-            return error
         case let error as HTTPError:
             switch error.status {
             case .notFound: return VestnikError(.notFound, "No such endpoint.")
@@ -82,11 +81,6 @@ struct ErrorMiddleware: RouterMiddleware {
             }
         case let error as DecodingError:
             return VestnikError(.invalidJSON, describe(error), cause: error)
-        case let error as StoreError:
-            // Services that call the store without ``CoreContext`` (logins, session writes).
-            return error.mapped("Internal error.")
-        case is CancellationError:
-            return VestnikError(.unavailable, "The server is shutting down.")
         default:
             return VestnikError(.internalError, "Internal error.", cause: error)
         }
