@@ -244,12 +244,10 @@ final class PostgresPools: Sendable {
     /// A server that answered with an error about this client (its credentials, its connection
     /// limit) is there: that is no outage, and replacing the pools would not help.
     private static func outcome(of error: any Error) -> ProbeOutcome {
-        if let error = error as? PSQLError, error.code == .server, let sqlState = error.serverInfo?[.sqlState],
-            !sqlState.hasPrefix("08"), !PostgresErrors.serverGoingAway.contains(sqlState)
-        {
-            return .reachable
-        }
-        return .unreachable("\(PostgresErrors.translate(error))")
+        let translated = PostgresErrors.translate(error)
+        if case StoreError.unavailable = translated { return .unreachable("\(translated)") }
+        if let error = error as? PSQLError, error.code == .server { return .reachable }
+        return .unreachable("\(translated)")
     }
 
     /// Stops for good: refuses new requests, ends the probe, and retires every generation (see

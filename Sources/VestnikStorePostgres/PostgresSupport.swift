@@ -20,7 +20,7 @@ enum PostgresErrors {
     ]
 
     /// SQLSTATEs of a server that is stopping, crashed, or not accepting connections yet.
-    static let serverGoingAway: Set<String> = ["57P01", "57P02", "57P03"]
+    private static let serverGoingAway: Set<String> = ["57P01", "57P02", "57P03"]
 
     static func translate(_ error: any Error) -> any Error {
         switch error {
