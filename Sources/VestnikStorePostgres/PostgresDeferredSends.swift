@@ -87,8 +87,9 @@ final class DeferredSends: Sendable {
             let state = deferred ?? DeferredSends(head: head)
             deferred = state
             found.insert(ordinal)
-            // Every row of a chat carries its member ids; they are parsed once per chat.
-            let memberIDs = state.state.withLock { $0.memberIDs[chatID] == nil } ? try c.texts(14).compactMap(UserID.init) : nil
+            // A chat's first row carries its member ids (migration 10; every row did before it,
+            // and a chat without them is asked the usual way, see `context`).
+            let memberIDs = state.state.withLock { $0.memberIDs[chatID] == nil } ? try c.optionalTexts(14)?.compactMap(UserID.init) : nil
             let hasBots = try c.bool(15)
             let isRetry = try c.optionalText(16) != nil
             state.state.withLock { state in

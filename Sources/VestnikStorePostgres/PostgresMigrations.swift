@@ -327,5 +327,67 @@ enum PostgresMigrations {
         [
             "DELETE FROM message_versions v USING messages m WHERE v.version = 0 AND v.message_id = m.id AND m.edit_count = 0"
         ],
+        // 10: migration 8's function, computing a chat's member ids and its bot check once per
+        // chat rather than once per send (a profile under the `group` load put 29 % of the
+        // database's CPU in this function, most of it rebuilding the same member array for every
+        // send of a batch to one chat). The rows come in the batch's order and only each chat's
+        // first row carries the member ids, which the caller reads once per chat anyway; the
+        // locking is migration 8's, unchanged. Its statements keep one generic plan: left to
+        // choose, PostgreSQL kept planning this query afresh (pgbench, 8 sends to one chat per
+        // call: 1.10 ms a call, 0.47 with the generic plan, 0.69 for migration 8's function).
+        [
+            """
+            CREATE OR REPLACE FUNCTION vestnik_sending_contexts(p_chats TEXT[], p_senders TEXT[], p_client_message_ids BYTEA[])
+            RETURNS TABLE (
+                ord BIGINT, id TEXT, kind TEXT, title TEXT, description TEXT, created_by TEXT, created_at BIGINT, member_count BIGINT,
+                last_message_seq BIGINT, last_activity_at BIGINT,
+                user_id TEXT, role TEXT, joined_at BIGINT, read_seq BIGINT, member_ids TEXT[], has_bots BOOLEAN, existing_id TEXT,
+                head_seq BIGINT
+            )
+            LANGUAGE plpgsql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
+            #variable_conflict use_column
+            DECLARE
+                head BIGINT;
+                locked TEXT[];
+            BEGIN
+                -- Only members take a chat's row lock: anyone else could hold it up by guessing ids.
+                SELECT array_agg(l.id) INTO locked FROM (
+                    SELECT c.id FROM chats c
+                    WHERE c.id IN (
+                        SELECT u.chat FROM unnest(p_chats, p_senders) AS u(chat, sender)
+                        WHERE EXISTS (SELECT 1 FROM chat_members s WHERE s.chat_id = u.chat AND s.user_id = u.sender))
+                    ORDER BY c.id
+                    FOR NO KEY UPDATE
+                ) l;
+                IF locked IS NULL THEN
+                    RETURN;
+                END IF;
+                SELECT l.head_seq INTO head FROM log_state l WHERE l.id = 1 FOR UPDATE;
+                RETURN QUERY
+                -- MATERIALIZED: inlined, the planner may evaluate the array once per joined row again.
+                WITH facts AS MATERIALIZED (
+                    SELECT f.id AS chat,
+                      ARRAY(SELECT a.user_id FROM chat_members a WHERE a.chat_id = f.id) AS members,
+                      EXISTS (SELECT 1 FROM chat_members bm JOIN bots b ON b.id = bm.user_id WHERE bm.chat_id = f.id) AS bots
+                    FROM unnest(locked) AS f(id)
+                )
+                SELECT u.ord, c.id, c.kind, c.title, c.description, c.created_by, c.created_at, c.member_count, c.last_message_seq,
+                  c.last_activity_at, m.user_id, m.role, m.joined_at, m.read_seq,
+                  CASE WHEN row_number() OVER (PARTITION BY c.id ORDER BY u.ord) = 1 THEN facts.members END,
+                  facts.bots,
+                  (SELECT x.id FROM messages x
+                   WHERE x.chat_id = c.id AND x.sender_id = m.user_id AND x.client_message_id = NULLIF(u.client_message_id, ''::bytea)),
+                  head
+                FROM unnest(p_chats, p_senders, p_client_message_ids) WITH ORDINALITY AS u(chat, sender, client_message_id, ord)
+                -- Only the chats locked: a sender who joined while this waited for a lock is
+                -- left to the per-send path.
+                JOIN facts ON facts.chat = u.chat
+                JOIN chats c ON c.id = u.chat
+                JOIN chat_members m ON m.chat_id = u.chat AND m.user_id = u.sender
+                ORDER BY u.ord;
+            END
+            $$
+            """
+        ],
     ]
 }

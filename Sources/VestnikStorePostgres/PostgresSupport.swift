@@ -80,6 +80,7 @@ struct Columns {
     func optionalInt(_ i: Int) throws -> Int64? { try row[i].decode(Int64?.self) }
     func bool(_ i: Int) throws -> Bool { try row[i].decode(Bool.self) }
     func texts(_ i: Int) throws -> [String] { try row[i].decode([String].self) }
+    func optionalTexts(_ i: Int) throws -> [String]? { try row[i].decode([String]?.self) }
     func ints(_ i: Int) throws -> [Int64] { try row[i].decode([Int64].self) }
     func bytes(_ i: Int) throws -> Data { try row[i].decode(Data.self) }
     /// UTF-8 text stored as `BYTEA` (see ``PostgresMigrations``).

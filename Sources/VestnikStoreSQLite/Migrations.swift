@@ -185,5 +185,7 @@ enum SQLiteMigrations {
         // 9: a message's text is stored once: an unedited message has no version rows (its row
         // is its only version), and the first edit stores the original as version 0.
         "DELETE FROM message_versions WHERE version = 0 AND message_id IN (SELECT id FROM messages WHERE edit_count = 0);",
+        // 10: PostgreSQL only (the batched contexts computed once per chat).
+        "",
     ]
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresNIO
 import Synchronization
 import Testing
 import VestnikCore
@@ -153,6 +154,41 @@ struct PostgresBatchedSendTests {
                 #expect(try next[0].get().0.chatSeq + next[2].get().0.chatSeq == 4 + 5)
                 #expect(try await store.read { try await $0.messages(in: big, .latest, limit: 10) }.map(\.chatSeq) == [1, 2, 3, 4, 5])
                 #expect(store.writeStatistics.reruns == 1)
+            }
+        }
+    }
+
+    @Test("the batched read answers in the batch's order, members only, and each chat's member ids come once, on its first row")
+    func batchedReadRows() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                let fixture = try await Fixture(store)
+                let alice = try await fixture.user("alice"), bob = try await fixture.user("bob")
+                let carol = try await fixture.user("carol"), dave = try await fixture.user("dave")
+                let big = try await fixture.group([alice, bob, carol])
+                let small = try await fixture.group([alice, bob])
+                // Interleaved chats, an outsider (dave) first in one of them, a retry key.
+                let sends: [(ChatID, AuthenticatedSession, String)] = [
+                    (small, dave, ""), (big, bob, ""), (small, alice, "k"), (big, alice, ""), (small, bob, ""), (big, carol, "k"),
+                ]
+                let found = try await store.write { tx -> [(Int64, String, [String]?, Bool)] in
+                    guard let access = tx as? PostgresAccess else { return [] }
+                    let chats = sends.map(\.0.description), senders = sends.map(\.1.userID.description)
+                    let keys = sends.map { ByteBuffer(string: $0.2) }
+                    return try await access.rows(
+                        "SELECT ord, user_id, member_ids, has_bots FROM vestnik_sending_contexts(\(chats)::text[], \(senders)::text[], \(keys)::bytea[])"
+                    ).map { row in
+                        let c = Columns(row)
+                        return (try c.int(0), try c.text(1), try c.optionalTexts(2), try c.bool(3))
+                    }
+                }
+                #expect(found.map(\.0) == [2, 3, 4, 5, 6])
+                #expect(found.map(\.1) == [bob, alice, alice, bob, carol].map(\.userID.description))
+                #expect(found.map { $0.2 != nil } == [true, true, false, false, false])
+                #expect(Set(found[0].2 ?? []) == Set([alice, bob, carol].map(\.userID.description)))
+                #expect(Set(found[1].2 ?? []) == Set([alice, bob].map(\.userID.description)))
+                #expect(found.allSatisfy { !$0.3 })
             }
         }
     }
