@@ -20,6 +20,11 @@ final class PostgresPools: Sendable {
         let client: PostgresClient
         let writer: PostgresClient
         let gate = PoolGate()
+        /// Open once each pool's `run()` is being called. A lease waits for it: PostgresNIO
+        /// would queue an earlier one too, but logs a warning for it, which every start of a
+        /// server printed (its schema migration races the store's service starting).
+        let writerRunning = ReadinessLatch()
+        let clientRunning = ReadinessLatch()
         private let running = Mutex<Task<Void, Never>?>(nil)
 
         init(configuration: PostgresStoreConfiguration, writerLoopGroup: any EventLoopGroup, logger: Logger) {
@@ -32,10 +37,19 @@ final class PostgresPools: Sendable {
         fileprivate func start() {
             running.withLock { running in
                 guard running == nil else { return }
-                running = Task.detached { [client, writer] in
+                running = Task.detached { [client, writer, writerRunning, clientRunning] in
                     await withDiscardingTaskGroup { group in
-                        group.addTask { await writer.run() }
-                        group.addTask { await client.run() }
+                        // Opened just before the call, whose first step marks the pool running;
+                        // a lease slipping between the two still works (it is queued), it only
+                        // logs PostgresNIO's warning.
+                        group.addTask {
+                            writerRunning.open()
+                            await writer.run()
+                        }
+                        group.addTask {
+                            clientRunning.open()
+                            await client.run()
+                        }
                     }
                 }
             }
@@ -132,6 +146,7 @@ final class PostgresPools: Sendable {
         let generation = try live(counted: counted)
         defer { if counted { generation.gate.leave() } }
         let client = pool == .writer ? generation.writer : generation.client
+        await (pool == .writer ? generation.writerRunning : generation.clientRunning).wait()
         var leased = false
         do {
             return try await client.withConnection { connection in
