@@ -66,16 +66,23 @@ final class DeferredSends: Sendable {
 
     private init(head: Int64) { state = Mutex(State(head: head)) }
 
-    /// The state after the batched read's rows (see migration 8); nil when no row came back (no
-    /// sender was a member of their chat), in which case nothing is locked and nothing deferred.
+    /// The state after the batched read's rows (see migrations 8 and 10); nil when no row came
+    /// back (no sender was a member of their chat), in which case nothing is locked and nothing
+    /// deferred.
     static func from(rows: [PostgresRow], intents: [WriteIntent], access: PostgresAccess) throws -> DeferredSends? {
         var deferred: DeferredSends?
         var found = Set<Int>()
+        var memberIDsByChat: [ChatID: [UserID]] = [:]
         for row in rows {
             let c = Columns(row)
             let ordinal = Int(try c.int(0)) - 1
             guard intents.indices.contains(ordinal), case .send(let chatID, let sender, let clientMessageID) = intents[ordinal] else {
                 throw StoreError.backend("the batched sending contexts returned an unexpected row")
+            }
+            // A chat's first row carries its member ids (migration 10; every row did before it).
+            // Read before the row may be skipped below, so that the chat's later rows have them.
+            if memberIDsByChat[chatID] == nil, try c.text(1) == chatID.description, let ids = try c.optionalTexts(14) {
+                memberIDsByChat[chatID] = ids.compactMap(UserID.init)
             }
             // A row this node cannot read (a chat kind or role a newer node wrote) is no chat to
             // it, as on the per-send path.
@@ -87,16 +94,15 @@ final class DeferredSends: Sendable {
             let state = deferred ?? DeferredSends(head: head)
             deferred = state
             found.insert(ordinal)
-            // A chat's first row carries its member ids (migration 10; every row did before it,
-            // and a chat without them is asked the usual way, see `context`).
-            let memberIDs = state.state.withLock { $0.memberIDs[chatID] == nil } ? try c.optionalTexts(14)?.compactMap(UserID.init) : nil
+            // A chat without member ids (none should be) is asked the usual way, see `context`.
+            let memberIDs = memberIDsByChat[chatID]
             let hasBots = try c.bool(15)
             let isRetry = try c.optionalText(16) != nil
             state.state.withLock { state in
                 let key = ContextKey(chat: chatID, sender: sender, clientMessageID: clientMessageID)
                 state.chats[chatID] = chat
                 state.members[MemberKey(chat: chatID, user: sender)] = member
-                if let memberIDs { state.memberIDs[chatID] = memberIDs }
+                if let memberIDs, state.memberIDs[chatID] == nil { state.memberIDs[chatID] = memberIDs }
                 state.mayHaveBots[chatID] = hasBots
                 // A retry returns the stored original, which takes a read of the message.
                 if !isRetry { state.answered.insert(key) }
