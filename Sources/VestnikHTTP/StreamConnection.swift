@@ -128,6 +128,10 @@ package final class EventLoopWriteQueue: Sendable {
             return items
         }
         var touched: [ObjectIdentifier: StreamConnection] = [:]
+        // Connections with a reply (an `ack`, `nack` or `pong`) are flushed first: a sender
+        // waits for its ack before its next send, while the deliveries of the same turn wait for
+        // nothing. Only the order across connections changes; each one's frames keep theirs.
+        var replied: [ObjectIdentifier: StreamConnection] = [:]
         for item in items {
             switch item {
             case .frame(let connection, let frame, let promise, let kind):
@@ -137,6 +141,7 @@ package final class EventLoopWriteQueue: Sendable {
                 }
                 connection.channel.write(frame, promise: promise)
                 touched[ObjectIdentifier(connection)] = connection
+                if kind == .live { replied[ObjectIdentifier(connection)] = connection }
             case .wire(let connection, let frame):
                 guard connection.accepting(.live) else { continue }
                 connection.write(frame)
@@ -145,6 +150,7 @@ package final class EventLoopWriteQueue: Sendable {
                 guard connection.beginClosing() else { continue }
                 if slowConsumer { connection.countSlowConsumer() }
                 touched.removeValue(forKey: ObjectIdentifier(connection))
+                replied.removeValue(forKey: ObjectIdentifier(connection))
                 let channel = connection.channel
                 let written = channel.eventLoop.makePromise(of: Void.self)
                 channel.writeAndFlush(frame, promise: written)
@@ -152,7 +158,8 @@ package final class EventLoopWriteQueue: Sendable {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
         }
-        for connection in touched.values { connection.channel.flush() }
+        for connection in replied.values { connection.channel.flush() }
+        for (key, connection) in touched where replied[key] == nil { connection.channel.flush() }
     }
 }
 
