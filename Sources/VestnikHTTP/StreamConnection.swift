@@ -10,7 +10,7 @@ import VestnikCore
 /// Fan-out used to cost, per delivery, a task wake-up, Hummingbird's async-writer step and its
 /// own hop onto the event loop and `writev`. Here every frame for a loop's connections joins one
 /// list; the first frame after a turn schedules a single task on the loop, which writes every
-/// queued frame and flushes each touched connection once (decision 0006). A post to a
+/// queued frame and flushes each touched connection once, those with a reply first (decision 0006). A post to a
 /// 5,000-member channel is then a handful of loop tasks instead of 5,000 task switches.
 ///
 /// NIO channels accept writes from any thread; the frames enter at the tail of the pipeline and
@@ -128,9 +128,10 @@ package final class EventLoopWriteQueue: Sendable {
             return items
         }
         var touched: [ObjectIdentifier: StreamConnection] = [:]
-        // Connections with a reply (an `ack`, `nack` or `pong`) are flushed first: a sender
-        // waits for its ack before its next send, while the deliveries of the same turn wait for
-        // nothing. Only the order across connections changes; each one's frames keep theirs.
+        // Connections with a reply (an `ack`, `nack` or `pong`) are flushed first: a client that
+        // waits for its ack (an app showing the message as sent, a sender keeping a bounded number
+        // in flight) waits on it, while the deliveries of the same turn wait for nothing. Only
+        // the order across connections changes; each one's frames keep theirs.
         var replied: [ObjectIdentifier: StreamConnection] = [:]
         for item in items {
             switch item {
@@ -158,8 +159,11 @@ package final class EventLoopWriteQueue: Sendable {
                 channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
             }
         }
-        for connection in replied.values { connection.channel.flush() }
-        for (key, connection) in touched where replied[key] == nil { connection.channel.flush() }
+        for (key, connection) in replied {
+            connection.channel.flush()
+            touched.removeValue(forKey: key)
+        }
+        for connection in touched.values { connection.channel.flush() }
     }
 }
 

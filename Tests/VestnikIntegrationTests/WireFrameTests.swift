@@ -223,33 +223,35 @@ struct WireFrameTests {
 
     @Test("in one loop turn, connections with a reply (ack) are flushed before those with only deliveries; each keeps its own order")
     func repliesFlushFirst() throws {
-        let loop = EmbeddedEventLoop()
-        let queue = EventLoopWriteQueue(eventLoop: loop)
-        let order = FlushOrder()
-        // Sixteen streams, so that an order which ignores replies puts the sender first by
-        // chance only one time in sixteen.
-        let names = (0..<16).map { "stream \($0)" }
-        let sender = names[9]
-        var connections: [String: (EmbeddedChannel, StreamConnection)] = [:]
-        for name in names {
-            let channel = EmbeddedChannel(loop: loop)
-            try channel.pipeline.syncOperations.addHandlers([WebSocketFrameEncoder(), FlushRecorder(name, into: order)])
-            connections[name] = (channel, StreamConnection(channel: channel, queue: queue, bufferLimit: 1 << 20))
+        // Three turns of sixteen streams each, the sender in a different place every time: an
+        // order that ignores replies puts all three senders first by chance once in 4,096.
+        for senderIndex in [9, 0, 15] {
+            let loop = EmbeddedEventLoop()
+            let queue = EventLoopWriteQueue(eventLoop: loop)
+            let order = FlushOrder()
+            let names = (0..<16).map { "stream \($0)" }
+            let sender = names[senderIndex]
+            var connections: [String: (EmbeddedChannel, StreamConnection)] = [:]
+            for name in names {
+                let channel = EmbeddedChannel(loop: loop)
+                try channel.pipeline.syncOperations.addHandlers([WebSocketFrameEncoder(), FlushRecorder(name, into: order)])
+                connections[name] = (channel, StreamConnection(channel: channel, queue: queue, bufferLimit: 1 << 20))
+            }
+            let event = WireFrame(text: ByteBuffer(string: "{\"seq\":1}"))
+            // The turn's deliveries first, then the sender's ack, as the gateway queues them.
+            for name in names { connections[name]?.1.enqueue(event) }
+            connections[sender]?.1.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"), kind: .live)
+            loop.run()
+            let flushed = order.names.withLock { $0 }
+            #expect(flushed.first == sender)
+            #expect(flushed.sorted() == names.sorted(), "every stream flushed once")
+            // The sender's own frames leave in the order queued: the delivery, then the ack.
+            var written = ""
+            while var part = try connections[sender]?.0.readOutbound(as: ByteBuffer.self) {
+                written += String(decoding: part.readBytes(length: part.readableBytes) ?? [], as: UTF8.self)
+            }
+            let delivery = try #require(written.range(of: "{\"seq\":1}")), ack = try #require(written.range(of: "{\"type\":\"ack\"}"))
+            #expect(delivery.lowerBound < ack.lowerBound)
         }
-        let event = WireFrame(text: ByteBuffer(string: "{\"seq\":1}"))
-        // The turn's deliveries first, then the sender's ack, as the gateway queues them.
-        for name in names { connections[name]?.1.enqueue(event) }
-        connections[sender]?.1.enqueue(ByteBuffer(string: "{\"type\":\"ack\"}"), kind: .live)
-        loop.run()
-        let flushed = order.names.withLock { $0 }
-        #expect(flushed.first == sender)
-        #expect(flushed.sorted() == names.sorted())
-        // The sender's own frames leave in the order queued: the delivery, then the ack.
-        var written = ""
-        while var part = try connections[sender]?.0.readOutbound(as: ByteBuffer.self) {
-            written += String(decoding: part.readBytes(length: part.readableBytes) ?? [], as: UTF8.self)
-        }
-        let delivery = try #require(written.range(of: "{\"seq\":1}")), ack = try #require(written.range(of: "{\"type\":\"ack\"}"))
-        #expect(delivery.lowerBound < ack.lowerBound)
     }
 }
