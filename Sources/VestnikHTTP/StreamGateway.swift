@@ -132,8 +132,9 @@ struct StreamGateway {
         do {
             _ = try await services.sessions.authenticate(token: token)
         } catch {
-            try? await frames.write(Self.sessionRevokedFrame)
-            try? await outbound.close(CloseCode.sessionRevoked, reason: "session_revoked")
+            let ending = Self.recheckFailure(error, session: session)
+            try? await frames.write(ending.frame)
+            try? await outbound.close(ending.code, reason: ending.reason)
             return nil
         }
         var lastSent = subscription.deliveredFrom
@@ -267,5 +268,20 @@ struct StreamGateway {
 
     static let sessionRevokedFrame = StreamFrames.control(
         ServerFrame(type: .error, code: "session_revoked", message: "This session was ended."))
+
+    /// How a stream ends when the session check after subscribing (``start``) fails. Revoked
+    /// only if the session is gone (deleted, or its user blocked). One that expired in between is
+    /// `unauthenticated`, as at the first check. A check that could not run (a database outage)
+    /// says nothing about the session: told "revoked", a client would drop a session that is
+    /// still valid.
+    static func recheckFailure(_ error: any Error, session: AuthenticatedSession, now: Date = Date())
+        -> (frame: ByteBuffer, code: WebSocketErrorCode, reason: String)
+    {
+        let mapped = ErrorMiddleware.map(error)
+        let reported = StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message))
+        guard mapped.code.category == .unauthenticated else { return (reported, .unexpectedServerError, mapped.code.rawValue) }
+        if let expiresAt = session.expiresAt, expiresAt <= now { return (reported, CloseCode.unauthenticated, mapped.code.rawValue) }
+        return (sessionRevokedFrame, CloseCode.sessionRevoked, "session_revoked")
+    }
 }
 

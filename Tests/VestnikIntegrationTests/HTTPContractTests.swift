@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOWebSocket
 import Testing
 import VestnikAPI
 import VestnikCore
@@ -278,6 +279,25 @@ struct HTTPContractTests {
         }
         // The message names the entries at fault, not the good ones.
         #expect(refused?.description.hasSuffix("refused: \"nginx.internal\", \"10.0.0.1/8\"") == true)
+    }
+
+    @Test("a stream whose session check fails after subscribing is told 'revoked' only if the session is gone: expired is 4401, an outage 1011")
+    func streamRecheckFailure() throws {
+        let live = AuthenticatedSession(userID: UserID.random(), sessionID: .random(), expiresAt: Date().addingTimeInterval(3600))
+        let lapsed = AuthenticatedSession(userID: UserID.random(), sessionID: .random(), expiresAt: Date().addingTimeInterval(-1))
+        func code(_ frame: ByteBuffer) throws -> String? { try VestnikJSON.decode(ServerFrame.self, from: Data(frame.readableBytesView)).code }
+
+        let gone = StreamGateway.recheckFailure(VestnikError(.unauthenticated, "A valid session token is required."), session: live)
+        #expect(gone.code == WebSocketErrorCode(codeNumber: 4403) && gone.reason == "session_revoked")
+        #expect(try code(gone.frame) == "session_revoked")
+
+        let expired = StreamGateway.recheckFailure(VestnikError(.unauthenticated, "The session has expired. Log in again."), session: lapsed)
+        #expect(expired.code == WebSocketErrorCode(codeNumber: 4401) && expired.reason == "unauthenticated")
+        #expect(try code(expired.frame) == "unauthenticated")
+
+        let outage = StreamGateway.recheckFailure(StoreError.unavailable("connection refused"), session: live)
+        #expect(outage.code == .unexpectedServerError && outage.reason == "unavailable")
+        #expect(try code(outage.frame) == "unavailable")
     }
 
     @Test("a store error that reaches the HTTP edge raw: an outage is 503 unavailable, anything else 500, neither shows its detail")
