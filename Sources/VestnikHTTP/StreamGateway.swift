@@ -111,10 +111,9 @@ struct StreamGateway {
             }
             return (try await services.sessions.authenticate(token: frameToken), frameToken)
         } catch {
-            let mapped = ErrorMiddleware.map(error)
-            try? await frames.write(StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)))
-            let closeCode = mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : WebSocketErrorCode.unexpectedServerError
-            try? await outbound.close(closeCode, reason: mapped.code.rawValue)
+            let ending = Self.authenticationFailure(error)
+            try? await frames.write(ending.frame)
+            try? await outbound.close(ending.code, reason: ending.reason)
             return nil
         }
     }
@@ -274,14 +273,26 @@ struct StreamGateway {
     /// `unauthenticated`, as at the first check. A check that could not run (a database outage)
     /// says nothing about the session: told "revoked", a client would drop a session that is
     /// still valid.
-    static func recheckFailure(_ error: any Error, session: AuthenticatedSession, now: Date = Date())
-        -> (frame: ByteBuffer, code: WebSocketErrorCode, reason: String)
-    {
+    static func recheckFailure(_ error: any Error, session: AuthenticatedSession, now: Date = Date()) -> Ending {
+        let ending = authenticationFailure(error)
+        guard ending.code == CloseCode.unauthenticated, !(session.expiresAt.map { $0 <= now } ?? false) else { return ending }
+        return Ending(frame: sessionRevokedFrame, code: CloseCode.sessionRevoked, reason: "session_revoked")
+    }
+
+    /// How a stream ends when authenticating it fails: the error frame, then 4401 for an
+    /// authentication failure, 1011 for anything else (such as a database outage).
+    static func authenticationFailure(_ error: any Error) -> Ending {
         let mapped = ErrorMiddleware.map(error)
-        let reported = StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message))
-        guard mapped.code.category == .unauthenticated else { return (reported, .unexpectedServerError, mapped.code.rawValue) }
-        if let expiresAt = session.expiresAt, expiresAt <= now { return (reported, CloseCode.unauthenticated, mapped.code.rawValue) }
-        return (sessionRevokedFrame, CloseCode.sessionRevoked, "session_revoked")
+        return Ending(
+            frame: StreamFrames.control(ServerFrame(type: .error, code: mapped.code.rawValue, message: mapped.message)),
+            code: mapped.code.category == .unauthenticated ? CloseCode.unauthenticated : .unexpectedServerError, reason: mapped.code.rawValue)
+    }
+
+    /// The last frame of a stream that is being refused, and its close.
+    struct Ending {
+        let frame: ByteBuffer
+        let code: WebSocketErrorCode
+        let reason: String
     }
 }
 

@@ -94,15 +94,12 @@ final class DeferredSends: Sendable {
             let state = deferred ?? DeferredSends(head: head)
             deferred = state
             found.insert(ordinal)
-            // A chat without member ids (none should be) is asked the usual way, see `context`.
-            let memberIDs = memberIDsByChat[chatID]
             let hasBots = try c.bool(15)
             let isRetry = try c.optionalText(16) != nil
             state.state.withLock { state in
                 let key = ContextKey(chat: chatID, sender: sender, clientMessageID: clientMessageID)
                 state.chats[chatID] = chat
                 state.members[MemberKey(chat: chatID, user: sender)] = member
-                if let memberIDs, state.memberIDs[chatID] == nil { state.memberIDs[chatID] = memberIDs }
                 state.mayHaveBots[chatID] = hasBots
                 // A retry returns the stored original, which takes a read of the message.
                 if !isRetry { state.answered.insert(key) }
@@ -110,6 +107,8 @@ final class DeferredSends: Sendable {
         }
         guard let deferred else { return nil }
         deferred.state.withLock { state in
+            // A chat without member ids (none should be) is asked the usual way, see `context`.
+            state.memberIDs = memberIDsByChat
             for (ordinal, intent) in intents.enumerated() where !found.contains(ordinal) {
                 guard case .send(let chat, let sender, let clientMessageID) = intent else { continue }
                 state.refused.insert(ContextKey(chat: chat, sender: sender, clientMessageID: clientMessageID))
