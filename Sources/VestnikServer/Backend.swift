@@ -51,7 +51,9 @@ package struct ClusterRelay: EphemeralRelay {
 package enum Backend {
     package static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws -> OpenedStore {
         if let url = configuration.databaseURL {
-            let store = try PostgresStore(url: url, poolSize: configuration.databasePoolSize, logger: logger)
+            var storeConfiguration = try PostgresStoreConfiguration(url: url, poolSize: configuration.databasePoolSize)
+            storeConfiguration.answerTimeout = configuration.databaseAnswerTimeout
+            let store = PostgresStore(configuration: storeConfiguration, logger: logger)
             return OpenedStore(
                 store: store, kind: "postgres", services: [store], prepare: { try await store.migrate() },
                 listen: { onListening, onNotify in

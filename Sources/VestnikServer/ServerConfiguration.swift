@@ -11,6 +11,11 @@ package struct ServerConfiguration: Sendable {
     package var databaseURL: String?
     /// Connections per node in the PostgreSQL pool.
     package var databasePoolSize = 16
+    /// How long a PostgreSQL statement may go unanswered before the node treats the server as
+    /// unreachable (a frozen server or a network that drops packets closes nothing).
+    package var databaseAnswerTimeout: Duration = .seconds(15)
+    /// The accepted range of ``databaseAnswerTimeout``, in seconds.
+    package static let databaseAnswerTimeoutRange = 1...3600
     /// Threads that run the sockets (HTTP, streams, the pooled PostgreSQL connections; the
     /// PostgreSQL writer has a thread of its own); nil: NIO's `NIO_SINGLETON_GROUP_LOOP_COUNT`
     /// if set, else ``defaultEventLoops(cores:)``. `vestnik serve` sets it to the count in effect.
@@ -82,7 +87,7 @@ package struct ServerConfiguration: Sendable {
     }
 
     /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
-    /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_EVENT_LOOPS`, `VESTNIK_LOG_LEVEL`,
+    /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_DATABASE_ANSWER_TIMEOUT`, `VESTNIK_EVENT_LOOPS`, `VESTNIK_LOG_LEVEL`,
     /// `VESTNIK_ALLOWED_ORIGINS` and `VESTNIK_TRUSTED_PROXIES` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
     /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`, `VESTNIK_METRICS_TOKEN_FILE`.
     package mutating func apply(environment: [String: String]) throws {
@@ -96,6 +101,12 @@ package struct ServerConfiguration: Sendable {
         if let raw = environment["VESTNIK_DATABASE_POOL_SIZE"] {
             guard let size = Int(raw), (1...1000).contains(size) else { throw ConfigurationError("VESTNIK_DATABASE_POOL_SIZE must be 1…1000") }
             databasePoolSize = size
+        }
+        if let raw = environment["VESTNIK_DATABASE_ANSWER_TIMEOUT"] {
+            guard let seconds = Int(raw), Self.databaseAnswerTimeoutRange.contains(seconds) else {
+                throw ConfigurationError("VESTNIK_DATABASE_ANSWER_TIMEOUT must be 1…3600 seconds")
+            }
+            databaseAnswerTimeout = .seconds(seconds)
         }
         if let raw = environment["VESTNIK_EVENT_LOOPS"] {
             guard let loops = Int(raw), Self.eventLoopRange.contains(loops) else { throw ConfigurationError("VESTNIK_EVENT_LOOPS must be 1…256") }

@@ -25,6 +25,9 @@ struct PostgresAccess: StoreWriter {
     let locking: Bool
     /// The writing store's tag, appended to event notifications (see `PostgresStore.origin`).
     let origin: String
+    /// Every statement runs registered here, so one the server never answers ends; nil for work
+    /// that may legitimately take longer than the timeout (migrations, pruning the log).
+    var watchdog: AnswerWatchdog?
     /// The sends this write transaction answers from a batched read and writes together
     /// (see ``deferringSends(_:)``); nil outside such a batch.
     var deferred: DeferredSends? = nil
@@ -38,7 +41,7 @@ struct PostgresAccess: StoreWriter {
         try await settleDeferredSends()
         do {
             try connection.checkOpen()
-            return try await connection.query(query, logger: logger).collect()
+            return try await answered { try await connection.query(query, logger: logger).collect() }
         } catch {
             throw PostgresErrors.translate(error)
         }
@@ -50,10 +53,12 @@ struct PostgresAccess: StoreWriter {
         try await settleDeferredSends()
         guard let prepared = PreparedQuery<Site>(query, store: origin) else { return try await rows(query) }
         do {
-            var collected: [PostgresRow] = []
             try connection.checkOpen()
-            for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
-            return collected
+            return try await answered {
+                var collected: [PostgresRow] = []
+                for try await row in try await connection.execute(prepared, logger: logger) { collected.append(row) }
+                return collected
+            }
         } catch {
             if PreparedQuery<Site>.mayHaveFailedToPrepare(error) {
                 PreparedQuery<Site>.stopPreparing(in: origin)
@@ -63,6 +68,12 @@ struct PostgresAccess: StoreWriter {
             }
             throw PostgresErrors.translate(error)
         }
+    }
+
+    /// Runs `statement` registered with the watchdog, if this access has one.
+    private func answered<T>(_ statement: () async throws -> T) async throws -> T {
+        guard let watchdog else { return try await statement() }
+        return try await watchdog.watch(connection, statement)
     }
 
     /// Runs a statement that returns one row with one count.
@@ -719,6 +730,14 @@ struct PostgresAccess: StoreWriter {
     }
 
     func pruneEvents(before: Date) async throws -> Int {
+        // Unwatched: deleting a large backlog of old events may take longer than the answer
+        // timeout, and cutting it would only make the next prune start over.
+        var access = self
+        access.watchdog = nil
+        return try await access.pruneEventsUnwatched(before: before)
+    }
+
+    private func pruneEventsUnwatched(before: Date) async throws -> Int {
         // The log's counter row first, as every send takes it first: a send on another node
         // that holds it and is about to reuse an orphaned audience must not wait for this
         // prune while this prune waits for its counter row (a deadlock).

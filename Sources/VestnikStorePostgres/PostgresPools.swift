@@ -78,6 +78,8 @@ final class PostgresPools: Sendable {
         /// Generations being retired, by number; the store's stop waits for them.
         var retiring: [Int: Task<Void, Never>] = [:]
         var retirements = 0
+        /// Ends statements the server does not answer (``AnswerWatchdog``).
+        var sweeper: Task<Void, Never>?
     }
 
     /// How often an unreachable server is tried again, which bounds how long after its return the
@@ -94,12 +96,15 @@ final class PostgresPools: Sendable {
     private let logger: Logger
     private let drainTimeout: Duration
     private let probeIDs = Atomic<Int>(0)
+    /// Every statement and every wait for a connection, while it runs.
+    let watchdog: AnswerWatchdog
 
     init(configuration: PostgresStoreConfiguration, writerLoopGroup: any EventLoopGroup, logger: Logger, drainTimeout: Duration) {
         self.configuration = configuration
         self.writerLoopGroup = writerLoopGroup
         self.logger = logger
         self.drainTimeout = drainTimeout
+        watchdog = AnswerWatchdog(timeout: configuration.answerTimeout)
         state = Mutex(State(current: Generation(configuration: configuration, writerLoopGroup: writerLoopGroup, logger: logger)))
     }
 
@@ -108,6 +113,19 @@ final class PostgresPools: Sendable {
         state.withLock { state in
             guard !state.stopping else { return }
             state.current?.start()
+            if state.sweeper == nil {
+                state.sweeper = Task.detached { await self.sweepOverdueWaits() }
+            }
+        }
+    }
+
+    /// Closes what the server leaves unanswered (see ``AnswerWatchdog``) until the store stops;
+    /// anything overdue makes the store probe the server.
+    private func sweepOverdueWaits() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: watchdog.sweepInterval)
+            let overdue = watchdog.closeOverdue(logger: logger)
+            if overdue.statements + overdue.leases > 0 { checkServer() }
         }
     }
 
@@ -148,12 +166,15 @@ final class PostgresPools: Sendable {
         let client = pool == .writer ? generation.writer : generation.client
         await (pool == .writer ? generation.writerRunning : generation.clientRunning).wait()
         var leased = false
+        let leaseWait = counted ? watchdog.begin(nil) : nil
         do {
             return try await client.withConnection { connection in
+                if let leaseWait { watchdog.end(leaseWait) }
                 leased = true
                 return try await body(connection)
             }
         } catch {
+            if !leased, let leaseWait { watchdog.end(leaseWait) }
             if !leased, !(error is CancellationError), !(error is PSQLError), !(error is StoreError) {
                 // A cancelled caller's lease fails with the pool's own error: not an outage.
                 if Task.isCancelled { throw CancellationError() }
@@ -268,14 +289,16 @@ final class PostgresPools: Sendable {
     /// Stops for good: refuses new requests, ends the probe, and retires every generation (see
     /// ``Generation/retire(drainTimeout:)``).
     func stop() async {
-        let (current, probe) = state.withLock { state in
+        let (current, probe, sweeper) = state.withLock { state in
             state.stopping = true
             defer {
                 state.current = nil
                 state.probe = nil
+                state.sweeper = nil
             }
-            return (state.current, state.probe)
+            return (state.current, state.probe, state.sweeper)
         }
+        sweeper?.cancel()
         probe?.cancel()
         await probe?.value
         await current?.retire(drainTimeout: drainTimeout)

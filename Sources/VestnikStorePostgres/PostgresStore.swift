@@ -142,7 +142,9 @@ package final class PostgresStore: Store, Service {
     /// callers apply it one after another: the second finds the version already current. DDL is
     /// transactional in PostgreSQL, so a failed migration leaves nothing behind.
     package func migrate() async throws {
-        try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: false) { access in
+        // Unwatched: a migration may wait for another node's (the advisory lock) or rewrite a
+        // large table, both longer than the answer timeout.
+        try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: false, watched: false) { access in
             try await access.rows("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))")
             try await access.rows(
                 "CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")
@@ -214,7 +216,7 @@ package final class PostgresStore: Store, Service {
     /// add two round trips.
     private func statement<T: Sendable>(_ body: (PostgresAccess) async throws -> T) async throws -> T {
         return try await pools.withConnection { connection in
-            try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin))
+            try await body(PostgresAccess(connection: connection, logger: logger, locking: false, origin: origin, watchdog: pools.watchdog))
         }
     }
 
@@ -223,10 +225,13 @@ package final class PostgresStore: Store, Service {
     ///
     /// If even the rollback fails the connection's state is unknown, so it is closed rather than
     /// returned to the pool in an open transaction; the pool replaces it.
+    /// - Parameter watched: false for work that may legitimately outlast the answer timeout
+    ///   (``AnswerWatchdog``).
     private func transaction<T: Sendable>(
-        begin: PostgresQuery, locking: Bool, _ body: (PostgresAccess) async throws -> T
+        begin: PostgresQuery, locking: Bool, watched: Bool = true, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
-        try await Self.transaction(pools: pools, writer: false, logger: logger, origin: origin, begin: begin, locking: locking, body)
+        try await Self.transaction(
+            pools: pools, writer: false, logger: logger, origin: origin, begin: begin, locking: locking, watched: watched, body)
     }
 
     /// - Parameters:
@@ -236,12 +241,13 @@ package final class PostgresStore: Store, Service {
     ///   bounds throughput. Reads stay on the global pool: a history page may decode large extras,
     ///   and reads run concurrently, which one loop thread would serialize.
     private static func transaction<T: Sendable>(
-        pools: PostgresPools, writer: Bool, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool,
+        pools: PostgresPools, writer: Bool, logger: Logger, origin: String, begin: PostgresQuery, locking: Bool, watched: Bool = true,
         onConnectionLoop: Bool = false, _ body: (PostgresAccess) async throws -> T
     ) async throws -> T {
         return try await pools.withConnection(writer ? .writer : .shared) { connection in
             try await withTaskExecutorPreference(onConnectionLoop ? EventLoopTaskExecutor(connection.eventLoop) : nil) {
-                let access = PostgresAccess(connection: connection, logger: logger, locking: locking, origin: origin)
+                let access = PostgresAccess(
+                    connection: connection, logger: logger, locking: locking, origin: origin, watchdog: watched ? pools.watchdog : nil)
                 try await access.rows(begin)
                 do {
                     let result = try await body(access)
@@ -253,7 +259,7 @@ package final class PostgresStore: Store, Service {
                     if !connection.isClosed {
                         do {
                             // After a failed COMMIT the transaction is already over; this is then a no-op.
-                            try await connection.query("ROLLBACK", logger: logger)
+                            _ = try await pools.watchdog.watch(connection) { try await connection.query("ROLLBACK", logger: logger) }
                         } catch {
                             logger.warning("ROLLBACK failed; closing the connection", metadata: ["error": "\(PostgresErrors.translate(error))"])
                             try? await connection.close()
@@ -276,7 +282,9 @@ package final class PostgresStore: Store, Service {
     package func notify(signal payload: String) async throws {
         try await pools.withConnection { connection in
             try connection.checkOpen()
-            _ = try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
+            _ = try await pools.watchdog.watch(connection) {
+                try await connection.query("SELECT pg_notify(\(Self.signalChannel), \(payload))", logger: logger)
+            }
         }
     }
 

@@ -23,6 +23,11 @@ package struct PostgresStoreConfiguration: Sendable {
     package var database: String
     /// The most connections the pool opens (the listener, when running, holds one of them).
     package var poolSize: Int
+    /// How long a statement may go unanswered (or a request wait for a connection) before the
+    /// store treats the server as unreachable (see ``AnswerWatchdog``). A server that is frozen or
+    /// cut off by the network closes nothing, so without it a request would wait for TCP to give
+    /// up, which takes minutes. Far above any statement Vestnik sends.
+    package var answerTimeout: Duration = .seconds(15)
 
     /// Parses a `postgres://` (or `postgresql://`) URL.
     ///

@@ -59,6 +59,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var data: DataOptions
     @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node, besides the single writer's own (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
+    @Option(
+        name: .customLong("database-answer-timeout"),
+        help: "Seconds a PostgreSQL statement may go unanswered before the node treats the server as unreachable (env VESTNIK_DATABASE_ANSWER_TIMEOUT, default 15).")
+    var answerTimeout: Int?
     @Option(name: .customLong("event-loops"), help: "Threads that run the sockets (env VESTNIK_EVENT_LOOPS, default half the cores, at least 1).")
     var eventLoops: Int?
     @Option(help: "Address to listen on (env VESTNIK_HOST, default 127.0.0.1).") var host: String?
@@ -78,6 +82,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let metricsTokenFile { configuration.metricsTokenFile = metricsTokenFile }
         if let host { configuration.host = host }
         if let poolSize { configuration.databasePoolSize = poolSize }
+        if let answerTimeout {
+            guard ServerConfiguration.databaseAnswerTimeoutRange.contains(answerTimeout) else {
+                throw ValidationError("--database-answer-timeout must be 1…3600 seconds")
+            }
+            configuration.databaseAnswerTimeout = .seconds(answerTimeout)
+        }
         if let eventLoops {
             guard ServerConfiguration.eventLoopRange.contains(eventLoops) else { throw ValidationError("--event-loops must be 1…256") }
             configuration.eventLoops = eventLoops
