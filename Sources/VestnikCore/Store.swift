@@ -344,8 +344,10 @@ package protocol StoreWriter: StoreReader {
     /// which builds the entry and publishes the event after commit.
     /// - Returns: the log position of `entry`.
     func insertMessage(_ message: Message, updating chat: Chat, readBy reader: UserID?, announcing entry: LogEntry) async throws -> EventSeq
-    /// Deletes events older than `before`; returns how many.
-    func pruneEvents(before: Date) async throws -> Int
+    /// Deletes the oldest events older than `before`, at most `limit` of them, and returns how
+    /// many. Bounded so that one call holds the log briefly (every send waits for it); call again
+    /// while it returns `limit`.
+    func pruneEvents(before: Date, limit: Int) async throws -> Int
 }
 
 extension StoreWriter {

@@ -69,9 +69,22 @@ package struct SyncService: Sendable {
     }
 
     /// Deletes log entries older than `age`; clients further behind get `resync_required`.
-    package func prune(olderThan age: TimeInterval) async throws -> Int {
-        try await context.store.write { tx in try await tx.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-age)) }
+    /// Runs in transactions of at most `batch` entries: each holds the log, which every send
+    /// needs, so an hour's backlog deleted at once would stall sends for as long.
+    package func prune(olderThan age: TimeInterval, batch: Int = pruneBatch) async throws -> Int {
+        let before = Date.millisecondNow().addingTimeInterval(-age)
+        let batch = max(batch, 1)
+        var pruned = 0
+        while true {
+            try Task.checkCancellation()
+            let deleted = try await context.store.write { tx in try await tx.pruneEvents(before: before, limit: batch) }
+            pruned += deleted
+            if deleted < batch { return pruned }
+        }
     }
+
+    /// Log entries deleted per transaction by ``prune(olderThan:batch:)``.
+    package static let pruneBatch = 5_000
 
     /// Applies a signal from another node: typing goes to this node's subscribers in the chat;
     /// presence updates the cluster-wide view and is announced here if the user's overall state

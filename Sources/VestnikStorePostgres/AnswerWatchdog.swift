@@ -72,7 +72,11 @@ final class AnswerWatchdog: Sendable {
             }
             throw error
         }
-        end(id)
+        if !end(id) {
+            // Answered just as the sweep took it: the connection is closing all the same, and a
+            // statement written to it now would be dropped without an answer (see `checkOpen`).
+            try? await connection.closeFuture.get()
+        }
         return result
     }
 

@@ -25,9 +25,9 @@ struct PostgresAccess: StoreWriter {
     let locking: Bool
     /// The writing store's tag, appended to event notifications (see `PostgresStore.origin`).
     let origin: String
-    /// Every statement runs registered here, so one the server never answers ends; nil for work
-    /// that may legitimately take longer than the timeout (migrations, pruning the log).
-    var watchdog: AnswerWatchdog?
+    /// Every statement runs registered here, so one the server never answers ends; nil for
+    /// migrations, which may legitimately take longer than the timeout.
+    let watchdog: AnswerWatchdog?
     /// The sends this write transaction answers from a batched read and writes together
     /// (see ``deferringSends(_:)``); nil outside such a batch.
     var deferred: DeferredSends? = nil
@@ -729,28 +729,40 @@ struct PostgresAccess: StoreWriter {
         return id
     }
 
-    func pruneEvents(before: Date) async throws -> Int {
-        // Unwatched: deleting a large backlog of old events may take longer than the answer
-        // timeout, and cutting it would only make the next prune start over.
-        var access = self
-        access.watchdog = nil
-        return try await access.pruneEventsUnwatched(before: before)
-    }
-
-    private func pruneEventsUnwatched(before: Date) async throws -> Int {
+    func pruneEvents(before: Date, limit: Int) async throws -> Int {
+        guard limit > 0 else { return 0 }
         // The log's counter row first, as every send takes it first: a send on another node
         // that holds it and is about to reuse an orphaned audience must not wait for this
         // prune while this prune waits for its counter row (a deadlock).
         try await rows("SELECT 1 FROM log_state WHERE id = 1 FOR UPDATE")
-        guard let row = try await rows("SELECT max(seq) FROM events WHERE created_at < \(before.millisecondsSince1970)").first,
-            let newestOld = try Columns(row).optionalInt(0)
+        // Among the `limit` oldest entries, the newest one that expired: everything up to it
+        // goes. Reading only those keeps a batch's cost to its size, however long the log.
+        guard
+            let row = try await rows(
+                """
+                SELECT max(seq) FROM (SELECT seq, created_at FROM events ORDER BY seq LIMIT \(Int64(limit))) AS oldest
+                WHERE created_at < \(before.millisecondsSince1970)
+                """
+            ).first,
+            let upTo = try Columns(row).optionalInt(0)
         else { return 0 }
-        let deleted = try await count("WITH gone AS (DELETE FROM events WHERE seq <= \(newestOld) RETURNING 1) SELECT count(*) FROM gone")
-        // Audiences no event refers to any more (their members go with them). Sends wait for
-        // the counter row this transaction holds, so none can be reusing one meanwhile.
-        try await rows("DELETE FROM event_audiences a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id)")
-        try await rows("UPDATE log_state SET oldest_seq = GREATEST(oldest_seq, \(newestOld + 1)) WHERE id = 1")
-        return deleted
+        guard
+            let gone = try await rows(
+                """
+                WITH gone AS (DELETE FROM events WHERE seq <= \(upTo) RETURNING audience_id)
+                SELECT count(*), COALESCE(array_agg(DISTINCT audience_id) FILTER (WHERE audience_id IS NOT NULL), '{}') FROM gone
+                """
+            ).first
+        else { return 0 }
+        let columns = Columns(gone)
+        // The audiences of the deleted entries that no entry refers to any more (their members
+        // go with them). Sends wait for the counter row this transaction holds, so none can be
+        // reusing one meanwhile.
+        try await rows(
+            "DELETE FROM event_audiences a WHERE a.id = ANY(\(try columns.ints(1))::int8[]) AND NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id)"
+        )
+        try await rows("UPDATE log_state SET oldest_seq = GREATEST(oldest_seq, \(upTo + 1)) WHERE id = 1")
+        return Int(try columns.int(0))
     }
 
     /// A user's events after `since`: the first `limit` positions of each of their audiences

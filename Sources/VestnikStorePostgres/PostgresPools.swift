@@ -298,10 +298,12 @@ final class PostgresPools: Sendable {
             }
             return (state.current, state.probe, state.sweeper)
         }
-        sweeper?.cancel()
         probe?.cancel()
         await probe?.value
         await current?.retire(drainTimeout: drainTimeout)
         for task in state.withLock({ Array($0.retiring.values) }) { await task.value }
+        // Last: it still cuts statements left unanswered while the requests in flight drain.
+        sweeper?.cancel()
+        await sweeper?.value
     }
 }

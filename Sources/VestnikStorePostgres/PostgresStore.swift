@@ -142,9 +142,10 @@ package final class PostgresStore: Store, Service {
     /// callers apply it one after another: the second finds the version already current. DDL is
     /// transactional in PostgreSQL, so a failed migration leaves nothing behind.
     package func migrate() async throws {
-        // Unwatched: a migration may wait for another node's (the advisory lock) or rewrite a
-        // large table, both longer than the answer timeout.
+        // Without a timeout, on either side: a migration may wait for another node's (the
+        // advisory lock) or rewrite a large table, both longer than the answer timeout.
         try await transaction(begin: "BEGIN ISOLATION LEVEL READ COMMITTED", locking: false, watched: false) { access in
+            try await access.rows("SET LOCAL statement_timeout = 0")
             try await access.rows("SELECT pg_advisory_xact_lock(\(Self.migrationLockKey))")
             try await access.rows(
                 "CREATE TABLE IF NOT EXISTS schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")

@@ -91,7 +91,19 @@ package struct PostgresStoreConfiguration: Sendable {
             host: host, port: port, username: username, password: password, database: database, tls: .disable)
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = 0
+        configuration.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeoutMilliseconds)")]
         return configuration
+    }
+
+    /// PostgreSQL's own `statement_timeout` for the pools' sessions: below ``answerTimeout``, so a
+    /// server that answers at all ends a statement that runs or waits too long by itself. Cut only
+    /// on this side, such a statement would go on in its session, holding its locks (a session
+    /// waiting for a lock does not notice its client left). The watchdog is then only for a
+    /// server that does not answer at all.
+    var statementTimeoutMilliseconds: Int64 {
+        let answer = answerTimeout.components
+        let milliseconds = answer.seconds * 1000 + answer.attoseconds / 1_000_000_000_000_000
+        return max(milliseconds * 4 / 5, 1)
     }
 
     /// The single writer's client: one connection, kept open (see `PostgresStore.writerClient`).

@@ -56,6 +56,9 @@ enum PostgresErrors {
         if sqlState.hasPrefix("08") || Self.serverGoingAway.contains(sqlState) {
             return .unavailable("PostgreSQL error \(sqlState): \(message)")
         }
+        if sqlState == "57014" {  // query_canceled: statement_timeout (PostgresStoreConfiguration)
+            return .unavailable("PostgreSQL cancelled a statement that ran or waited too long: \(message)")
+        }
         if sqlState == "23505" {  // unique_violation
             let constraint = info[.constraintName] ?? message
             return .duplicate(what: duplicateNames[constraint] ?? constraint)

@@ -560,22 +560,34 @@ struct SQLiteAccess: StoreWriter {
         return array
     }
 
-    func pruneEvents(before: Date) async throws -> Int {
-        guard let newestOld = try db.query("SELECT max(seq) FROM events WHERE created_at < ?", [.integer(before.millisecondsSince1970)]).first?
-            .optionalInt(0)
+    func pruneEvents(before: Date, limit: Int) async throws -> Int {
+        // Among the `limit` oldest entries, the newest one that expired: everything up to it
+        // goes. Reading only those keeps a batch's cost to its size, however long the log.
+        guard limit > 0,
+            let upTo = try db.query(
+                "SELECT max(seq) FROM (SELECT seq, created_at FROM events ORDER BY seq LIMIT ?) WHERE created_at < ?",
+                [.integer(Int64(limit)), .integer(before.millisecondsSince1970)]
+            ).first?.optionalInt(0)
         else { return 0 }
-        try db.query("DELETE FROM events WHERE seq <= ?", [.integer(newestOld)])
-        let deleted = db.changes
-        // Audiences no longer referenced by any event (one writer at a time: no send can be
-        // about to reuse one).
-        try db.query(
-            """
-            DELETE FROM event_audience_members WHERE audience_id IN
-                (SELECT a.id FROM event_audiences a WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = a.id))
-            """)
-        try db.query("DELETE FROM event_audiences WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = event_audiences.id)")
-        try db.query("UPDATE log_state SET oldest_seq = max(oldest_seq, ?) WHERE id = 1", [.integer(newestOld + 1)])
-        return deleted
+        let gone = try db.query("DELETE FROM events WHERE seq <= ? RETURNING audience_id", [.integer(upTo)])
+        // The audiences of the deleted entries that no entry refers to any more (one writer at a
+        // time: no send can be about to reuse one).
+        let audiences = Set(gone.compactMap { $0.optionalInt(0) })
+        if !audiences.isEmpty {
+            let ids = SQLValue.text("[" + audiences.map(String.init).joined(separator: ",") + "]")
+            try db.query(
+                """
+                DELETE FROM event_audience_members WHERE audience_id IN (SELECT value FROM json_each(?1))
+                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = event_audience_members.audience_id)
+                """, [ids])
+            try db.query(
+                """
+                DELETE FROM event_audiences WHERE id IN (SELECT value FROM json_each(?1))
+                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.audience_id = event_audiences.id)
+                """, [ids])
+        }
+        try db.query("UPDATE log_state SET oldest_seq = max(oldest_seq, ?) WHERE id = 1", [.integer(upTo + 1)])
+        return gone.count
     }
 
     /// A user's events after `since`. With a few audiences (the usual case: one per chat and

@@ -7,16 +7,18 @@ import VestnikModel
 @testable import VestnikStorePostgres
 import VestnikStoreTesting
 
-/// The answer timeout (``AnswerWatchdog``) against a statement that waits on a row another
-/// session holds: PostgreSQL is there but does not answer, as a frozen server would not. The
-/// whole-server case (a frozen cluster) is `DatabaseOutageTests.unansweringServer`.
+/// Statements that take too long on a server that still answers: PostgreSQL's own
+/// `statement_timeout`, set below the answer timeout (``PostgresStoreConfiguration``), cancels
+/// them, which also ends their sessions' locks. A server that does not answer at all (a frozen
+/// cluster, the ``AnswerWatchdog``'s case) is `DatabaseOutageTests.unansweringServer`.
 @Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"), .timeLimit(.minutes(2)))
 struct PostgresAnswerWatchdogTests {
-    @Test("a statement unanswered for the answer timeout fails as unavailable; the server still answers, so the store keeps serving")
-    func unansweredStatementFails() async throws {
+    @Test("a statement waiting on a lock past the timeout is cancelled by the server and fails as unavailable; the store keeps serving")
+    func overlongStatementFails() async throws {
         try await withStoreAnsweringWithin(.seconds(1)) { store, configuration in
             let user = try await StoreConformance.insertUser(store, StoreConformance.makeUser("held"))
-            try await withRowHeld("SELECT 1 FROM users WHERE id = '\(user.id)' FOR UPDATE", on: configuration) {
+            // Released after 10 s at the latest, so a statement that is never cancelled fails the bound below.
+            try await withRowHeld("SELECT 1 FROM users WHERE id = '\(user.id)' FOR UPDATE", on: configuration, for: .seconds(10)) {
                 let started = ContinuousClock.now
                 // A write transaction reads the user row for update, which waits for the holder.
                 await #expect {
@@ -26,7 +28,8 @@ struct PostgresAnswerWatchdogTests {
                     return true
                 }
                 let waited = ContinuousClock.now - started
-                #expect(waited >= .milliseconds(900) && waited < .seconds(4), "failed after the timeout and one sweep: \(waited)")
+                // statement_timeout is 4/5 of the answer timeout.
+                #expect(waited >= .milliseconds(700) && waited < .seconds(3), "failed after the statement timeout: \(waited)")
             }
             // The probe finds the server answering: the pools stay, requests are served.
             #expect(try await store.write(intent: nil) { try await $0.user(user.id) }?.user.login == "held")
@@ -34,14 +37,15 @@ struct PostgresAnswerWatchdogTests {
         }
     }
 
-    @Test("pruning the log is not cut by the answer timeout: a large backlog may take longer to delete")
-    func pruneIsUnwatched() async throws {
+    @Test("a migration waiting for another node's migration is not cut by either timeout")
+    func migrationWaitsUncut() async throws {
         try await withStoreAnsweringWithin(.seconds(1)) { store, configuration in
-            let pruned = try await withRowHeld("SELECT 1 FROM log_state WHERE id = 1 FOR UPDATE", on: configuration, for: .seconds(2)) {
-                // The prune waits ~2 s for the counter row, twice the timeout.
-                try await store.write(intent: nil) { try await $0.pruneEvents(before: Date.millisecondNow()) }
+            let started = ContinuousClock.now
+            try await withRowHeld("SELECT pg_advisory_xact_lock(\(PostgresStore.migrationLockKey))", on: configuration, for: .seconds(2)) {
+                // Waits ~2 s for the lock, twice the answer timeout.
+                try await store.migrate()
             }
-            #expect(pruned == 0)
+            #expect(ContinuousClock.now - started >= .milliseconds(1900), "the migration waited for the lock")
         }
     }
 
@@ -59,8 +63,8 @@ struct PostgresAnswerWatchdogTests {
         }
     }
 
-    /// Runs `body` while another session holds the rows `lockingQuery` locks; with `duration`
-    /// the rows are released that long after `body` started (concurrently), else once it returns.
+    /// Runs `body` while another session holds what `lockingQuery` locks; with `duration` it is
+    /// released after that long or once `body` returns, whichever comes first, else once it returns.
     private func withRowHeld<T: Sendable>(
         _ lockingQuery: String, on configuration: PostgresStoreConfiguration, for duration: Duration? = nil,
         _ body: @Sendable () async throws -> T
@@ -81,7 +85,12 @@ struct PostgresAnswerWatchdogTests {
         }
         do {
             let result = try await body()
-            if let timedRelease { await timedRelease.value } else { try await holder.query("COMMIT", logger: logger) }
+            if let timedRelease {
+                timedRelease.cancel()  // ends its sleep early; it commits at once
+                await timedRelease.value
+            } else {
+                try await holder.query("COMMIT", logger: logger)
+            }
             try await holder.close()
             return result
         } catch {

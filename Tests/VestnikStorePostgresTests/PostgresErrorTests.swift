@@ -24,10 +24,10 @@ struct PostgresErrorTests {
     }
 
     @Test(
-        "SQLSTATEs: connection class 08 and a server going away (57P01–57P03) are an outage; too many connections, serialization failures and others are not",
+        "SQLSTATEs: connection class 08, a server going away (57P01–57P03) and a statement cancelled for taking too long (57014) are unavailability; too many connections, serialization failures and others are not",
         arguments: [
             ("57P01", Kind.unavailable), ("57P02", .unavailable), ("57P03", .unavailable), ("08006", .unavailable), ("08000", .unavailable),
-            ("53300", .backend), ("40001", .backend), ("40P01", .backend), ("42P01", .backend), ("57014", .backend),
+            ("57014", .unavailable), ("53300", .backend), ("40001", .backend), ("40P01", .backend), ("42P01", .backend),
         ])
     func serverStates(sqlState: String, expected: Kind) async throws {
         try await withConnection { connection in

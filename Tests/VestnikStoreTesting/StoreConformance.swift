@@ -395,7 +395,13 @@ package enum StoreConformance {
                 try await tx.appendEvent(event, payload: try VestnikJSON.encode(event), recipients: [user], at: i < 3 ? old : Date.millisecondNow())
             }
         }
-        #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600)) } == 3)
+        // At most `limit` per call, oldest first: two calls for three old events.
+        let before = Date.millisecondNow().addingTimeInterval(-3600)
+        #expect(try await store.write { try await $0.pruneEvents(before: before, limit: 2) } == 2)
+        #expect(try await store.read { try await $0.oldestRetainedSeq() } == EventSeq(3))
+        #expect(try await store.read { try await $0.events(for: user, after: .zero, limit: 10) }.map(\.seq.value) == [3, 4])
+        #expect(try await store.write { try await $0.pruneEvents(before: before, limit: 2) } == 1)
+        #expect(try await store.write { try await $0.pruneEvents(before: before, limit: 2) } == 0)
         #expect(try await store.read { try await $0.oldestRetainedSeq() } == EventSeq(4))
         #expect(try await store.read { try await $0.events(for: user, after: .zero, limit: 10) }.map(\.seq.value) == [4])
         #expect(try await store.headSeq() == EventSeq(4))
@@ -438,7 +444,7 @@ extension StoreConformance {
         #expect(committed.map { Set($0.recipients) } == sets.map(Set.init))
         #expect(committed.allSatisfy { $0.recipients.count == Set($0.recipients).count })
 
-        #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600)) } == 3)
+        #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600), limit: 100) } == 3)
         #expect(try await seqs(a) == [5, 6, 8])
         #expect(try await seqs(c) == [4, 5, 7])
         // {a} was only used by a pruned event; using it again stores it again.
