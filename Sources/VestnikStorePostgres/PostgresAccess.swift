@@ -736,11 +736,16 @@ struct PostgresAccess: StoreWriter {
         // prune while this prune waits for its counter row (a deadlock).
         try await rows("SELECT 1 FROM log_state WHERE id = 1 FOR UPDATE")
         // Among the `limit` oldest entries, the newest one that expired: everything up to it
-        // goes. Reading only those keeps a batch's cost to its size, however long the log.
+        // goes. Reading only those keeps a batch's cost to its size, however long the log. The
+        // scan starts at `oldest_seq`, not at the index's first entry: the entries earlier
+        // batches deleted stay in the index until vacuumed, and each batch would walk them again.
         guard
             let row = try await rows(
                 """
-                SELECT max(seq) FROM (SELECT seq, created_at FROM events ORDER BY seq LIMIT \(Int64(limit))) AS oldest
+                SELECT max(seq) FROM (
+                  SELECT seq, created_at FROM events WHERE seq >= (SELECT oldest_seq FROM log_state WHERE id = 1)
+                  ORDER BY seq LIMIT \(Int64(limit))
+                ) AS oldest
                 WHERE created_at < \(before.millisecondsSince1970)
                 """
             ).first,
@@ -749,7 +754,9 @@ struct PostgresAccess: StoreWriter {
         guard
             let gone = try await rows(
                 """
-                WITH gone AS (DELETE FROM events WHERE seq <= \(upTo) RETURNING audience_id)
+                WITH gone AS (
+                  DELETE FROM events WHERE seq >= (SELECT oldest_seq FROM log_state WHERE id = 1) AND seq <= \(upTo) RETURNING audience_id
+                )
                 SELECT count(*), COALESCE(array_agg(DISTINCT audience_id) FILTER (WHERE audience_id IS NOT NULL), '{}') FROM gone
                 """
             ).first
