@@ -12,7 +12,9 @@ import Synchronization
 /// A sweep closes the connection of a statement unanswered for longer than the timeout, which
 /// fails that statement as a connection-level failure (so the request fails with `503` and the
 /// store probes the server), and reports a wait for a connection that long as a suspected outage.
-/// The probe then decides: a server that answers it keeps its pools.
+/// The probe then decides: a server that answers it keeps its pools. (A server that answers at
+/// all ends an overlong statement itself first: the sessions' `statement_timeout` is set below
+/// this timeout, see ``PostgresStoreConfiguration/statementTimeoutMilliseconds``.)
 ///
 /// A registry swept periodically, rather than a timer per statement: registering costs two
 /// uncontended lock operations, where a timer would cost a scheduled task on an event loop (and a
@@ -36,7 +38,7 @@ final class AnswerWatchdog: Sendable {
         self.timeout = timeout
     }
 
-    /// How often ``sweep(onOverdue:)`` looks: a quarter of the timeout, between 50 ms and 1 s,
+    /// How often ``closeOverdue(logger:)`` is called: a quarter of the timeout, between 50 ms and 1 s,
     /// so a wait ends at most that much later than the timeout.
     var sweepInterval: Duration {
         min(max(timeout / 4, .milliseconds(50)), .seconds(1))

@@ -187,5 +187,9 @@ enum SQLiteMigrations {
         "DELETE FROM message_versions WHERE version = 0 AND message_id IN (SELECT id FROM messages WHERE edit_count = 0);",
         // 10: PostgreSQL only (the batched contexts computed once per chat).
         "",
+        // 11: the log's age index goes. Only the prune read it, and a prune batch now finds its
+        // cut-off among the oldest positions (the rowid), so every event paid an index entry, a
+        // page of every commit, that nothing used.
+        "DROP INDEX IF EXISTS events_by_created_at;",
     ]
 }
