@@ -275,8 +275,14 @@ package struct ChatService: Sendable {
     // MARK: Rules shared with other services
 
     /// The chat and the caller's membership, or `chat_not_found` for non-members.
+    ///
+    /// The chat first: inside a write that read locks its row on PostgreSQL, and the membership
+    /// read after it sees what a concurrent writer (another node) committed while holding that
+    /// lock. Read the other way round, two nodes handling one member's `leave` could both find the
+    /// membership, and the second would decrement the member count again; a member removed a
+    /// moment ago could pass an admin check with their old role.
     package static func membership(_ chatID: ChatID, of user: UserID, in reader: any StoreReader) async throws -> (Chat, ChatMember) {
-        guard let member = try await reader.member(user, of: chatID), let chat = try await reader.chat(chatID) else {
+        guard let chat = try await reader.chat(chatID), let member = try await reader.member(user, of: chatID) else {
             throw VestnikError.chatNotFound
         }
         return (chat, member)

@@ -17,12 +17,15 @@ struct PostgresBatchedSendTests {
     struct Fixture {
         let store: PostgresStore
         let messages: MessageService
+        let chats: ChatService
 
         init(_ store: PostgresStore) async throws {
             self.store = store
             let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
             let hub = EventHub(store: store, startingAfter: try await store.headSeq(), bufferLimit: 1000, logger: logger)
-            messages = MessageService(context: CoreContext(store: store, hub: hub, logger: logger))
+            let context = CoreContext(store: store, hub: hub, logger: logger)
+            messages = MessageService(context: context)
+            chats = ChatService(context: context)
         }
 
         func user(_ login: String) async throws -> AuthenticatedSession {
@@ -282,6 +285,142 @@ struct PostgresBatchedSendTests {
                 #expect(history.map(\.chatSeq) == [1, 2, 3])
                 #expect(try await fixture.createdEvents(after: start).count == 3)
                 #expect(store.writeStatistics.reruns == 1)
+            }
+        }
+    }
+
+    /// Sustained concurrent sends to three chats, some batched and some not, with members
+    /// joining one of them meanwhile (each join takes the chat's lock between batches): every
+    /// chat keeps contiguous positions, every message has one event at a gap-free position, and
+    /// the member list and count match.
+    @Test("concurrent senders on three chats, members joining meanwhile: contiguous chat positions, one event per message, no gap")
+    func concurrentBatches() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { store in
+                try await store.migrate()
+                let fixture = try await Fixture(store)
+                var senders: [AuthenticatedSession] = []
+                for index in 0..<6 { senders.append(try await fixture.user("sender\(index)")) }
+                let chats = [
+                    try await fixture.group(senders), try await fixture.group(Array(senders[0..<3])), try await fixture.group(Array(senders[2..<6])),
+                ]
+                let joiners = [try await fixture.user("joiner0"), try await fixture.user("joiner1")]
+                let everyone = senders, owner = senders[0]
+                let start = try await store.headSeq()
+                let batchesBefore = store.writeStatistics.batches
+                let perSender = 25
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, sender) in everyone.enumerated() {
+                        group.addTask {
+                            // Each sender cycles through the chats it belongs to.
+                            let mine = chats.indices.filter { chat in chat == 0 || (chat == 1 && index < 3) || (chat == 2 && index >= 2) }
+                            for message in 0..<perSender {
+                                let chat = chats[mine[message % mine.count]]
+                                _ = try await fixture.messages.send(OutgoingMessage(text: "s\(index) m\(message)"), to: chat, as: sender)
+                            }
+                        }
+                    }
+                    group.addTask {
+                        // Memberships change while the sends run, through Core as a client's would.
+                        for joiner in joiners {
+                            try await Task.sleep(for: .milliseconds(20))
+                            _ = try await fixture.chats.addMembers([joiner.userID], to: chats[0], as: owner)
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let total = senders.count * perSender
+                var stored = 0
+                for chat in chats {
+                    let history = try await store.read { try await $0.messages(in: chat, .latest, limit: 500) }
+                    #expect(history.map(\.chatSeq).sorted() == (0..<history.count).map { Int64($0 + 1) })
+                    #expect(try await store.read { try await $0.chat(chat) }?.lastMessageSeq == Int64(history.count))
+                    stored += history.count
+                }
+                #expect(stored == total)
+                let logged = try await fixture.createdEvents(after: start)
+                #expect(logged.count == total)
+                #expect(Set(logged.map(\.id)).count == total)
+                #expect(store.writeStatistics.reruns == 0)
+                #expect(store.writeStatistics.batches - batchesBefore < total)  // sends did share commits
+                let members = try await store.read { try await $0.memberIDs(of: chats[0]) }
+                #expect(Set(members) == Set((senders + joiners).map(\.userID)))
+                #expect(try await store.read { try await $0.chat(chats[0]) }?.memberCount == senders.count + joiners.count)
+            }
+        }
+    }
+
+    /// Two nodes handle one member's `leave` at once (a double tap, two devices): the second
+    /// must find the membership gone once it holds the chat's lock, not act on what it read
+    /// before (it would decrement the member count a second time and log a second departure).
+    @Test("two nodes handling one member's leave at once: one succeeds, the other finds no membership; the member count drops once")
+    func concurrentLeaveOnTwoNodes() async throws {
+        try await withFreshDatabase { configuration in
+            try await withRunningStore(configuration) { holderStore in
+                try await withRunningStore(configuration) { nodeA in
+                    try await withRunningStore(configuration) { nodeB in
+                        try await holderStore.migrate()
+                        let (a, b) = (try await Fixture(nodeA), try await Fixture(nodeB))
+                        let alice = try await a.user("alice"), bob = try await a.user("bob"), carol = try await a.user("carol")
+                        let chat = try await a.group([alice, bob, carol])
+                        // The fixture's chat counts no members; give it its real count.
+                        try await holderStore.write { tx in
+                            guard var stored = try await tx.chat(chat) else { return }
+                            stored.memberCount = 3
+                            try await tx.updateChat(stored)
+                        }
+                        let membersBefore = 3
+                        let start = try await holderStore.headSeq()
+                        let locked = AsyncStream.makeStream(of: Void.self)
+                        let release = Atomic<Bool>(false)
+                        // A third writer holds the chat's row lock until both leaves wait for it.
+                        let holder = Task {
+                            try await holderStore.write { tx in
+                                _ = try await tx.chat(chat)
+                                locked.continuation.yield()
+                                while !release.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(2)) }
+                            }
+                        }
+                        for await _ in locked.stream { break }
+                        let leaves = [a, b].map { node in
+                            Task { () -> Result<Void, VestnikError> in
+                                do {
+                                    try await node.chats.leave(chat, as: carol)
+                                    return .success(())
+                                } catch let error as VestnikError {
+                                    return .failure(error)
+                                } catch {
+                                    return .failure(VestnikError(.internalError, "unexpected: \(error)"))
+                                }
+                            }
+                        }
+                        // Both leaves are waiting for the lock (or one already read past it, without the fix).
+                        let deadline = ContinuousClock.now + .seconds(10)
+                        while ContinuousClock.now < deadline {
+                            let waiting = try await holderStore.read { tx in
+                                try await (tx as? PostgresAccess)?.rows(
+                                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                                ).first.map { try Columns($0).int(0) } ?? 0
+                            }
+                            if waiting >= 2 { break }
+                            try await Task.sleep(for: .milliseconds(5))
+                        }
+                        release.store(true, ordering: .relaxed)
+                        try await holder.value
+                        var outcomes: [Result<Void, VestnikError>] = []
+                        for leave in leaves { outcomes.append(await leave.value) }
+                        let succeeded = outcomes.filter { if case .success = $0 { true } else { false } }.count
+                        #expect(succeeded == 1)
+                        #expect(outcomes.contains { if case .failure(let error) = $0 { error.code == .chatNotFound } else { false } })
+                        let membersAfter = try await holderStore.read { try await $0.chat(chat) }?.memberCount
+                        #expect(membersAfter == membersBefore - 1)
+                        let head = try await holderStore.headSeq()
+                        let departures = try await holderStore.committedEvents(after: start, through: head, limit: 100).filter {
+                            if case .memberLeft = $0.event { true } else { false }
+                        }
+                        #expect(departures.count == 1)
+                    }
+                }
             }
         }
     }
