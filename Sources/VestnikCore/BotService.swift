@@ -454,7 +454,7 @@ package struct BotService: Sendable {
         if let newText { _ = try validate(BotOutgoing(syncID: messageID, text: newText, mentions: [], extras: MessageExtras())) }
         let limits = context.limits
         return try await context.write { tx, log in
-            let (message, _, _) = try await MessageService.visibleMessage(messageID, for: bot, in: tx)
+            let (message, _, _) = try await MessageService.messageToChange(messageID, for: bot, in: tx)
             guard message.senderID == bot else { throw VestnikError(.notMessageAuthor, "Only the author can edit a message.") }
             guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot be edited.") }
             if let newText, newText != message.text {

@@ -26,36 +26,40 @@ package struct ChatService: Sendable {
             guard others.count == 1, let peer = others.first, members.count <= 2 else {
                 throw VestnikError.invalid("A personal chat needs exactly one other member.")
             }
-            return try await context.write { tx, log in
-                guard let peerRecord = try await tx.user(peer) else { throw VestnikError.userNotFound }
-                if let existing = try await tx.personalChat(between: me, and: peer) {
-                    return (try await Self.details(existing, for: me, in: tx), false)
+            return try await Self.onceMoreAfterConflict {
+                try await context.write { tx, log in
+                    guard let peerRecord = try await tx.user(peer) else { throw VestnikError.userNotFound }
+                    if let existing = try await tx.personalChat(between: me, and: peer) {
+                        return (try await Self.details(existing, for: me, in: tx), false)
+                    }
+                    guard !peerRecord.user.isBlocked else { throw VestnikError(.forbidden, "That account is blocked.") }
+                    let chat = Chat(
+                        id: .random(), kind: .personal, title: "", description: "", createdBy: me, createdAt: now, memberCount: 2,
+                        lastMessageSeq: 0, lastActivityAt: now)
+                    try await tx.insertChat(chat, uniqueKey: Self.personalKey(me, peer))
+                    for user in [me, peer] {
+                        try await tx.insertMember(ChatMember(userID: user, role: .member, joinedAt: now, readSeq: 0), into: chat.id)
+                    }
+                    try await log.append(.chatCreated(chat), to: [me, peer], in: tx)
+                    try await Self.announceCreated(chat, tx: tx, log: log)
+                    return (try await Self.details(chat.id, for: me, in: tx), true)
                 }
-                guard !peerRecord.user.isBlocked else { throw VestnikError(.forbidden, "That account is blocked.") }
-                let chat = Chat(
-                    id: .random(), kind: .personal, title: "", description: "", createdBy: me, createdAt: now, memberCount: 2,
-                    lastMessageSeq: 0, lastActivityAt: now)
-                try await tx.insertChat(chat, uniqueKey: Self.personalKey(me, peer))
-                for user in [me, peer] {
-                    try await tx.insertMember(ChatMember(userID: user, role: .member, joinedAt: now, readSeq: 0), into: chat.id)
-                }
-                try await log.append(.chatCreated(chat), to: [me, peer], in: tx)
-                try await Self.announceCreated(chat, tx: tx, log: log)
-                return (try await Self.details(chat.id, for: me, in: tx), true)
             }
         case .notes:
             guard members.allSatisfy({ $0 == me }) else { throw VestnikError.invalid("A notes chat has no other members.") }
-            return try await context.write { tx, log in
-                if let existing = try await tx.notesChat(of: me) {
-                    return (try await Self.details(existing, for: me, in: tx), false)
+            return try await Self.onceMoreAfterConflict {
+                try await context.write { tx, log in
+                    if let existing = try await tx.notesChat(of: me) {
+                        return (try await Self.details(existing, for: me, in: tx), false)
+                    }
+                    let chat = Chat(
+                        id: .random(), kind: .notes, title: "", description: "", createdBy: me, createdAt: now, memberCount: 1,
+                        lastMessageSeq: 0, lastActivityAt: now)
+                    try await tx.insertChat(chat, uniqueKey: "notes:\(me)")
+                    try await tx.insertMember(ChatMember(userID: me, role: .admin, joinedAt: now, readSeq: 0), into: chat.id)
+                    try await log.append(.chatCreated(chat), to: [me], in: tx)
+                    return (try await Self.details(chat.id, for: me, in: tx), true)
                 }
-                let chat = Chat(
-                    id: .random(), kind: .notes, title: "", description: "", createdBy: me, createdAt: now, memberCount: 1,
-                    lastMessageSeq: 0, lastActivityAt: now)
-                try await tx.insertChat(chat, uniqueKey: "notes:\(me)")
-                try await tx.insertMember(ChatMember(userID: me, role: .admin, joinedAt: now, readSeq: 0), into: chat.id)
-                try await log.append(.chatCreated(chat), to: [me], in: tx)
-                return (try await Self.details(chat.id, for: me, in: tx), true)
             }
         case .group, .channel:
             let title = try Validation.text(title ?? "", field: "title", min: 1, max: context.limits.maxTitleLength)
@@ -270,6 +274,17 @@ package struct ChatService: Sendable {
         }
         await context.hub.publishEphemeral(.typing(chatID: chatID, userID: caller.userID), to: others)
         await context.relay?.send(.typing(chatID: chatID, userID: caller.userID))
+    }
+
+    /// Runs `create` again once if it met a uniqueness conflict. Two nodes creating one personal
+    /// (or notes) chat at once both find none and both insert it; the chat's unique key lets one
+    /// commit and fails the other, whose second run then finds and returns the winner's chat.
+    private static func onceMoreAfterConflict<T>(_ create: () async throws -> T) async throws -> T {
+        do {
+            return try await create()
+        } catch let error as VestnikError where error.code == .conflict {
+            return try await create()
+        }
     }
 
     // MARK: Rules shared with other services

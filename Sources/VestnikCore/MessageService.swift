@@ -119,7 +119,7 @@ package struct MessageService: Sendable {
         let text = try validateText(rawText)
         let limits = context.limits
         return try await context.write { tx, log in
-            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            let (message, _, _) = try await Self.messageToChange(messageID, for: caller.userID, in: tx)
             guard message.senderID == caller.userID else {
                 throw VestnikError(.notMessageAuthor, "Only the author can edit a message.")
             }
@@ -147,7 +147,7 @@ package struct MessageService: Sendable {
     /// Deletes a message for everyone, leaving a tombstone. The author or a chat admin may.
     package func delete(_ messageID: MessageID, as caller: AuthenticatedSession) async throws -> Message {
         try await context.write { tx, log in
-            let (message, chat, member) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            let (message, chat, member) = try await Self.messageToChange(messageID, for: caller.userID, in: tx)
             let isChatAdmin = member.role == .admin && (chat.kind == .group || chat.kind == .channel)
             guard message.senderID == caller.userID || isChatAdmin else {
                 throw VestnikError(.notMessageAuthor, "Only the author or a chat admin can delete a message.")
@@ -171,7 +171,7 @@ package struct MessageService: Sendable {
         let emoji = emoji.trimmingCharacters(in: .whitespacesAndNewlines)
         guard Self.isEmoji(emoji, maxBytes: context.limits.maxEmojiBytes) else { throw VestnikError.invalid("A reaction is one emoji.") }
         return try await context.write { tx, log in
-            let (message, _, _) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            let (message, _, _) = try await Self.messageToChange(messageID, for: caller.userID, in: tx)
             guard !message.isDeleted else { throw VestnikError(.messageDeleted, "A deleted message cannot get reactions.") }
             let changed =
                 add
@@ -191,7 +191,7 @@ package struct MessageService: Sendable {
     /// and notes chats.
     package func setPinned(_ pinned: Bool, message messageID: MessageID, as caller: AuthenticatedSession) async throws {
         try await context.write { tx, log in
-            let (message, chat, member) = try await Self.visibleMessage(messageID, for: caller.userID, in: tx)
+            let (message, chat, member) = try await Self.messageToChange(messageID, for: caller.userID, in: tx)
             if chat.kind == .group || chat.kind == .channel, member.role != .admin {
                 throw VestnikError(.notChatAdmin, "Only chat admins can pin messages.")
             }
@@ -354,6 +354,16 @@ package struct MessageService: Sendable {
         guard let message = try await reader.message(id), let chat = try await reader.chat(message.chatID),
             let member = try await reader.member(user, of: message.chatID), message.isVisible(to: user)
         else { throw VestnikError.messageNotFound }
+        return (message, chat, member)
+    }
+
+    /// ``visibleMessage(_:for:in:)`` for a write that changes the message or decides by its
+    /// state (deleted, pinned, its edit count): the message is read again once the chat's row is
+    /// locked, so a change another node committed meanwhile is seen (two edits would otherwise
+    /// both take the same version number, two deletes log the deletion twice).
+    static func messageToChange(_ id: MessageID, for user: UserID, in tx: any StoreWriter) async throws -> (Message, Chat, ChatMember) {
+        let (_, chat, member) = try await visibleMessage(id, for: user, in: tx)
+        guard let message = try await tx.message(id), message.isVisible(to: user) else { throw VestnikError.messageNotFound }
         return (message, chat, member)
     }
 
