@@ -212,7 +212,11 @@ package struct BotService: Sendable {
                     "The bot key file does not match this database (fingerprint \(box.fingerprint), the database expects \(recorded)): every node and the admin CLI must use the same --bot-key-file."
                 )
             }
-            for var bot in try await tx.bots() where bot.secretFormat < SecretBox.currentFormat {
+            for candidate in try await tx.bots() where candidate.secretFormat < SecretBox.currentFormat {
+                // Read again, locked: the list above takes no locks, and writing back a row read
+                // before a concurrent rotation, disabling or permission change (on another
+                // node, or the admin console) would undo it.
+                guard var bot = try await tx.bot(candidate.id), bot.secretFormat < SecretBox.currentFormat else { continue }
                 guard let secret = try? box.open(bot.sealedSecret, bot: bot.id, format: bot.secretFormat) else {
                     // Sealed under a lost key: unusable either way; `rotate-secret` fixes it.
                     logger.warning("bot secret cannot be opened; rotate it", metadata: ["vestnik.bot.id": "\(bot.id)"])
@@ -345,7 +349,7 @@ package struct BotService: Sendable {
     /// - Parameter button: the label, the command, or the 1-based position (bubble first, row by row).
     /// - Returns: the message shown in the chat, if any.
     package func press(_ messageID: MessageID, button reference: String, as caller: AuthenticatedSession) async throws -> Message? {
-        let (message, chat, member) = try await context.read { try await MessageService.visibleMessage(messageID, for: caller.userID, in: $0) }
+        let (message, chat, _) = try await context.read { try await MessageService.visibleMessage(messageID, for: caller.userID, in: $0) }
         guard !message.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
         let buttons = (message.bubble ?? []).flatMap { $0 } + (message.keyboard ?? []).flatMap { $0 }
         let found =
@@ -370,6 +374,11 @@ package struct BotService: Sendable {
         }
         let commandID = syncID
         try await context.write { tx, log in
+            // The caller's membership and role again, under the chat's lock: a member removed or
+            // demoted (or the message deleted) since the read above, on any node, must not press
+            // as before, and bots decide admin commands by `is_admin`.
+            let (current, _, member) = try await MessageService.visibleMessage(messageID, for: caller.userID, in: tx)
+            guard !current.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
             guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
             else { throw VestnikError(.botUnavailable, "The bot is not available.") }
             let job = BotCommandJob(
@@ -621,6 +630,12 @@ package struct BotService: Sendable {
         let due = try await context.read { try await $0.expiredMessages(before: Date.millisecondNow(), limit: limit) }
         for messageID in due {
             try await context.write { tx, log in
+                guard let listed = try await tx.message(messageID) else { return try await tx.setExpiry(nil, of: messageID) }
+                // The chat's lock first, then the message again: every node sweeps, and a user's
+                // delete, pin or reaction (which take that lock, see
+                // ``MessageService/messageToChange(_:for:in:)``) may have committed meanwhile;
+                // deciding on the unlocked read would log the deletion twice or miss a reaction.
+                _ = try await tx.chat(listed.chatID)
                 guard let message = try await tx.message(messageID), !message.isDeleted else {
                     return try await tx.setExpiry(nil, of: messageID)
                 }

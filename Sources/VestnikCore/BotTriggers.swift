@@ -10,7 +10,10 @@ package enum BotTriggers {
     /// that can see it (recipients), and that did not send it.
     static func messageCreated(_ message: Message, chat: Chat, member: ChatMember, tx: any StoreWriter, log: EventLog) async throws {
         let bots = try await tx.botMembers(of: chat.id).filter { $0.enabled && $0.id != message.senderID }
-        guard !bots.isEmpty, let sender = try await tx.user(message.senderID)?.user, sender.kind == .user else { return }
+        // `users(_:)`, not `user(_:)`: inside a write the latter locks the row, and a send has
+        // taken the log's counter row by now; a user-row lock after it inverts the lock order
+        // (chats and users before the log) and can deadlock with a block or password reset.
+        guard !bots.isEmpty, let sender = try await tx.users([message.senderID]).first, sender.kind == .user else { return }
         for bot in bots where receives(message.text, bot) && message.isVisible(to: bot.id) {
             let job = BotCommandJob(
                 syncID: message.id, chatID: chat.id, chatKind: chat.kind,

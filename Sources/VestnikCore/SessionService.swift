@@ -95,9 +95,21 @@ package struct SessionService: Sendable {
         let session = Session(
             id: .random(), userID: record.user.id, deviceName: deviceName, createdAt: now, lastSeenAt: now,
             expiresAt: now.addingTimeInterval(context.limits.sessionLifetime))
-        try await context.store.write { tx in
+        // The account is read again, locked, in the transaction that stores the session: a
+        // password reset or a block committed since the check above (on this node or another,
+        // while scrypt ran) deletes the account's sessions under that lock, so a session stored
+        // after it, from the old password or for the blocked account, would outlive it.
+        let refused = try await context.store.write { tx -> VestnikError? in
+            guard let current = try await tx.user(record.user.id), current.passwordHash == stored else {
+                return VestnikError(.invalidCredentials, "Wrong login or password.")
+            }
+            guard !current.user.isBlocked else {
+                return VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
+            }
             try await tx.insertSession(SessionRecord(session: session, tokenHash: SessionToken.hash(token)))
+            return nil
         }
+        if let refused { throw refused }
         context.logger.info("login", metadata: ["vestnik.user.id": "\(record.user.id)", "vestnik.session.id": "\(session.id)"])
         return (token, session, record.user)
     }

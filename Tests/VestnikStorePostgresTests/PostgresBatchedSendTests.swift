@@ -18,6 +18,7 @@ struct PostgresBatchedSendTests {
         let store: PostgresStore
         let messages: MessageService
         let chats: ChatService
+        let sessions: SessionService
 
         init(_ store: PostgresStore) async throws {
             self.store = store
@@ -26,6 +27,9 @@ struct PostgresBatchedSendTests {
             let context = CoreContext(store: store, hub: hub, logger: logger)
             messages = MessageService(context: context)
             chats = ChatService(context: context)
+            sessions = SessionService(
+                context: context, hasher: .fastForTests, accountLimiter: RateLimiter(limit: 100, window: 60),
+                addressLimiter: RateLimiter(limit: 100, window: 60))
         }
 
         func user(_ login: String) async throws -> AuthenticatedSession {

@@ -146,4 +146,33 @@ struct PostgresRacingNodesTests {
             #expect(created.filter(\.created).count == 1)
         }
     }
+
+    /// A login checks the password (scrypt, up to seconds under load) between reading the account
+    /// and storing the session. A password reset committed in between, on another node, deletes
+    /// the account's sessions: the login must then fail, not store a session the reset missed.
+    @Test("a login racing a password reset on another node: the old password opens no session that outlives the reset")
+    func loginRacingPasswordReset() async throws {
+        try await withTwoNodes { holder, a, _ in
+            let alice = try await a.user("alice")
+            let hasher = PasswordHasher.fastForTests
+            let (old, new) = (try hasher.hash("old password 1"), try hasher.hash("new password 2"))
+            try await holder.write { try await $0.setPasswordHash(old, for: alice.userID) }
+            // The reset (the holder's transaction) has written the new hash and deleted the
+            // sessions, and commits once the login waits for the account's row.
+            let outcomes = try await racing(
+                holder: holder,
+                locking: { tx in
+                    _ = try await tx.user(alice.userID)
+                    try await tx.setPasswordHash(new, for: alice.userID)
+                    _ = try await tx.deleteSessions(of: alice.userID)
+                },
+                [{ @Sendable in try await a.sessions.login(login: "alice", password: "old password 1", deviceName: "phone", address: "10.0.0.1").session.id }])
+            guard case .failure(let error) = outcomes[0] else {
+                Issue.record("the old password opened a session after the reset")
+                return
+            }
+            #expect(error.code == .invalidCredentials)
+            #expect(try await holder.read { try await $0.sessions(of: alice.userID) }.isEmpty)
+        }
+    }
 }
