@@ -212,7 +212,9 @@ package struct BotService: Sendable {
                     "The bot key file does not match this database (fingerprint \(box.fingerprint), the database expects \(recorded)): every node and the admin CLI must use the same --bot-key-file."
                 )
             }
-            for candidate in try await tx.bots() where candidate.secretFormat < SecretBox.currentFormat {
+            // In id order, so two nodes starting at once lock the bots in the same order.
+            let outdated = try await tx.bots().filter { $0.secretFormat < SecretBox.currentFormat }.sorted { $0.id.description < $1.id.description }
+            for candidate in outdated {
                 // Read again, locked: the list above takes no locks, and writing back a row read
                 // before a concurrent rotation, disabling or permission change (on another
                 // node, or the admin console) would undo it.
@@ -377,7 +379,7 @@ package struct BotService: Sendable {
             // The caller's membership and role again, under the chat's lock: a member removed or
             // demoted (or the message deleted) since the read above, on any node, must not press
             // as before, and bots decide admin commands by `is_admin`.
-            let (current, _, member) = try await MessageService.visibleMessage(messageID, for: caller.userID, in: tx)
+            let (current, _, member) = try await MessageService.messageToChange(messageID, for: caller.userID, in: tx)
             guard !current.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
             guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
             else { throw VestnikError(.botUnavailable, "The bot is not available.") }
@@ -385,7 +387,7 @@ package struct BotService: Sendable {
                 syncID: commandID, chatID: chat.id, chatKind: chat.kind,
                 sender: BotSender(
                     userID: user.id, login: user.login, name: user.displayName, isAdmin: member.role == .admin, isCreator: chat.createdBy == user.id),
-                body: body, data: button.data ?? .emptyObject, metadata: message.metadata ?? .emptyObject, sourceSyncID: message.id,
+                body: body, data: button.data ?? .emptyObject, metadata: current.metadata ?? .emptyObject, sourceSyncID: message.id,
                 attachments: [])
             try await log.enqueue(.command(job), for: message.senderID, in: tx)
         }

@@ -282,24 +282,33 @@ package struct ChatService: Sendable {
     private static func onceMoreAfterConflict<T>(_ create: () async throws -> T) async throws -> T {
         do {
             return try await create()
-        } catch let error as VestnikError where error.code == .conflict {
+        } catch let error as VestnikError where error.code == .conflict && Self.isChatKeyConflict(error) {
             return try await create()
         }
+    }
+
+    /// Whether `error` is the chats' unique key refusing a second personal or notes chat.
+    private static func isChatKeyConflict(_ error: VestnikError) -> Bool {
+        if case .duplicate(what: "chat")? = error.cause as? StoreError { return true }
+        return false
     }
 
     // MARK: Rules shared with other services
 
     /// The chat and the caller's membership, or `chat_not_found` for non-members.
     ///
-    /// The chat first: inside a write that read locks its row on PostgreSQL, and the membership
-    /// read after it sees what a concurrent writer (another node) committed while holding that
-    /// lock. Read the other way round, two nodes handling one member's `leave` could both find the
-    /// membership, and the second would decrement the member count again; a member removed a
-    /// moment ago could pass an admin check with their old role.
+    /// Three reads: the membership as a gate, then the chat, then the membership again. Inside a
+    /// write the chat read locks its row on PostgreSQL, and only the membership read after it sees
+    /// what a concurrent writer (another node) committed while holding that lock: read only
+    /// before, two nodes handling one member's `leave` could both find the membership and the
+    /// second would decrement the member count again, and a member removed a moment ago could
+    /// pass an admin check with their old role. The gate keeps non-members from taking the lock
+    /// at all (anyone else could hold a chat up by guessing its id, as the batched send function
+    /// also avoids).
     package static func membership(_ chatID: ChatID, of user: UserID, in reader: any StoreReader) async throws -> (Chat, ChatMember) {
-        guard let chat = try await reader.chat(chatID), let member = try await reader.member(user, of: chatID) else {
-            throw VestnikError.chatNotFound
-        }
+        guard try await reader.member(user, of: chatID) != nil, let chat = try await reader.chat(chatID),
+            let member = try await reader.member(user, of: chatID)
+        else { throw VestnikError.chatNotFound }
         return (chat, member)
     }
 

@@ -348,12 +348,18 @@ package struct MessageService: Sendable {
     /// The message with its chat and the caller's membership, or `message_not_found` when the
     /// caller is not in its chat.
     ///
-    /// The membership is read after the chat, whose row a write locks, so it reflects what a
-    /// concurrent writer committed under that lock (see ``ChatService/membership(_:of:in:)``).
+    /// The chat and membership are read as ``ChatService/membership(_:of:in:)`` reads them: the
+    /// membership is read again after the chat, whose row a write locks, so it reflects what a
+    /// concurrent writer committed under that lock.
     static func visibleMessage(_ id: MessageID, for user: UserID, in reader: any StoreReader) async throws -> (Message, Chat, ChatMember) {
-        guard let message = try await reader.message(id), let chat = try await reader.chat(message.chatID),
-            let member = try await reader.member(user, of: message.chatID), message.isVisible(to: user)
-        else { throw VestnikError.messageNotFound }
+        guard let message = try await reader.message(id) else { throw VestnikError.messageNotFound }
+        let (chat, member): (Chat, ChatMember)
+        do {
+            (chat, member) = try await ChatService.membership(message.chatID, of: user, in: reader)
+        } catch let error as VestnikError where error.code == .chatNotFound {
+            throw VestnikError.messageNotFound
+        }
+        guard message.isVisible(to: user) else { throw VestnikError.messageNotFound }
         return (message, chat, member)
     }
 

@@ -11,7 +11,7 @@ import VestnikStoreTesting
 /// behind row locks a third store holds, so both have started before either can finish: what one
 /// read before the lock must not decide what it writes after it (a single node's writes run one
 /// batch after another and never meet this; nodes of a cluster do).
-@Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"))
+@Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"), .timeLimit(.minutes(2)))
 struct PostgresRacingNodesTests {
     typealias Fixture = PostgresBatchedSendTests.Fixture
 
@@ -32,46 +32,60 @@ struct PostgresRacingNodesTests {
 
     /// Runs `operations` at once (each on its own node) while `holder` holds the row locks that
     /// `locking` takes (by reading rows in a write), released once all of them wait for a lock
-    /// (or after 10 s); their outcomes in order.
+    /// (or after 10 s: a write that does not wait then runs ahead, and the test sees its effect);
+    /// their outcomes in order. The locks are released on every path out, so a failure here
+    /// cannot leave the operations waiting forever.
     func racing<T: Sendable>(
         holder: PostgresStore, locking: @escaping @Sendable (any StoreWriter) async throws -> Void, _ operations: [@Sendable () async throws -> T]
     ) async throws -> [Result<T, VestnikError>] {
         let locked = AsyncStream.makeStream(of: Void.self)
         let release = Atomic<Bool>(false)
         let holding = Task {
+            defer { locked.continuation.finish() }
             try await holder.write { tx in
                 try await locking(tx)
                 locked.continuation.yield()
                 while !release.load(ordering: .relaxed) { try await Task.sleep(for: .milliseconds(2)) }
             }
         }
-        for await _ in locked.stream { break }
-        let running = operations.map { operation in
-            Task { () -> Result<T, VestnikError> in
-                do {
-                    return .success(try await operation())
-                } catch let error as VestnikError {
-                    return .failure(error)
-                } catch {
-                    return .failure(VestnikError(.internalError, "unexpected: \(error)"))
+        var holds = false
+        for await _ in locked.stream {
+            holds = true
+            break
+        }
+        guard holds else {
+            try await holding.value  // the holder failed before it held anything: its error
+            throw CancellationError()
+        }
+        return try await withThrowingTaskGroup(of: (Int, Result<T, VestnikError>).self) { group in
+            defer { release.store(true, ordering: .relaxed) }
+            for (index, operation) in operations.enumerated() {
+                group.addTask {
+                    do {
+                        return (index, .success(try await operation()))
+                    } catch let error as VestnikError {
+                        return (index, .failure(error))
+                    } catch {
+                        return (index, .failure(VestnikError(.internalError, "unexpected: \(error)")))
+                    }
                 }
             }
-        }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let waiting = try await holder.read { tx in
-                try await (tx as? PostgresAccess)?.rows(
-                    "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                ).first.map { try Columns($0).int(0) } ?? 0
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                let waiting = try await holder.read { tx in
+                    try await (tx as? PostgresAccess)?.rows(
+                        "SELECT count(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    ).first.map { try Columns($0).int(0) } ?? 0
+                }
+                if waiting >= operations.count { break }
+                try await Task.sleep(for: .milliseconds(5))
             }
-            if waiting >= operations.count { break }
-            try await Task.sleep(for: .milliseconds(5))
+            release.store(true, ordering: .relaxed)
+            try await holding.value
+            var outcomes = [Result<T, VestnikError>?](repeating: nil, count: operations.count)
+            for try await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes.compactMap { $0 }
         }
-        release.store(true, ordering: .relaxed)
-        try await holding.value
-        var outcomes: [Result<T, VestnikError>] = []
-        for operation in running { outcomes.append(await operation.value) }
-        return outcomes
     }
 
     /// Two nodes handle one member's `leave` at once (a double tap, two devices): the second
