@@ -49,6 +49,8 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     /// Rolls back a batch run without savepoints because the write at `index` failed.
     private struct WriteFailed: Error {
         let index: Int
+        /// It lost to a concurrent transaction (``StoreError/contention(_:)``), not to its own input.
+        var contended = false
     }
 
     private struct Queue {
@@ -164,14 +166,17 @@ package final class GroupCommit<Access: Sendable>: Sendable {
     /// its own write. The failed write stays in the batch: its first error may have come from
     /// the writes before it, which were rolled back, so only the isolated run decides its outcome.
     /// A failure of a transaction's first write is final (nothing ran before it): that write
-    /// leaves, and the rest runs again. A batch thus runs at most twice, plus once per failure of
-    /// its first write. After a failure the next ``isolatedBatchesAfterFailure`` batches start
+    /// leaves, and the rest runs again; except, once per batch, a first write that lost a deadlock
+    /// or serialization check to another node's transaction, which says nothing about the write
+    /// itself and usually succeeds when run again. A batch thus runs at most three times, plus
+    /// once per failure of its first write. After a failure the next ``isolatedBatchesAfterFailure`` batches start
     /// isolated, so a client whose writes keep failing cannot make every batch run twice.
     private func commit(_ batch: ArraySlice<PendingWrite>) async {
         var remaining = Array(batch)
         var isolated = isolatedBatchesLeft.load(ordering: .relaxed) > 0
         if isolated { isolatedBatchesLeft.subtract(1, ordering: .relaxed) }
         var firstRun = true
+        var contentionRetried = false
         batchCount.add(1, ordering: .relaxed)
         writeCount.add(batch.count, ordering: .relaxed)
         while !remaining.isEmpty {
@@ -202,7 +207,9 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                             }
                         } else if let error = await pending.run(access) {
                             try Self.rethrowIfUnavailable(error)
-                            throw WriteFailed(index: index)
+                            var contended = false
+                            if case StoreError.contention = error { contended = true }
+                            throw WriteFailed(index: index, contended: contended)
                         }
                     }
                     do {
@@ -216,7 +223,10 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 return
             } catch let failed as WriteFailed {
                 isolatedBatchesLeft.store(Self.isolatedBatchesAfterFailure, ordering: .relaxed)
-                if failed.index == 0 {
+                if failed.index == 0, failed.contended, !contentionRetried {
+                    // Lost to a concurrent transaction: it runs once more, first again.
+                    contentionRetried = true
+                } else if failed.index == 0 {
                     // Nothing ran before it in its transaction: its own error is its outcome.
                     remaining.removeFirst().complete(nil)
                 }

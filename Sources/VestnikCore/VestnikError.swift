@@ -102,6 +102,9 @@ package enum StoreError: Error, Sendable {
     /// The database cannot be reached right now (a server that stopped, restarts or is cut
     /// off); the request may succeed if retried shortly. The detail is for the log.
     case unavailable(String)
+    /// A concurrent transaction (another node's) won a deadlock or a serialization check: this
+    /// one stored nothing, and running it again may succeed (``GroupCommit`` does so once).
+    case contention(String)
 
     /// What clients are told for a store failure: a store they can retry against later is
     /// `unavailable` (503), anything else an internal error.
@@ -109,6 +112,8 @@ package enum StoreError: Error, Sendable {
         switch self {
         case .unavailable:
             VestnikError(.unavailable, "The database is not reachable right now; try again shortly.", cause: self)
+        case .contention:
+            VestnikError(.conflict, "The request met a concurrent change; retry.", cause: self)
         case .duplicate, .backend:
             VestnikError(.internalError, message, cause: self)
         }

@@ -59,6 +59,9 @@ enum PostgresErrors {
         if sqlState == "57014" {  // query_canceled: statement_timeout (PostgresStoreConfiguration)
             return .unavailable("PostgreSQL cancelled a statement that ran or waited too long: \(message)")
         }
+        if sqlState == "40P01" || sqlState == "40001" {  // deadlock_detected, serialization_failure
+            return .contention("PostgreSQL error \(sqlState): \(message)")
+        }
         if sqlState == "23505" {  // unique_violation
             let constraint = info[.constraintName] ?? message
             return .duplicate(what: duplicateNames[constraint] ?? constraint)

@@ -305,4 +305,30 @@ import VestnikModel
         for follower in followers { try await follower.value }
         #expect(Set(ledger.state.withLock { $0.committed }) == [1, 2, 3, 4, 5])
     }
+
+    @Test("a first write that lost to a concurrent transaction (contention) runs once more and commits; one that loses again gets the error")
+    func contentionRunsOnceMore() async throws {
+        let ledger = Ledger()
+        let writer = ledger.groupCommit()
+        let attempts = Atomic<Int>(0)
+        let value = try await writer.write { ledger -> Int in
+            if attempts.add(1, ordering: .relaxed).newValue == 1 { throw StoreError.contention("deadlock detected") }
+            ledger.add(7)
+            return 7
+        }
+        #expect(value == 7)
+        #expect(attempts.load(ordering: .relaxed) == 2)
+        #expect(ledger.state.withLock { $0.committed } == [7])
+        #expect(writer.statistics.reruns == 1)
+
+        let always = Atomic<Int>(0)
+        await #expect(throws: StoreError.self) {
+            try await writer.write { _ in
+                always.add(1, ordering: .relaxed)
+                throw StoreError.contention("deadlock detected")
+            }
+        }
+        #expect(always.load(ordering: .relaxed) == 2)  // once more, not forever
+        #expect(ledger.state.withLock { $0.committed } == [7])
+    }
 }

@@ -11,23 +11,24 @@ import VestnikCore
 /// PostgresNIO really hands the store.
 @Suite(.enabled(if: serverURL != nil, "VESTNIK_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"), .timeLimit(.minutes(2)))
 struct PostgresErrorTests {
-    enum Kind: Equatable { case unavailable, duplicate(String), backend }
+    enum Kind: Equatable { case unavailable, duplicate(String), contention, backend }
     static let logger = Logger(label: "test")
 
     static func kind(_ error: any Error) -> Kind? {
         switch PostgresErrors.translate(error) {
         case StoreError.unavailable: .unavailable
         case StoreError.duplicate(let what): .duplicate(what)
+        case StoreError.contention: .contention
         case StoreError.backend: .backend
         default: nil
         }
     }
 
     @Test(
-        "SQLSTATEs: connection class 08, a server going away (57P01–57P03) and a statement cancelled for taking too long (57014) are unavailability; too many connections, serialization failures and others are not",
+        "SQLSTATEs: connection class 08, a server going away (57P01–57P03) and a statement cancelled for taking too long (57014) are unavailability; deadlocks and serialization failures are contention; too many connections and others are backend errors",
         arguments: [
             ("57P01", Kind.unavailable), ("57P02", .unavailable), ("57P03", .unavailable), ("08006", .unavailable), ("08000", .unavailable),
-            ("57014", .unavailable), ("53300", .backend), ("40001", .backend), ("40P01", .backend), ("42P01", .backend),
+            ("57014", .unavailable), ("53300", .backend), ("40001", .contention), ("40P01", .contention), ("42P01", .backend),
         ])
     func serverStates(sqlState: String, expected: Kind) async throws {
         try await withConnection { connection in
