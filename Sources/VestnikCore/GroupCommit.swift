@@ -12,7 +12,8 @@ import Synchronization
 /// write of the batch fails, and none of their events was published, because publishing happens
 /// after `write` returns (``CoreContext/write(_:)``).
 ///
-/// A write's body may run more than once (when a write of its batch fails, see `commit`): only
+/// A write's body may run more than once (when a write of its batch fails, or the batch lost to
+/// a concurrent transaction, see `commit`): only
 /// its last run counts, so a body must keep its effects inside the transaction
 /// and its result (``CoreContext/write(_:)`` resets its event log for every run).
 package final class GroupCommit<Access: Sendable>: Sendable {
@@ -222,11 +223,15 @@ package final class GroupCommit<Access: Sendable>: Sendable {
                 for pending in writes { pending.complete(nil) }
                 return
             } catch let failed as WriteFailed {
-                isolatedBatchesLeft.store(Self.isolatedBatchesAfterFailure, ordering: .relaxed)
                 if failed.index == 0, failed.contended, !contentionRetried {
-                    // Lost to a concurrent transaction: it runs once more, first again.
+                    // Lost to a concurrent transaction, not to its input: the batch runs once
+                    // more as it was (no savepoints are armed: with them a later write that meets
+                    // contention would get it as its answer instead of a rerun).
                     contentionRetried = true
-                } else if failed.index == 0 {
+                    continue
+                }
+                isolatedBatchesLeft.store(Self.isolatedBatchesAfterFailure, ordering: .relaxed)
+                if failed.index == 0 {
                     // Nothing ran before it in its transaction: its own error is its outcome.
                     remaining.removeFirst().complete(nil)
                 }

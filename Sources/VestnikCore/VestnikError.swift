@@ -107,13 +107,14 @@ package enum StoreError: Error, Sendable {
     case contention(String)
 
     /// What clients are told for a store failure: a store they can retry against later is
-    /// `unavailable` (503), anything else an internal error.
+    /// `unavailable` (503), a transaction that lost to a concurrent one `conflict` (409, retry),
+    /// anything else an internal error.
     package func mapped(_ message: String) -> VestnikError {
         switch self {
         case .unavailable:
             VestnikError(.unavailable, "The database is not reachable right now; try again shortly.", cause: self)
         case .contention:
-            VestnikError(.conflict, "The request met a concurrent change; retry.", cause: self)
+            VestnikError(.conflict, "The request conflicts with a concurrent change; retry.", cause: self)
         case .duplicate, .backend:
             VestnikError(.internalError, message, cause: self)
         }

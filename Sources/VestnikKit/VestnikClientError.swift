@@ -28,6 +28,8 @@ public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
         public static let resyncRequired = "resync_required"
         /// The session behind the token was revoked.
         public static let sessionRevoked = "session_revoked"
+        /// The request lost to a concurrent change (409) and stored nothing; it may be repeated.
+        public static let conflict = "conflict"
     }
 
     /// The HTTP status, or `nil` when no response was received (transport failure).
@@ -65,10 +67,11 @@ public struct VestnikClientError: Error, Sendable, CustomStringConvertible {
     public var isResyncRequired: Bool { code == Code.resyncRequired }
 
     /// `true` for failures where repeating the same request may succeed: transport failures,
-    /// 5xx, 408 and 429. Only repeat requests that are idempotent.
+    /// 5xx, 408, 429, and 409 `conflict` (the request lost to a concurrent change and stored
+    /// nothing). Only repeat requests that are idempotent.
     public var isTransient: Bool {
         guard let status else { return code == Code.connectionFailed }
-        return status >= 500 || status == 429 || status == 408
+        return status >= 500 || status == 429 || status == 408 || (status == 409 && code == Code.conflict)
     }
 
     /// `message (code, HTTP status, request id)`, for logs.

@@ -20,8 +20,9 @@ import VestnikModel
 ///   learn about new positions without polling (``listenForEvents(onListening:_:)``).
 /// - Concurrent writes of one node are committed together (``GroupCommit``); a batch in which a
 ///   write failed runs again with a savepoint per write.
-/// - The transaction itself is not retried: a failed one is rolled back and its error surfaces (a
-///   deadlock is ``StoreError/backend(_:)``, a lost connection ``StoreError/unavailable(_:)``).
+/// - A failed transaction is rolled back and its error surfaces (a lost connection is
+///   ``StoreError/unavailable(_:)``); a deadlock or serialization failure is
+///   ``StoreError/contention(_:)``, whose batch ``GroupCommit`` runs once more.
 /// - While the server is unreachable requests fail at once, and the store reconnects within
 ///   ``PostgresPools/probeInterval`` of its return (``PostgresPools``, decision 0014).
 ///

@@ -7,8 +7,9 @@ import VestnikCore
 /// unique violations become ``StoreError/duplicate(what:)`` with the names Core relies on; a
 /// connection that failed, closed or was refused (and the server's own "shutting down" / "starting
 /// up" / connection-class states) becomes ``StoreError/unavailable(_:)``, which clients may retry
-/// and which makes the store check whether the server is still there (decision 0014); everything
-/// else from the database becomes ``StoreError/backend(_:)``. Errors that did not come from
+/// and which makes the store check whether the server is still there (decision 0014); a deadlock
+/// or serialization failure becomes ``StoreError/contention(_:)``; everything else from the
+/// database becomes ``StoreError/backend(_:)``. Errors that did not come from
 /// PostgreSQL (a caller's own error thrown inside a transaction, cancellation) pass unchanged.
 enum PostgresErrors {
     /// Constraint (or unique index) names, as created by ``PostgresMigrations``, to the `what`

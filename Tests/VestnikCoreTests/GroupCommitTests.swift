@@ -322,13 +322,19 @@ import VestnikModel
         #expect(writer.statistics.reruns == 1)
 
         let always = Atomic<Int>(0)
-        await #expect(throws: StoreError.self) {
+        await #expect {
             try await writer.write { _ in
                 always.add(1, ordering: .relaxed)
                 throw StoreError.contention("deadlock detected")
             }
+        } throws: { error in
+            if case StoreError.contention = error { true } else { false }
         }
         #expect(always.load(ordering: .relaxed) == 2)  // once more, not forever
+        #expect(writer.statistics.reruns == 2)
         #expect(ledger.state.withLock { $0.committed } == [7])
+        // The rerun arms no savepoints: the next batch runs without them.
+        try await writer.write { $0.add(8) }
+        #expect(ledger.state.withLock { $0.savepoints } == 0)
     }
 }

@@ -300,7 +300,7 @@ struct HTTPContractTests {
         #expect(try code(outage.frame) == "unavailable")
     }
 
-    @Test("a store error that reaches the HTTP edge raw: an outage is 503 unavailable, anything else 500, neither shows its detail")
+    @Test("a store error that reaches the HTTP edge raw: an outage is 503 unavailable, a lost deadlock 409 conflict, anything else 500; none shows its detail")
     func rawStoreErrors() {
         let outage = ErrorMiddleware.map(StoreError.unavailable("connection refused by 10.0.0.7:5432"))
         #expect(outage.code == .unavailable)
@@ -312,7 +312,16 @@ struct HTTPContractTests {
             #expect(ErrorMiddleware.status(mapped.code.category) == .internalServerError)
             #expect(!mapped.message.contains("SQLITE") && !mapped.message.contains("messages.id"), "\(mapped.message)")
         }
+        let contended = ErrorMiddleware.map(StoreError.contention("PostgreSQL error 40P01: deadlock detected on relation 16384"))
+        #expect(contended.code == .conflict)
+        #expect(ErrorMiddleware.status(contended.code.category) == .conflict)
+        #expect(!contended.message.contains("40P01") && !contended.message.contains("16384"), "\(contended.message)")
         #expect(ErrorMiddleware.map(CancellationError()).code == .unavailable)
+        // The SDK repeats an idempotent request that lost to a concurrent change, as it does a 5xx;
+        // not the other 409s, which repeating cannot change.
+        #expect(VestnikClientError(status: 409, code: "conflict", message: "").isTransient)
+        #expect(!VestnikClientError(status: 409, code: "login_taken", message: "").isTransient)
+        #expect(!VestnikClientError(status: 409, code: "message_deleted", message: "").isTransient)
     }
 
     @Test("VESTNIK_EVENT_LOOPS is read as 1…256; by default half the cores run the sockets, at least one")
