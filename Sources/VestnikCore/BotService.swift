@@ -360,38 +360,30 @@ package struct BotService: Sendable {
         guard let button = found else { throw VestnikError(.notFound, "The message has no such button.") }
         guard button.handler != "client" else { throw VestnikError.invalid("That button is handled by the client (it opens a link).") }
         let body = button.command ?? button.label
-        var shown: Message?
-        var syncID = MessageID.timeOrdered()
-        // Refuse before anything is posted: a visible press for a bot that is disabled or gone would
-        // otherwise leave the user's command in the chat with nobody to answer it. (The write below
-        // checks again, for a bot disabled in between.)
-        guard try await context.read({ try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: $0) }) else {
-            throw VestnikError(.botUnavailable, "The bot is not available.")
-        }
-        if !button.silent {
-            // A visible press is an ordinary message of the user; its id is the command's sync_id.
-            // The bot is not also sent it as a plain message: the press below is the delivery.
-            shown = try await messages.send(OutgoingMessage(text: body), to: chat.id, as: caller, notifyBots: false).0
-            syncID = shown?.id ?? syncID
-        }
-        let commandID = syncID
-        try await context.write { tx, log in
-            // The caller's membership and role again, under the chat's lock: a member removed or
-            // demoted (or the message deleted) since the read above, on any node, must not press
-            // as before, and bots decide admin commands by `is_admin`.
-            let (current, _, member) = try await MessageService.messageToChange(messageID, for: caller.userID, in: tx)
+        let silentPressID = MessageID.timeOrdered()
+        let messages = self.messages
+        return try await context.write { tx, log -> Message? in
+            // Everything is checked again under the chat's lock, and the press is shown and
+            // delivered in this one transaction: a member removed or demoted (or the message
+            // deleted, the bot disabled) since the read above, on any node, must not press as
+            // before (bots decide admin commands by `is_admin`), and a refused press leaves no
+            // command in the chat with nobody to answer it.
+            let (current, lockedChat, member) = try await MessageService.messageToChange(messageID, for: caller.userID, in: tx)
             guard !current.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
             guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
             else { throw VestnikError(.botUnavailable, "The bot is not available.") }
+            // A visible press is an ordinary message of the user; its id is the command's sync_id.
+            // The bot is not also sent it as a plain message: the press is the delivery.
+            let shown = button.silent ? nil : try await messages.post(text: body, in: lockedChat, by: member, tx: tx, log: log)
             let job = BotCommandJob(
-                syncID: commandID, chatID: chat.id, chatKind: chat.kind,
+                syncID: shown?.id ?? silentPressID, chatID: chat.id, chatKind: chat.kind,
                 sender: BotSender(
                     userID: user.id, login: user.login, name: user.displayName, isAdmin: member.role == .admin, isCreator: chat.createdBy == user.id),
                 body: body, data: button.data ?? .emptyObject, metadata: current.metadata ?? .emptyObject, sourceSyncID: message.id,
                 attachments: [])
             try await log.enqueue(.command(job), for: message.senderID, in: tx)
+            return shown
         }
-        return shown
     }
 
     /// Whether the sender of a bot message can take a button press now: it is an enabled bot that

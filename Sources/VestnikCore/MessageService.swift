@@ -304,6 +304,24 @@ package struct MessageService: Sendable {
         }
     }
 
+    /// Posts `text` as `member`'s plain message in `chat`, inside a write that has read (and so
+    /// locked) `chat` and `member` already: the rules of ``send(_:to:as:notifyBots:)`` for plain
+    /// text, without notifying bots. A button press shows its command this way, in the press's
+    /// own transaction, so a press refused there leaves nothing in the chat.
+    func post(text raw: String, in chat: Chat, by member: ChatMember, tx: any StoreWriter, log: EventLog) async throws -> Message {
+        let text = try validateText(raw)
+        guard chat.kind != .channel || member.role == .admin else { throw VestnikError(.channelReadOnly, "Only admins post in a channel.") }
+        let memberIDs = try await tx.memberIDs(of: chat.id)
+        let mentions = try await Self.resolveMentions(in: text, explicit: [], members: memberIDs, tx: tx, limit: context.limits.maxMembersPerRequest)
+        var chat = chat
+        let now = Date()
+        return try await Self.append(
+            Message(
+                id: .timeOrdered(at: now), chatID: chat.id, chatSeq: 0, senderID: member.userID, text: text, replyTo: nil, forwardedFrom: nil,
+                mentions: mentions, createdAt: now, clientMessageID: nil),
+            to: &chat, by: member, members: memberIDs, tx: tx, log: log)
+    }
+
     // MARK: Helpers
 
     private func validateText(_ raw: String) throws -> String {
