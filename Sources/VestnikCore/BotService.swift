@@ -351,7 +351,7 @@ package struct BotService: Sendable {
     /// - Parameter button: the label, the command, or the 1-based position (bubble first, row by row).
     /// - Returns: the message shown in the chat, if any.
     package func press(_ messageID: MessageID, button reference: String, as caller: AuthenticatedSession) async throws -> Message? {
-        let (message, chat, _) = try await context.read { try await MessageService.visibleMessage(messageID, for: caller.userID, in: $0) }
+        let (message, chat, reader) = try await context.read { try await MessageService.visibleMessage(messageID, for: caller.userID, in: $0) }
         guard !message.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
         let buttons = (message.bubble ?? []).flatMap { $0 } + (message.keyboard ?? []).flatMap { $0 }
         let found =
@@ -362,19 +362,30 @@ package struct BotService: Sendable {
         let body = button.command ?? button.label
         let silentPressID = MessageID.timeOrdered()
         let messages = self.messages
+        let maxQueuedJobs = context.limits.maxQueuedBotJobs
+        // Refused early where a read can tell: a write that throws makes its whole batch run again.
+        if !button.silent { _ = try messages.checkPostable(body, in: chat, by: reader) }
+        guard try await context.read({ try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: $0) }) else {
+            throw VestnikError(.botUnavailable, "The bot is not available.")
+        }
         return try await context.write { tx, log -> Message? in
             // Everything is checked again under the chat's lock, and the press is shown and
             // delivered in this one transaction: a member removed or demoted (or the message
             // deleted, the bot disabled) since the read above, on any node, must not press as
             // before (bots decide admin commands by `is_admin`), and a refused press leaves no
             // command in the chat with nobody to answer it.
-            let (current, lockedChat, member) = try await MessageService.messageToChange(messageID, for: caller.userID, in: tx)
+            var (current, lockedChat, member) = try await MessageService.messageToChange(messageID, for: caller.userID, in: tx)
             guard !current.isDeleted else { throw VestnikError(.messageDeleted, "The message was deleted.") }
             guard try await Self.canReceivePress(from: message.senderID, in: chat.id, reader: tx), let user = try await tx.user(caller.userID)?.user
             else { throw VestnikError(.botUnavailable, "The bot is not available.") }
+            // A bot whose queue is full would not get the press (the event log drops it): refused,
+            // rather than a command shown in the chat (or a silent press) nobody will answer.
+            guard try await tx.pendingBotJobs(of: message.senderID) < maxQueuedJobs else {
+                throw VestnikError(.botUnavailable, "The bot is not available: it has too many undelivered requests.")
+            }
             // A visible press is an ordinary message of the user; its id is the command's sync_id.
             // The bot is not also sent it as a plain message: the press is the delivery.
-            let shown = button.silent ? nil : try await messages.post(text: body, in: lockedChat, by: member, tx: tx, log: log)
+            let shown = button.silent ? nil : try await messages.post(text: body, in: &lockedChat, by: member, tx: tx, log: log)
             let job = BotCommandJob(
                 syncID: shown?.id ?? silentPressID, chatID: chat.id, chatKind: chat.kind,
                 sender: BotSender(

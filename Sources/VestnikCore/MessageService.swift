@@ -308,18 +308,26 @@ package struct MessageService: Sendable {
     /// locked) `chat` and `member` already: the rules of ``send(_:to:as:notifyBots:)`` for plain
     /// text, without notifying bots. A button press shows its command this way, in the press's
     /// own transaction, so a press refused there leaves nothing in the chat.
-    func post(text raw: String, in chat: Chat, by member: ChatMember, tx: any StoreWriter, log: EventLog) async throws -> Message {
-        let text = try validateText(raw)
-        guard chat.kind != .channel || member.role == .admin else { throw VestnikError(.channelReadOnly, "Only admins post in a channel.") }
+    /// - Parameter chat: updated as ``append(_:to:by:members:tx:log:)`` updates it.
+    func post(text raw: String, in chat: inout Chat, by member: ChatMember, tx: any StoreWriter, log: EventLog) async throws -> Message {
+        let text = try checkPostable(raw, in: chat, by: member)
         let memberIDs = try await tx.memberIDs(of: chat.id)
         let mentions = try await Self.resolveMentions(in: text, explicit: [], members: memberIDs, tx: tx, limit: context.limits.maxMembersPerRequest)
-        var chat = chat
         let now = Date()
         return try await Self.append(
             Message(
                 id: .timeOrdered(at: now), chatID: chat.id, chatSeq: 0, senderID: member.userID, text: text, replyTo: nil, forwardedFrom: nil,
                 mentions: mentions, createdAt: now, clientMessageID: nil),
             to: &chat, by: member, members: memberIDs, tx: tx, log: log)
+    }
+
+    /// The checks of ``post(text:in:by:tx:log:)`` that need no transaction, so a caller can refuse
+    /// early, before its write (a write that throws makes its whole batch run again).
+    /// - Returns: the text as it would be posted.
+    func checkPostable(_ raw: String, in chat: Chat, by member: ChatMember) throws -> String {
+        let text = try validateText(raw)
+        guard chat.kind != .channel || member.role == .admin else { throw VestnikError(.channelReadOnly, "Only admins post in a channel.") }
+        return text
     }
 
     // MARK: Helpers
