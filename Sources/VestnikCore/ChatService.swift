@@ -282,15 +282,9 @@ package struct ChatService: Sendable {
     private static func onceMoreAfterConflict<T>(_ create: () async throws -> T) async throws -> T {
         do {
             return try await create()
-        } catch let error as VestnikError where error.code == .conflict && Self.isChatKeyConflict(error) {
+        } catch let error as VestnikError where error.isDuplicate(of: "chat") {
             return try await create()
         }
-    }
-
-    /// Whether `error` is the chats' unique key refusing a second personal or notes chat.
-    private static func isChatKeyConflict(_ error: VestnikError) -> Bool {
-        if case .duplicate(what: "chat")? = error.cause as? StoreError { return true }
-        return false
     }
 
     // MARK: Rules shared with other services

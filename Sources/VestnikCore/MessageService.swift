@@ -105,7 +105,7 @@ package struct MessageService: Sendable {
                 if notifyBots, sending.mayHaveBots { try await BotTriggers.messageCreated(message, chat: chat, member: member, tx: tx, log: log) }
                 return (message, true)
             }
-        } catch let error as VestnikError where error.code == .conflict && (error.cause as? StoreError).map(Self.isClientIDDuplicate) == true {
+        } catch let error as VestnikError where error.isDuplicate(of: "client_message_id") {
             // Two concurrent retries raced; the first one won. Return its message.
             guard let clientID = outgoing.clientMessageID,
                 let existing = try await context.read({ try await $0.message(in: chatID, sender: me, clientMessageID: clientID) })
@@ -347,11 +347,6 @@ package struct MessageService: Sendable {
             throw VestnikError.invalid("A message must not contain NUL characters.")
         }
         return raw
-    }
-
-    private static func isClientIDDuplicate(_ error: StoreError) -> Bool {
-        if case .duplicate(what: "client_message_id") = error { return true }
-        return false
     }
 
     /// One emoji (possibly a ZWJ sequence, with modifiers, a flag or a keycap), nothing else.

@@ -88,6 +88,13 @@ package struct VestnikError: Error, Sendable, CustomStringConvertible {
     }
 
     package static func invalid(_ message: String) -> VestnikError { VestnikError(.invalidRequest, message) }
+
+    /// Whether this is the `conflict` of a uniqueness race on the store's key `what` (see
+    /// ``CoreContext/write(intent:_:)``): a concurrent writer stored the same thing first.
+    package func isDuplicate(of what: String) -> Bool {
+        guard code == .conflict, case .duplicate(let duplicated)? = cause as? StoreError else { return false }
+        return duplicated == what
+    }
     package static let chatNotFound = VestnikError(.chatNotFound, "Chat not found.")
     package static let messageNotFound = VestnikError(.messageNotFound, "Message not found.")
     package static let userNotFound = VestnikError(.userNotFound, "User not found.")
