@@ -32,6 +32,40 @@ final class Recorder: Sendable {
         state.withLock { s in s.seen.flatMap { index, instants in s.sent[index].map { start in instants.map { ($0 - start).milliseconds } } ?? [] } }
     }
 
+    /// Per message, milliseconds from its send to the first and to the last receiver seeing it:
+    /// the first is the server's own path (store, commit, the first frame written), the gap to the
+    /// last is the fan-out's, both of the server's writes and of the receivers' reads. A slow
+    /// message counts once here, where it counts once per receiver in ``endToEndLatencies()``.
+    func firstAndLastSeen() -> (first: [Double], last: [Double], spread: [Double]) {
+        state.withLock { s in
+            var first: [Double] = [], last: [Double] = [], spread: [Double] = []
+            for (index, instants) in s.seen {
+                guard let start = s.sent[index], let earliest = instants.min(), let latest = instants.max() else { continue }
+                first.append((earliest - start).milliseconds)
+                last.append((latest - start).milliseconds)
+                spread.append((latest - earliest).milliseconds)
+            }
+            return (first, last, spread)
+        }
+    }
+
+    /// One line per message, in send order: index, send time since the first send, and the
+    /// milliseconds to its ack, its first and its last receiver. For finding out whether the slow
+    /// messages of a run come in a pattern (every so many, or at some moment).
+    func perMessageCSV() -> String {
+        state.withLock { s in
+            guard let origin = s.sent.values.min() else { return "" }
+            var lines = ["index,sent_ms,ack_ms,first_seen_ms,last_seen_ms"]
+            for index in s.sent.keys.sorted() {
+                guard let start = s.sent[index] else { continue }
+                func since(_ instant: ContinuousClock.Instant?) -> String { instant.map { String(format: "%.3f", ($0 - start).milliseconds) } ?? "" }
+                let seen = s.seen[index] ?? []
+                lines.append("\(index),\(String(format: "%.1f", (start - origin).milliseconds)),\(since(s.acked[index])),\(since(seen.min())),\(since(seen.max()))")
+            }
+            return lines.joined(separator: "\n") + "\n"
+        }
+    }
+
     func sendWindow() -> Duration? {
         state.withLock { s in
             guard let first = s.sent.values.min(), let last = s.acked.values.max() else { return nil }

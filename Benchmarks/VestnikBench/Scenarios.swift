@@ -266,7 +266,7 @@ func sendLoad(
 /// With several servers (the `cluster` scenario) clients are spread over them.
 func runGroup(
     servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?,
-    sdkReceivers: Bool = false, sendOver: SendPath = .stream
+    sdkReceivers: Bool = false, sendOver: SendPath = .stream, perMessageCSV: String? = nil
 ) async throws -> ScenarioResult {
     guard let server = servers.first else { throw BenchError("no server") }
     let password = "bench-password-1"
@@ -333,11 +333,18 @@ func runGroup(
     }
     if let rss = totalRSS() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
+    // Per message rather than per (message, receiver) pair: where a slow message lost its time.
+    let perMessage = recorder.firstAndLastSeen()
+    if let perMessageCSV { try Data(recorder.perMessageCSV().utf8).write(to: URL(fileURLWithPath: perMessageCSV)) }
     return ScenarioResult(
         scenario: scenario, backend: backend,
         parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "send over": sendOver.rawValue, "nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
         figures: figures,
-        latencies: ["ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies())])
+        latencies: [
+            "ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies()),
+            "first seen": Percentiles(perMessage.first), "last seen": Percentiles(perMessage.last),
+            "seen spread": Percentiles(perMessage.spread),
+        ])
 }
 
 /// The `catchup` scenario: a client reconnects after `missed` messages and reads them all.

@@ -20,6 +20,8 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Fixed send rate in msg/s (default: as fast as acknowledgements allow).") var rate: Double?
     @Option(help: "Messages missed before the catch-up.") var missed = 10_000
     @Option(help: "Write the results as JSON to this file.") var json: String?
+    @Option(name: .customLong("per-message-csv"), help: "Write each measured group message's ack and first/last seen times to this CSV file.")
+    var perMessageCSV: String?
     @Option(help: "Label for the backend column.") var backend = "sqlite"
     @Option(help: "Idle stream connections (idle scenario).") var connections = 15_000
     @Option(help: "Connections per worker process (each process may hold at most 20,000 files).") var perWorker = 5000
@@ -66,7 +68,7 @@ struct VestnikBench: AsyncParsableCommand {
             defer { target.stop() }
             let result: ScenarioResult
             switch scenario {
-            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver)
+            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV)
             case "cluster":
                 // Two more nodes on the same database (the first one migrated it).
                 var extra = serverArguments.split(separator: " ").map(String.init)
@@ -78,7 +80,7 @@ struct VestnikBench: AsyncParsableCommand {
                 var nodes = [target]
                 for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }
                 defer { nodes.dropFirst().forEach { $0.stop() } }
-                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver)
+                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV)
             case "channel":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
                 result = try await runChannel(server: target, backend: backend, members: members, posts: posts, perWorker: perWorker, bench: bench)
