@@ -141,8 +141,10 @@ package struct AccountService: Sendable {
         let secret = try password.map { try Validation.password($0) } ?? Self.generatePassword()
         let hash = try hasher.hash(secret)
         let revoked = try await context.write { tx, log -> [SessionID] in
-            guard try await tx.user(id) != nil else { throw VestnikError.userNotFound }
+            guard let record = try await tx.user(id) else { throw VestnikError.userNotFound }
             try await tx.setPasswordHash(hash, for: id)
+            // The user may log in with the new password at once, whatever was guessed before.
+            try await tx.forgetAttempts(under: .account(record.user.login))
             let revoked = try await tx.deleteSessions(of: id)
             for session in revoked {
                 try await log.append(.sessionRevoked(sessionID: session), to: [id], in: tx)

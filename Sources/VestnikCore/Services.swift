@@ -14,12 +14,12 @@ package struct Services: Sendable {
     package let bots: BotService
 
     package init(
-        context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter,
+        context: CoreContext, hasher: PasswordHasher, loginLimits: LoginLimits,
         botSecrets: SecretBox = SecretBox(key: .init(size: .bits256))
     ) {
         self.context = context
         accounts = AccountService(context: context, hasher: hasher)
-        sessions = SessionService(context: context, hasher: hasher, accountLimiter: accountLimiter, addressLimiter: addressLimiter)
+        sessions = SessionService(context: context, hasher: hasher, limits: loginLimits)
         chats = ChatService(context: context)
         messages = MessageService(context: context)
         sync = SyncService(context: context)

@@ -18,23 +18,35 @@ package struct AuthenticatedSession: Sendable, Hashable {
     package var principal: Principal { .user(userID, session: sessionID) }
 }
 
+/// How many login attempts are allowed; each limit holds for the whole cluster (decision 0017).
+package struct LoginLimits: Sendable, Hashable {
+    /// Failed logins per account.
+    package var perAccount: AttemptLimit
+    /// Attempts per client address (the socket peer, or the address a trusted reverse proxy
+    /// forwarded); generous because many users may share one address (NAT).
+    package var perAddress: AttemptLimit
+
+    package init(failuresPerAccount: Int, attemptsPerAddress: Int, window: TimeInterval) {
+        perAccount = AttemptLimit(count: failuresPerAccount, window: window)
+        perAddress = AttemptLimit(count: attemptsPerAddress, window: window)
+    }
+}
+
 /// Login, token verification, and a user's own sessions.
 package struct SessionService: Sendable {
     private let context: CoreContext
     private let hasher: PasswordHasher
-    private let accountLimiter: RateLimiter
-    private let addressLimiter: RateLimiter
+    private let limits: LoginLimits
+    /// The per-address limit again, in this node's memory: it refuses a flooding client before
+    /// the store's count (a durable write) is asked.
+    private let addressFloodGate: RateLimiter
     private let hashingPool: BlockingWorkPool
 
-    /// - Parameters:
-    ///   - accountLimiter: failed logins per account.
-    ///   - addressLimiter: failed logins per client address (the socket peer, or the address a
-    ///     trusted reverse proxy forwarded).
-    package init(context: CoreContext, hasher: PasswordHasher, accountLimiter: RateLimiter, addressLimiter: RateLimiter) {
+    package init(context: CoreContext, hasher: PasswordHasher, limits: LoginLimits) {
         self.context = context
         self.hasher = hasher
-        self.accountLimiter = accountLimiter
-        self.addressLimiter = addressLimiter
+        self.limits = limits
+        addressFloodGate = RateLimiter(limit: limits.perAddress.count, window: limits.perAddress.window)
         hashingPool = BlockingWorkPool(
             label: "vestnik.password-hashing", width: ProcessInfo.processInfo.activeProcessorCount, maxWaiting: 256)
     }
@@ -52,22 +64,40 @@ package struct SessionService: Sendable {
         }
         let deviceName = try Validation.text(
             rawDevice.isEmpty ? "Unnamed device" : rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
-        let accountKey = "account:" + login
-        let addressKey = "address:" + address
-        // Both limits are checked and counted atomically before any work; a success gives the
-        // attempts back. Parallel guesses therefore cannot all pass before the first failure.
-        if let wait = addressLimiter.acquire(addressKey) {
-            throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
+        let accountKey = AttemptKey.account(login)
+        let addressKey = AttemptKey.address(address)
+        let gateKey = "address:" + address
+        // Both limits are checked and counted atomically before any work, in the store, so that
+        // they hold for every node together; a success gives the attempts back. Parallel
+        // guesses therefore cannot all pass before the first failure is counted.
+        if let wait = addressFloodGate.acquire(gateKey) {
+            throw Self.tooManyAttempts(wait)
         }
-        if let wait = accountLimiter.acquire(accountKey) {
-            addressLimiter.release(addressKey)
-            throw VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
+        let limits = self.limits
+        let refusedUntil: Date?
+        do {
+            refusedUntil = try await context.store.write { tx -> Date? in
+                if let until = try await tx.countAttempt(under: addressKey, limit: limits.perAddress, at: Date()) { return until }
+                if let until = try await tx.countAttempt(under: accountKey, limit: limits.perAccount, at: Date()) {
+                    try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
+                    return until
+                }
+                return nil
+            }
+        } catch {
+            addressFloodGate.release(gateKey)
+            throw error
+        }
+        if let refusedUntil {
+            addressFloodGate.release(gateKey)
+            throw Self.tooManyAttempts(max(1, Int(refusedUntil.timeIntervalSinceNow.rounded(.up))))
         }
         let hasher = self.hasher
-        let record = try await context.read { try await $0.user(login: login) }
-        let stored = record?.passwordHash
+        let record: UserRecord?
         let matches: Bool
         do {
+            record = try await context.read { try await $0.user(login: login) }
+            let stored = record?.passwordHash
             matches = try await hashingPool.run {
                 guard let stored else {
                     hasher.burnVerification(password)
@@ -76,8 +106,13 @@ package struct SessionService: Sendable {
                 return hasher.verify(password, against: stored)
             }
         } catch {
-            accountLimiter.release(accountKey)
-            addressLimiter.release(addressKey)
+            // Not an answer about the password: the attempt does not count.
+            addressFloodGate.release(gateKey)
+            try? await context.store.write { tx in
+                try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
+                try await tx.uncountAttempt(under: accountKey, limit: limits.perAccount)
+            }
+            if error is VestnikError { throw error }
             throw VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
         }
         guard let record, matches else {
@@ -87,8 +122,8 @@ package struct SessionService: Sendable {
         guard !record.user.isBlocked else {
             throw VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
         }
-        accountLimiter.reset(accountKey)
-        addressLimiter.release(addressKey)
+        addressFloodGate.release(gateKey)
+        let stored = record.passwordHash
 
         let token = SessionToken.generate()
         let now = Date.millisecondNow()
@@ -107,6 +142,9 @@ package struct SessionService: Sendable {
                 return VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
             }
             try await tx.insertSession(SessionRecord(session: session, tokenHash: SessionToken.hash(token)))
+            // A success: the account's failures are forgotten, the address's attempt given back.
+            try await tx.forgetAttempts(under: accountKey)
+            try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
             return nil
         }
         if let refused { throw refused }
@@ -179,6 +217,15 @@ package struct SessionService: Sendable {
     /// Deletes sessions past their expiry (housekeeping).
     package func deleteExpired() async throws -> Int {
         try await context.store.write { tx in try await tx.deleteExpiredSessions(before: Date.millisecondNow()) }
+    }
+
+    /// Deletes the login counts whose attempts all expired (housekeeping).
+    package func pruneLoginAttempts() async throws -> Int {
+        try await context.store.write { tx in try await tx.pruneAttempts(before: Date()) }
+    }
+
+    private static func tooManyAttempts(_ wait: Int) -> VestnikError {
+        VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
     }
 
     static let unauthenticated = VestnikError(.unauthenticated, "A valid session token is required.")

@@ -330,6 +330,17 @@ package protocol StoreWriter: StoreReader {
     /// Reschedules a failed job.
     func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws
 
+    /// Counts an attempt under `key` unless its limit is reached (decision 0017): one atomic
+    /// step, so that nodes counting the same key at once cannot both slip under the limit.
+    /// - Returns: nil when the attempt was counted; otherwise when the next one will be.
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date?
+    /// Gives back one attempt counted under `key` (it turned out not to count).
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws
+    /// Forgets every attempt counted under `key`.
+    func forgetAttempts(under key: AttemptKey) async throws
+    /// Deletes the keys whose counted attempts all expired before `now`; returns how many.
+    func pruneAttempts(before now: Date) async throws -> Int
+
     /// Records the fingerprint of the server key `name` unless one is recorded already.
     /// - Returns: the fingerprint on record (the caller's if it was the first).
     func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String
@@ -497,4 +508,39 @@ package struct BotJobRecord: Sendable, Hashable {
         self.nextAttemptAt = nextAttemptAt
         self.createdAt = createdAt
     }
+}
+
+/// What login attempts are counted under: the SHA-256 of "account:<login>" or
+/// "address:<address>", in hex. Hashed so that the store keeps neither client addresses nor
+/// mistyped logins (a password typed into the login field).
+package struct AttemptKey: Sendable, Hashable, CustomStringConvertible {
+    package let hex: String
+
+    package static func account(_ login: String) -> AttemptKey { AttemptKey(hashing: "account:" + login) }
+    package static func address(_ address: String) -> AttemptKey { AttemptKey(hashing: "address:" + address) }
+
+    private init(hashing text: String) {
+        hex = SessionToken.hash(text).map { String(format: "%02x", $0) }.joined()
+    }
+
+    package var description: String { hex }
+}
+
+/// At most `count` attempts in a burst, then one every `window / count` (the generic cell rate
+/// algorithm; decision 0017): a key's row keeps the time its counted attempts are spent until,
+/// which each attempt moves on by ``spacing``, and an attempt that would move it more than
+/// `window` past now is refused.
+package struct AttemptLimit: Sendable, Hashable {
+    package var count: Int
+    package var window: TimeInterval
+
+    package init(count: Int, window: TimeInterval) {
+        self.count = max(1, count)
+        self.window = max(0.001, window)
+    }
+
+    /// What one attempt adds to its key's spent-until time, in milliseconds.
+    package var spacingMilliseconds: Int64 { max(1, Int64((window * 1000 / Double(count)).rounded(.up))) }
+    /// How far past now the spent-until time may be before an attempt, in milliseconds.
+    package var headroomMilliseconds: Int64 { max(0, Int64((window * 1000).rounded()) - spacingMilliseconds) }
 }

@@ -94,8 +94,9 @@ package enum Backend {
         return Services(
             context: context,
             hasher: configuration.fastPasswordHashing ? .fastForTests : .standard,
-            accountLimiter: RateLimiter(limit: configuration.loginFailuresPerAccount, window: configuration.loginWindow),
-            addressLimiter: RateLimiter(limit: configuration.loginAttemptsPerAddress, window: configuration.loginWindow),
+            loginLimits: LoginLimits(
+                failuresPerAccount: configuration.loginFailuresPerAccount, attemptsPerAddress: configuration.loginAttemptsPerAddress,
+                window: configuration.loginWindow),
             botSecrets: try SecretBox.loadOrCreate(path: configuration.effectiveBotKeyFile))
     }
 }

@@ -67,7 +67,7 @@ struct FanOutService: Service {
     }
 }
 
-/// Hourly housekeeping: prunes the event log and deletes expired sessions.
+/// Hourly housekeeping: prunes the event log, deletes expired sessions and spent login counts.
 struct RetentionService: Service {
     let services: Services
     let retention: TimeInterval
@@ -86,8 +86,14 @@ struct RetentionService: Service {
             do {
                 let events = try await services.sync.prune(olderThan: retention)
                 let sessions = try await services.sessions.deleteExpired()
-                if events > 0 || sessions > 0 {
-                    logger.info("housekeeping", metadata: ["vestnik.events.pruned": "\(events)", "vestnik.sessions.expired": "\(sessions)"])
+                let attempts = try await services.sessions.pruneLoginAttempts()
+                if events > 0 || sessions > 0 || attempts > 0 {
+                    logger.info(
+                        "housekeeping",
+                        metadata: [
+                            "vestnik.events.pruned": "\(events)", "vestnik.sessions.expired": "\(sessions)",
+                            "vestnik.login_attempts.pruned": "\(attempts)",
+                        ])
                 }
             } catch {
                 logger.backgroundFailure("housekeeping failed", error)

@@ -29,7 +29,9 @@ package struct ServerConfiguration: Sendable {
     package var streamBufferLimit = 8192
     /// How long a session (a login) stays valid.
     package var sessionLifetime: TimeInterval = 30 * 24 * 3600
-    /// Login rate limits.
+    /// Login rate limits, counted in the store for every node together (decision 0017): this
+    /// many failures per account (or attempts per address) at once, then one more every
+    /// `loginWindow` divided by that count.
     package var loginFailuresPerAccount = 5
     /// Failed logins per client address; generous because many users may share one address (NAT).
     package var loginAttemptsPerAddress = 100

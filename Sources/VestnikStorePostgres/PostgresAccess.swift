@@ -904,6 +904,38 @@ struct PostgresAccess: StoreWriter {
             """)
     }
 
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date? {
+        let now = now.millisecondsSince1970
+        let spacing = limit.spacingMilliseconds
+        let headroom = limit.headroomMilliseconds
+        // On a conflict the row is locked and the condition evaluated again on its newest
+        // version (READ COMMITTED), so nodes counting one key at once take turns; a refused
+        // attempt keeps the lock too, and the SELECT below reads the row it was refused by.
+        let counted = try await rows(
+            """
+            INSERT INTO login_attempts (key_hash, spent_until) VALUES (\(key.hex), \(now + spacing))
+            ON CONFLICT (key_hash) DO UPDATE SET spent_until = GREATEST(login_attempts.spent_until, \(now)) + \(spacing)
+            WHERE GREATEST(login_attempts.spent_until, \(now)) <= \(now + headroom)
+            RETURNING spent_until
+            """)
+        guard counted.isEmpty else { return nil }
+        let spentUntil = try await rows("SELECT spent_until FROM login_attempts WHERE key_hash = \(key.hex)").first.map { try Columns($0).int(0) } ?? now
+        return Date(millisecondsSince1970: spentUntil - headroom)
+    }
+
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws {
+        try await rows("UPDATE login_attempts SET spent_until = spent_until - \(limit.spacingMilliseconds) WHERE key_hash = \(key.hex)")
+    }
+
+    func forgetAttempts(under key: AttemptKey) async throws {
+        try await rows("DELETE FROM login_attempts WHERE key_hash = \(key.hex)")
+    }
+
+    func pruneAttempts(before now: Date) async throws -> Int {
+        try await count(
+            "WITH gone AS (DELETE FROM login_attempts WHERE spent_until < \(now.millisecondsSince1970) RETURNING 1) SELECT count(*) FROM gone")
+    }
+
     func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String {
         // Two nodes starting at once: the second insert waits for the first to commit, then does
         // nothing, and the SELECT (a new snapshot under READ COMMITTED) sees the winner.

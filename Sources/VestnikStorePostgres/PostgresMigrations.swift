@@ -397,5 +397,8 @@ enum PostgresMigrations {
         // cut-off among the oldest positions (primary key), so every event paid an index entry
         // that nothing used.
         ["DROP INDEX IF EXISTS events_by_created_at"],
+        // 12: login attempts counted for the whole cluster (decision 0017): per hashed key, the
+        // time its counted attempts are spent until, in ms.
+        ["CREATE TABLE IF NOT EXISTS login_attempts (key_hash text PRIMARY KEY, spent_until bigint NOT NULL)"],
     ]
 }

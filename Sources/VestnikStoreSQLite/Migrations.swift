@@ -191,5 +191,8 @@ enum SQLiteMigrations {
         // cut-off among the oldest positions (the rowid), so every event paid an index entry, a
         // page of every commit, that nothing used.
         "DROP INDEX IF EXISTS events_by_created_at;",
+        // 12: login attempts counted for the whole cluster (decision 0017): per hashed key, the
+        // time its counted attempts are spent until, in ms.
+        "CREATE TABLE IF NOT EXISTS login_attempts (key_hash TEXT PRIMARY KEY, spent_until INTEGER NOT NULL) WITHOUT ROWID;",
     ]
 }

@@ -738,6 +738,33 @@ struct SQLiteAccess: StoreWriter {
             ])
     }
 
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date? {
+        let now = now.millisecondsSince1970
+        let counted = try db.query(
+            """
+            INSERT INTO login_attempts (key_hash, spent_until) VALUES (?1, ?2 + ?3)
+            ON CONFLICT (key_hash) DO UPDATE SET spent_until = max(spent_until, ?2) + ?3 WHERE max(spent_until, ?2) <= ?2 + ?4
+            RETURNING spent_until
+            """,
+            [.text(key.hex), .integer(now), .integer(limit.spacingMilliseconds), .integer(limit.headroomMilliseconds)])
+        guard counted.isEmpty else { return nil }
+        let spentUntil = try db.query("SELECT spent_until FROM login_attempts WHERE key_hash = ?", [.text(key.hex)]).first?.int(0) ?? now
+        return Date(millisecondsSince1970: spentUntil - limit.headroomMilliseconds)
+    }
+
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws {
+        try db.query("UPDATE login_attempts SET spent_until = spent_until - ? WHERE key_hash = ?", [.integer(limit.spacingMilliseconds), .text(key.hex)])
+    }
+
+    func forgetAttempts(under key: AttemptKey) async throws {
+        try db.query("DELETE FROM login_attempts WHERE key_hash = ?", [.text(key.hex)])
+    }
+
+    func pruneAttempts(before now: Date) async throws -> Int {
+        try db.query("DELETE FROM login_attempts WHERE spent_until < ?", [.integer(now.millisecondsSince1970)])
+        return db.changes
+    }
+
     func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String {
         try db.query("INSERT OR IGNORE INTO server_keys (name, fingerprint) VALUES (?, ?)", [.text(name), .text(fingerprint)])
         return try db.query("SELECT fingerprint FROM server_keys WHERE name = ?", [.text(name)]).first?.text(0) ?? fingerprint

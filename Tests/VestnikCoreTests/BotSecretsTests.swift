@@ -15,7 +15,7 @@ import VestnikStoreSQLite
         let hub = EventHub(store: store, startingAfter: try await store.headSeq(), bufferLimit: 1000, logger: logger)
         return Services(
             context: CoreContext(store: store, hub: hub, logger: logger), hasher: .fastForTests,
-            accountLimiter: RateLimiter(limit: 3, window: 60), addressLimiter: RateLimiter(limit: 100, window: 60),
+            loginLimits: LoginLimits(failuresPerAccount: 3, attemptsPerAddress: 100, window: 60),
             botSecrets: SecretBox(key: key))
     }
 

@@ -17,7 +17,7 @@ struct TestEnvironment {
         let hub = EventHub(store: store, startingAfter: try await store.headSeq(), bufferLimit: 1000, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         services = Services(
             context: CoreContext(store: store, hub: hub, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })), hasher: .fastForTests,
-            accountLimiter: RateLimiter(limit: 3, window: 60), addressLimiter: RateLimiter(limit: 100, window: 60))
+            loginLimits: LoginLimits(failuresPerAccount: 3, attemptsPerAddress: 100, window: 60))
     }
 
     /// Creates a user and logs them in.

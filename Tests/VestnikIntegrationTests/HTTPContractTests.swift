@@ -178,6 +178,34 @@ struct HTTPContractTests {
         #expect(Int(last?.headers.first(name: "Retry-After") ?? "") ?? 0 > 0)
     }
 
+    /// Behind a load balancer each login may reach another node: the failures must add up over
+    /// all of them, or N nodes would allow N times the guesses (decision 0017).
+    @Test("failed logins on one node count on another node of the same deployment; a password reset lifts the limit")
+    func loginRateLimitAcrossNodes() async throws {
+        let first = try await TestServer.start { $0.loginFailuresPerAccount = 3 }
+        defer { Task { await first.stop() } }
+        let second = try await TestServer.start(dataDirectory: first.dataDirectory) {
+            $0.databaseURL = first.databaseURL
+            $0.loginFailuresPerAccount = 3
+        }
+        defer { Task { await second.stop() } }
+        let (_, alice) = try await first.client("alice")
+        func login(_ server: TestServer, _ password: String) async throws -> RawResponse {
+            try await Self.raw(
+                server, .POST, "/api/v1/auth/login", body: Data("{\"login\":\"alice\",\"password\":\"\(password)\",\"device_name\":\"x\"}".utf8))
+        }
+        var statuses: [Int] = []
+        for server in [first, second, first, second] { statuses.append(try await login(server, "wrong-password").status) }
+        #expect(statuses == [401, 401, 401, 429], "the third failure used up the account's three, wherever it was made")
+        // While limited, even the right password is not tried (a guess would learn nothing else).
+        let refused = try await login(first, "password-alice-123")
+        #expect(refused.status == 429 && refused.errorCode == "rate_limited")
+        #expect(Int(refused.headers.first(name: "Retry-After") ?? "") ?? 0 > 0)
+        // An administrator's reset on one node lifts the limit on the other.
+        _ = try await second.services.accounts.resetPassword(user: alice.id, to: "a-new-password-1", as: .localAdmin)
+        #expect(try await login(first, "a-new-password-1").status == 200)
+    }
+
     /// Behind nginx every request comes from the proxy: without trusting it, all users would share
     /// one address's login budget; trusting anyone would let a client pick its own address.
     @Test("login attempts are limited per forwarded address behind a trusted proxy; anyone else's X-Forwarded-For is ignored")

@@ -14,6 +14,9 @@ final class TestServer: Sendable {
     let port: Int
     let services: Services
     let dataDirectory: String
+    /// The PostgreSQL database it runs on (nil: SQLite in ``dataDirectory``); another node of the
+    /// same deployment is started with both.
+    let databaseURL: String?
     private let serving: GracefullyStopped
 
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
@@ -48,13 +51,15 @@ final class TestServer: Sendable {
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw ServerFailedToStart() }
-        return TestServer(port: port, services: app.services, dataDirectory: configuration.dataDirectory, serving: serving)
+        return TestServer(
+            port: port, services: app.services, dataDirectory: configuration.dataDirectory, databaseURL: configuration.databaseURL, serving: serving)
     }
 
-    private init(port: Int, services: Services, dataDirectory: String, serving: GracefullyStopped) {
+    private init(port: Int, services: Services, dataDirectory: String, databaseURL: String?, serving: GracefullyStopped) {
         self.port = port
         self.services = services
         self.dataDirectory = dataDirectory
+        self.databaseURL = databaseURL
         self.serving = serving
     }
 

@@ -28,8 +28,7 @@ struct PostgresBatchedSendTests {
             messages = MessageService(context: context)
             chats = ChatService(context: context)
             sessions = SessionService(
-                context: context, hasher: .fastForTests, accountLimiter: RateLimiter(limit: 100, window: 60),
-                addressLimiter: RateLimiter(limit: 100, window: 60))
+                context: context, hasher: .fastForTests, limits: LoginLimits(failuresPerAccount: 100, attemptsPerAddress: 100, window: 60))
         }
 
         func user(_ login: String) async throws -> AuthenticatedSession {

@@ -189,4 +189,29 @@ struct PostgresRacingNodesTests {
             #expect(try await holder.read { try await $0.sessions(of: alice.userID) }.isEmpty)
         }
     }
+
+    /// Login limits hold for the whole cluster only if two nodes counting one key at once cannot
+    /// both see room for one more (decision 0017).
+    @Test("two nodes counting the last allowed login attempt of one account at once: one is counted, the other refused")
+    func loginAttemptsCountedOnceAcrossNodes() async throws {
+        try await withTwoNodes { holder, a, b in
+            let limit = AttemptLimit(count: 2, window: 600)
+            let key = AttemptKey.account("alice")
+            let now = Date()
+            // The holder's attempt is the first of two; the nodes race for the second.
+            let outcomes = try await racing(
+                holder: holder,
+                locking: { tx in
+                    let refused = try await tx.countAttempt(under: key, limit: limit, at: now)
+                    #expect(refused == nil)
+                },
+                [a.store, b.store].map { node in
+                    { @Sendable in try await node.write { tx in try await tx.countAttempt(under: key, limit: limit, at: now) == nil } }
+                })
+            let counted = outcomes.compactMap { try? $0.get() }
+            #expect(counted.count == 2, "both nodes answered")
+            #expect(counted.filter { $0 }.count == 1, "exactly one of the two was counted")
+            #expect(try await holder.write { tx in try await tx.countAttempt(under: key, limit: limit, at: now) } != nil, "the limit is used up")
+        }
+    }
 }

@@ -29,7 +29,56 @@ package enum StoreConformance {
         ("messages for some members: pages and unread counts count only visible ones", visibleHistory),
         ("sending: the context a send reads and the message insert it makes", sending),
         ("authentication: a session by token hash with its user's blocked flag", authentication),
+        ("login attempts: a burst up to the limit, then one per spacing; give back, forget, prune", loginAttempts),
     ]
+
+    /// The generic cell rate rule of decision 0017, at fixed times: 3 per 30 s is a burst of 3,
+    /// then one every 10 s.
+    @Sendable static func loginAttempts(_ store: any Store) async throws {
+        let limit = AttemptLimit(count: 3, window: 30)
+        let key = AttemptKey.account("alice")
+        let other = AttemptKey.address("192.0.2.1")
+        let start = Date(millisecondsSince1970: 1_800_000_000_000)
+        func count(_ key: AttemptKey, at offset: TimeInterval) async throws -> Date? {
+            try await store.write { tx in try await tx.countAttempt(under: key, limit: limit, at: start.addingTimeInterval(offset)) }
+        }
+        for _ in 0..<3 { #expect(try await count(key, at: 0) == nil) }
+        // The fourth at once is refused: three attempts are spent until +30 s, the next one is
+        // allowed when only 20 s of that are ahead, at +10 s. The refusal counts nothing.
+        #expect(try await count(key, at: 0) == start.addingTimeInterval(10))
+        #expect(try await count(key, at: 9.999) == start.addingTimeInterval(10))
+        // Keys count apart.
+        #expect(try await count(other, at: 0) == nil)
+        #expect(try await count(key, at: 10) == nil)
+        #expect(try await count(key, at: 10) == start.addingTimeInterval(20))
+        // A given-back attempt can be made again; forgetting clears the key.
+        try await store.write { tx in try await tx.uncountAttempt(under: key, limit: limit) }
+        #expect(try await count(key, at: 10) == nil)
+        #expect(try await count(key, at: 10) != nil)
+        try await store.write { tx in try await tx.forgetAttempts(under: key) }
+        for _ in 0..<3 { #expect(try await count(key, at: 10) == nil) }
+        // After a quiet window the whole burst is back.
+        for _ in 0..<3 { #expect(try await count(key, at: 100) == nil) }
+        #expect(try await count(key, at: 100) != nil)
+
+        // Pruning deletes only keys whose attempts are all spent: `other` (spent until +10 s)
+        // by +50 s, `key` (until +130 s) not yet.
+        #expect(try await store.write { tx in try await tx.pruneAttempts(before: start.addingTimeInterval(50)) } == 1)
+        #expect(try await count(key, at: 100) != nil, "the pruning kept the live key")
+        #expect(try await store.write { tx in try await tx.pruneAttempts(before: start.addingTimeInterval(131)) } == 1)
+        for _ in 0..<3 { #expect(try await count(key, at: 131) == nil) }
+
+        // A failed write leaves its count undone.
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await store.write { tx in
+                _ = try await tx.countAttempt(under: other, limit: limit, at: start.addingTimeInterval(200))
+                throw Abort()
+            }
+        }
+        for _ in 0..<3 { #expect(try await count(other, at: 200) == nil) }
+        #expect(try await count(other, at: 200) != nil)
+    }
 
     // MARK: Fixtures
 
