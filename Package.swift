@@ -133,7 +133,7 @@ let package = Package(
         ),
         .target(
             name: "VestnikStoreTesting",
-            dependencies: ["VestnikCore", "VestnikModel"],
+            dependencies: ["VestnikCore", "VestnikModel", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/VestnikStoreTesting",
             swiftSettings: strict
         ),
@@ -151,6 +151,7 @@ let package = Package(
             name: "VestnikStorePostgresTests",
             dependencies: [
                 "VestnikCore", "VestnikModel", "VestnikStorePostgres", "VestnikStoreTesting",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,10 +25,13 @@ package struct NewAccount: Sendable {
 package struct AccountService: Sendable {
     private let context: CoreContext
     private let hasher: PasswordHasher
+    /// Nil where no logins happen (tools that only manage accounts).
+    private let throttle: LoginThrottle?
 
-    package init(context: CoreContext, hasher: PasswordHasher) {
+    package init(context: CoreContext, hasher: PasswordHasher, throttle: LoginThrottle? = nil) {
         self.context = context
         self.hasher = hasher
+        self.throttle = throttle
     }
 
     /// Creates an account. Returns the user and the password to hand over: `password` if given,
@@ -140,18 +143,23 @@ package struct AccountService: Sendable {
         try requireAdministrator(principal)
         let secret = try password.map { try Validation.password($0) } ?? Self.generatePassword()
         let hash = try hasher.hash(secret)
-        let revoked = try await context.write { tx, log -> [SessionID] in
+        let (login, revoked) = try await context.write { tx, log -> (String, [SessionID]) in
             guard let record = try await tx.user(id) else { throw VestnikError.userNotFound }
             try await tx.setPasswordHash(hash, for: id)
-            // The user may log in with the new password at once, whatever was guessed before.
-            try await tx.forgetAttempts(under: .account(record.user.login))
             let revoked = try await tx.deleteSessions(of: id)
             for session in revoked {
                 try await log.append(.sessionRevoked(sessionID: session), to: [id], in: tx)
             }
-            return revoked
+            return (record.user.login, revoked)
         }
         for session in revoked { await context.hub.closeSession(session, of: id, reason: "session_revoked") }
+        // The user may log in with the new password at once, whatever was guessed before.
+        // Best effort: the reset itself is done.
+        do {
+            try await throttle?.forgetFailures(of: login)
+        } catch {
+            context.logger.backgroundFailure("clearing login failures after a password reset failed", error)
+        }
         context.logger.notice("password reset", metadata: ["vestnik.user.id": "\(id)"])
         return secret
     }

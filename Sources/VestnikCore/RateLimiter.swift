@@ -4,8 +4,9 @@ import Synchronization
 /// A sliding-window counter per key (an account, an address), kept in memory on this node.
 ///
 /// ``acquire(_:now:)`` checks and counts in one step, so many parallel attempts cannot all slip
-/// through before the first failure is recorded. A successful login gives its attempt back
-/// (``release(_:)``) or clears the key (``reset(_:)``).
+/// through before the first failure is recorded; an attempt that turned out not to count is
+/// given back (``release(_:)``). Login limits that must hold for a cluster are counted in the
+/// store instead (``LoginThrottle``); this one is their flood gate and the typing throttle.
 package final class RateLimiter: Sendable {
     private let limit: Int
     private let window: TimeInterval
@@ -41,11 +42,6 @@ package final class RateLimiter: Sendable {
             hits.removeLast()
             table[key] = hits.isEmpty ? nil : hits
         }
-    }
-
-    /// Forgets `key` entirely.
-    package func reset(_ key: String) {
-        _ = state.withLock { $0.removeValue(forKey: key) }
     }
 
     /// Bounded memory under a flood of distinct keys: drop expired keys, then the keys whose last

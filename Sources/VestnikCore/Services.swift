@@ -18,8 +18,10 @@ package struct Services: Sendable {
         botSecrets: SecretBox = SecretBox(key: .init(size: .bits256))
     ) {
         self.context = context
-        accounts = AccountService(context: context, hasher: hasher)
-        sessions = SessionService(context: context, hasher: hasher, limits: loginLimits)
+        let throttle = LoginThrottle(
+            store: context.store, limits: loginLimits, secret: botSecrets.derivedKey(for: "vestnik login attempt keys"), logger: context.logger)
+        accounts = AccountService(context: context, hasher: hasher, throttle: throttle)
+        sessions = SessionService(context: context, hasher: hasher, throttle: throttle)
         chats = ChatService(context: context)
         messages = MessageService(context: context)
         sync = SyncService(context: context)

@@ -18,35 +18,17 @@ package struct AuthenticatedSession: Sendable, Hashable {
     package var principal: Principal { .user(userID, session: sessionID) }
 }
 
-/// How many login attempts are allowed; each limit holds for the whole cluster (decision 0017).
-package struct LoginLimits: Sendable, Hashable {
-    /// Failed logins per account.
-    package var perAccount: AttemptLimit
-    /// Attempts per client address (the socket peer, or the address a trusted reverse proxy
-    /// forwarded); generous because many users may share one address (NAT).
-    package var perAddress: AttemptLimit
-
-    package init(failuresPerAccount: Int, attemptsPerAddress: Int, window: TimeInterval) {
-        perAccount = AttemptLimit(count: failuresPerAccount, window: window)
-        perAddress = AttemptLimit(count: attemptsPerAddress, window: window)
-    }
-}
-
 /// Login, token verification, and a user's own sessions.
 package struct SessionService: Sendable {
     private let context: CoreContext
     private let hasher: PasswordHasher
-    private let limits: LoginLimits
-    /// The per-address limit again, in this node's memory: it refuses a flooding client before
-    /// the store's count (a durable write) is asked.
-    private let addressFloodGate: RateLimiter
+    private let throttle: LoginThrottle
     private let hashingPool: BlockingWorkPool
 
-    package init(context: CoreContext, hasher: PasswordHasher, limits: LoginLimits) {
+    package init(context: CoreContext, hasher: PasswordHasher, throttle: LoginThrottle) {
         self.context = context
         self.hasher = hasher
-        self.limits = limits
-        addressFloodGate = RateLimiter(limit: limits.perAddress.count, window: limits.perAddress.window)
+        self.throttle = throttle
         hashingPool = BlockingWorkPool(
             label: "vestnik.password-hashing", width: ProcessInfo.processInfo.activeProcessorCount, maxWaiting: 256)
     }
@@ -64,34 +46,9 @@ package struct SessionService: Sendable {
         }
         let deviceName = try Validation.text(
             rawDevice.isEmpty ? "Unnamed device" : rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
-        let accountKey = AttemptKey.account(login)
-        let addressKey = AttemptKey.address(address)
-        let gateKey = "address:" + address
-        // Both limits are checked and counted atomically before any work, in the store, so that
-        // they hold for every node together; a success gives the attempts back. Parallel
-        // guesses therefore cannot all pass before the first failure is counted.
-        if let wait = addressFloodGate.acquire(gateKey) {
-            throw Self.tooManyAttempts(wait)
-        }
-        let limits = self.limits
-        let refusedUntil: Date?
-        do {
-            refusedUntil = try await context.store.write { tx -> Date? in
-                if let until = try await tx.countAttempt(under: addressKey, limit: limits.perAddress, at: Date()) { return until }
-                if let until = try await tx.countAttempt(under: accountKey, limit: limits.perAccount, at: Date()) {
-                    try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
-                    return until
-                }
-                return nil
-            }
-        } catch {
-            addressFloodGate.release(gateKey)
-            throw error
-        }
-        if let refusedUntil {
-            addressFloodGate.release(gateKey)
-            throw Self.tooManyAttempts(max(1, Int(refusedUntil.timeIntervalSinceNow.rounded(.up))))
-        }
+        // Counted before any work, for every node together (decision 0017); a success gives
+        // the attempt back.
+        let attempt = try await throttle.begin(login: login, address: address)
         let hasher = self.hasher
         let record: UserRecord?
         let matches: Bool
@@ -106,14 +63,12 @@ package struct SessionService: Sendable {
                 return hasher.verify(password, against: stored)
             }
         } catch {
-            // Not an answer about the password: the attempt does not count.
-            addressFloodGate.release(gateKey)
-            try? await context.store.write { tx in
-                try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
-                try await tx.uncountAttempt(under: accountKey, limit: limits.perAccount)
+            // No answer about the password: the attempt does not count.
+            await throttle.giveBack(attempt)
+            if error is BlockingWorkPool.Saturated {
+                throw VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
             }
-            if error is VestnikError { throw error }
-            throw VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
+            throw error
         }
         guard let record, matches else {
             if let record { context.logger.info("login failed", metadata: ["vestnik.user.id": "\(record.user.id)"]) }
@@ -122,7 +77,9 @@ package struct SessionService: Sendable {
         guard !record.user.isBlocked else {
             throw VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
         }
-        addressFloodGate.release(gateKey)
+        // The right password: failures are forgotten before the session is stored, so that a
+        // failure to store it does not leave the user's own login counted against them.
+        await throttle.succeeded(attempt)
         let stored = record.passwordHash
 
         let token = SessionToken.generate()
@@ -142,9 +99,6 @@ package struct SessionService: Sendable {
                 return VestnikError(.accountBlocked, "This account is blocked. Contact your administrator.")
             }
             try await tx.insertSession(SessionRecord(session: session, tokenHash: SessionToken.hash(token)))
-            // A success: the account's failures are forgotten, the address's attempt given back.
-            try await tx.forgetAttempts(under: accountKey)
-            try await tx.uncountAttempt(under: addressKey, limit: limits.perAddress)
             return nil
         }
         if let refused { throw refused }
@@ -219,13 +173,9 @@ package struct SessionService: Sendable {
         try await context.store.write { tx in try await tx.deleteExpiredSessions(before: Date.millisecondNow()) }
     }
 
-    /// Deletes the login counts whose attempts all expired (housekeeping).
+    /// Deletes the login counts whose attempts were all spent (housekeeping); returns how many.
     package func pruneLoginAttempts() async throws -> Int {
-        try await context.store.write { tx in try await tx.pruneAttempts(before: Date()) }
-    }
-
-    private static func tooManyAttempts(_ wait: Int) -> VestnikError {
-        VestnikError(.rateLimited, "Too many login attempts. Try again in \(wait) seconds.", retryAfter: wait)
+        try await throttle.prune()
     }
 
     static let unauthenticated = VestnikError(.unauthenticated, "A valid session token is required.")

@@ -24,6 +24,24 @@ package protocol Store: Sendable {
     /// The session a token hash names, and whether its user is blocked: what every authenticated
     /// request asks first, so an adapter may answer it in one statement.
     func authenticationRecord(tokenHash: [UInt8]) async throws -> AuthenticationRecord?
+
+    // Login attempts (decision 0017). Each call is atomic by itself and runs outside any write
+    // batch, so a key's row is locked for one statement, never while other writes wait in a
+    // batch, and never together with another row. `now` nil means the store's clock
+    // (PostgreSQL: the database server's, which every node shares).
+
+    /// Counts an attempt under `key` unless its limit is reached, in one step, so that nodes
+    /// counting the same key at once cannot both slip under the limit.
+    /// - Returns: nil when the attempt was counted; otherwise the seconds until one more will be.
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval?
+    /// Gives back one attempt counted under `key` (it turned out not to count); never below now,
+    /// so a late give-back cannot cancel an attempt counted after it expired.
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws
+    /// Forgets every attempt counted under `key`.
+    func forgetAttempts(under key: AttemptKey) async throws
+    /// Deletes up to `limit` keys whose counted attempts were all spent before `now`; returns
+    /// how many (call again while it returns `limit`).
+    func pruneAttempts(before now: Date?, limit: Int) async throws -> Int
     /// How this process's writes were batched so far.
     var writeStatistics: WriteBatchStatistics { get }
 }
@@ -330,17 +348,6 @@ package protocol StoreWriter: StoreReader {
     /// Reschedules a failed job.
     func rescheduleBotJob(_ id: UUID, attempts: Int, at: Date, error: String) async throws
 
-    /// Counts an attempt under `key` unless its limit is reached (decision 0017): one atomic
-    /// step, so that nodes counting the same key at once cannot both slip under the limit.
-    /// - Returns: nil when the attempt was counted; otherwise when the next one will be.
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date?
-    /// Gives back one attempt counted under `key` (it turned out not to count).
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws
-    /// Forgets every attempt counted under `key`.
-    func forgetAttempts(under key: AttemptKey) async throws
-    /// Deletes the keys whose counted attempts all expired before `now`; returns how many.
-    func pruneAttempts(before now: Date) async throws -> Int
-
     /// Records the fingerprint of the server key `name` unless one is recorded already.
     /// - Returns: the fingerprint on record (the caller's if it was the first).
     func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String
@@ -510,17 +517,19 @@ package struct BotJobRecord: Sendable, Hashable {
     }
 }
 
-/// What login attempts are counted under: the SHA-256 of "account:<login>" or
-/// "address:<address>", in hex. Hashed so that the store keeps neither client addresses nor
-/// mistyped logins (a password typed into the login field).
+/// What login attempts are counted under: an HMAC-SHA256 of "account:<login>" or
+/// "address:<address>", in hex, under a key every node of a deployment derives from its server
+/// key. Keyed so that the store keeps neither client addresses nor mistyped logins (a password
+/// typed into the login field) in a form a copy of the database could reverse: a plain hash of
+/// an IPv4 address is reversed by trying all of them.
 package struct AttemptKey: Sendable, Hashable, CustomStringConvertible {
     package let hex: String
 
-    package static func account(_ login: String) -> AttemptKey { AttemptKey(hashing: "account:" + login) }
-    package static func address(_ address: String) -> AttemptKey { AttemptKey(hashing: "address:" + address) }
+    package static func account(_ login: String, keyedBy secret: SymmetricKey) -> AttemptKey { AttemptKey("account:" + login, secret) }
+    package static func address(_ address: String, keyedBy secret: SymmetricKey) -> AttemptKey { AttemptKey("address:" + address, secret) }
 
-    private init(hashing text: String) {
-        hex = SessionToken.hash(text).map { String(format: "%02x", $0) }.joined()
+    private init(_ text: String, _ secret: SymmetricKey) {
+        hex = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: secret).map { String(format: "%02x", $0) }.joined()
     }
 
     package var description: String { hex }
@@ -534,13 +543,16 @@ package struct AttemptLimit: Sendable, Hashable {
     package var count: Int
     package var window: TimeInterval
 
+    /// `count` between 1 and a million; `window` between 1 ms and a year (a value outside, or not finite, is
+    /// clamped into that range).
     package init(count: Int, window: TimeInterval) {
-        self.count = max(1, count)
-        self.window = max(0.001, window)
+        self.count = min(max(1, count), 1_000_000)
+        self.window = window.isFinite ? min(max(0.001, window), 366 * 86_400) : 300
     }
 
     /// What one attempt adds to its key's spent-until time, in milliseconds.
     package var spacingMilliseconds: Int64 { max(1, Int64((window * 1000 / Double(count)).rounded(.up))) }
-    /// How far past now the spent-until time may be before an attempt, in milliseconds.
-    package var headroomMilliseconds: Int64 { max(0, Int64((window * 1000).rounded()) - spacingMilliseconds) }
+    /// How far past now the spent-until time may be before an attempt, in milliseconds: room
+    /// for the other `count - 1` of a burst.
+    package var headroomMilliseconds: Int64 { spacingMilliseconds * Int64(count - 1) }
 }

@@ -904,36 +904,61 @@ struct PostgresAccess: StoreWriter {
             """)
     }
 
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date? {
-        let now = now.millisecondsSince1970
+    // MARK: Login attempts (run by `PostgresStore` outside a transaction block, each statement
+    // committing by itself; `now` nil is the database server's clock)
+
+    /// The time in ms since 1970: `now`, or the database server's at the statement's start.
+    private static func milliseconds(_ now: Date?) -> Int64? { now?.millisecondsSince1970 }
+
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+        let now = Self.milliseconds(now)
         let spacing = limit.spacingMilliseconds
         let headroom = limit.headroomMilliseconds
         // On a conflict the row is locked and the condition evaluated again on its newest
-        // version (READ COMMITTED), so nodes counting one key at once take turns; a refused
-        // attempt keeps the lock too, and the SELECT below reads the row it was refused by.
+        // version (READ COMMITTED), so nodes counting one key at once take turns. The lock ends
+        // with this statement: it runs outside any transaction block.
         let counted = try await rows(
             """
-            INSERT INTO login_attempts (key_hash, spent_until) VALUES (\(key.hex), \(now + spacing))
-            ON CONFLICT (key_hash) DO UPDATE SET spent_until = GREATEST(login_attempts.spent_until, \(now)) + \(spacing)
-            WHERE GREATEST(login_attempts.spent_until, \(now)) <= \(now + headroom)
-            RETURNING spent_until
+            WITH t AS (SELECT COALESCE(\(now)::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8) AS now)
+            INSERT INTO login_attempts AS a (key_hash, spent_until) SELECT \(key.hex), t.now + \(spacing) FROM t
+            ON CONFLICT (key_hash) DO UPDATE SET spent_until = GREATEST(a.spent_until, (SELECT now FROM t)) + \(spacing)
+            WHERE GREATEST(a.spent_until, (SELECT now FROM t)) <= (SELECT now FROM t) + \(headroom)
+            RETURNING a.spent_until
             """)
         guard counted.isEmpty else { return nil }
-        let spentUntil = try await rows("SELECT spent_until FROM login_attempts WHERE key_hash = \(key.hex)").first.map { try Columns($0).int(0) } ?? now
-        return Date(millisecondsSince1970: spentUntil - headroom)
+        let wait = try await rows(
+            """
+            SELECT spent_until - \(headroom) - COALESCE(\(now)::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8)
+            FROM login_attempts WHERE key_hash = \(key.hex)
+            """
+        ).first.map { try Columns($0).int(0) } ?? 0
+        return Double(max(0, wait)) / 1000
     }
 
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws {
-        try await rows("UPDATE login_attempts SET spent_until = spent_until - \(limit.spacingMilliseconds) WHERE key_hash = \(key.hex)")
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+        try await rows(
+            """
+            UPDATE login_attempts SET spent_until = GREATEST(spent_until - \(limit.spacingMilliseconds),
+                COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8))
+            WHERE key_hash = \(key.hex)
+            """)
     }
 
     func forgetAttempts(under key: AttemptKey) async throws {
         try await rows("DELETE FROM login_attempts WHERE key_hash = \(key.hex)")
     }
 
-    func pruneAttempts(before now: Date) async throws -> Int {
+    func pruneAttempts(before now: Date?, limit: Int) async throws -> Int {
         try await count(
-            "WITH gone AS (DELETE FROM login_attempts WHERE spent_until < \(now.millisecondsSince1970) RETURNING 1) SELECT count(*) FROM gone")
+            """
+            WITH gone AS (
+                DELETE FROM login_attempts WHERE key_hash IN (
+                    SELECT key_hash FROM login_attempts
+                    WHERE spent_until < COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8)
+                    LIMIT \(Int64(limit)))
+                RETURNING 1)
+            SELECT count(*) FROM gone
+            """)
     }
 
     func claimServerKeyFingerprint(_ fingerprint: String, name: String) async throws -> String {

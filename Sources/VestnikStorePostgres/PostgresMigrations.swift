@@ -399,6 +399,10 @@ enum PostgresMigrations {
         ["DROP INDEX IF EXISTS events_by_created_at"],
         // 12: login attempts counted for the whole cluster (decision 0017): per hashed key, the
         // time its counted attempts are spent until, in ms.
-        ["CREATE TABLE IF NOT EXISTS login_attempts (key_hash text PRIMARY KEY, spent_until bigint NOT NULL)"],
+        // The index serves the hourly prune.
+        [
+            "CREATE TABLE IF NOT EXISTS login_attempts (key_hash text PRIMARY KEY, spent_until bigint NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS login_attempts_by_spent_until ON login_attempts (spent_until)",
+        ],
     ]
 }

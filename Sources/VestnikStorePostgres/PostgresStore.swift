@@ -213,6 +213,22 @@ package final class PostgresStore: Store, Service {
         try await statement { try await $0.authenticationRecord(tokenHash: tokenHash) }
     }
 
+    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+        try await statement { try await $0.countAttempt(under: key, limit: limit, at: now) }
+    }
+
+    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+        try await statement { try await $0.uncountAttempt(under: key, limit: limit, at: now) }
+    }
+
+    package func forgetAttempts(under key: AttemptKey) async throws {
+        try await statement { try await $0.forgetAttempts(under: key) }
+    }
+
+    package func pruneAttempts(before now: Date?, limit: Int) async throws -> Int {
+        try await statement { try await $0.pruneAttempts(before: now, limit: limit) }
+    }
+
     /// Runs one statement on a pooled connection outside a transaction block. A single statement
     /// is atomic and reads one snapshot by itself, so `BEGIN` and `COMMIT` around it would only
     /// add two round trips.

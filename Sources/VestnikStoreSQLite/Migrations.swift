@@ -193,6 +193,10 @@ enum SQLiteMigrations {
         "DROP INDEX IF EXISTS events_by_created_at;",
         // 12: login attempts counted for the whole cluster (decision 0017): per hashed key, the
         // time its counted attempts are spent until, in ms.
-        "CREATE TABLE IF NOT EXISTS login_attempts (key_hash TEXT PRIMARY KEY, spent_until INTEGER NOT NULL) WITHOUT ROWID;",
+        // The index serves the hourly prune.
+        """
+        CREATE TABLE IF NOT EXISTS login_attempts (key_hash TEXT PRIMARY KEY, spent_until INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS login_attempts_by_spent_until ON login_attempts(spent_until);
+        """,
     ]
 }

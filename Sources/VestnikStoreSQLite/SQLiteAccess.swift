@@ -738,8 +738,9 @@ struct SQLiteAccess: StoreWriter {
             ])
     }
 
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date) async throws -> Date? {
-        let now = now.millisecondsSince1970
+    // MARK: Login attempts (the store's own, not a writer's: see `SQLiteStore.countAttempt`)
+
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Int64) throws -> TimeInterval? {
         let counted = try db.query(
             """
             INSERT INTO login_attempts (key_hash, spent_until) VALUES (?1, ?2 + ?3)
@@ -749,19 +750,23 @@ struct SQLiteAccess: StoreWriter {
             [.text(key.hex), .integer(now), .integer(limit.spacingMilliseconds), .integer(limit.headroomMilliseconds)])
         guard counted.isEmpty else { return nil }
         let spentUntil = try db.query("SELECT spent_until FROM login_attempts WHERE key_hash = ?", [.text(key.hex)]).first?.int(0) ?? now
-        return Date(millisecondsSince1970: spentUntil - limit.headroomMilliseconds)
+        return Double(max(0, spentUntil - limit.headroomMilliseconds - now)) / 1000
     }
 
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit) async throws {
-        try db.query("UPDATE login_attempts SET spent_until = spent_until - ? WHERE key_hash = ?", [.integer(limit.spacingMilliseconds), .text(key.hex)])
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Int64) throws {
+        try db.query(
+            "UPDATE login_attempts SET spent_until = max(spent_until - ?, ?) WHERE key_hash = ?",
+            [.integer(limit.spacingMilliseconds), .integer(now), .text(key.hex)])
     }
 
-    func forgetAttempts(under key: AttemptKey) async throws {
+    func forgetAttempts(under key: AttemptKey) throws {
         try db.query("DELETE FROM login_attempts WHERE key_hash = ?", [.text(key.hex)])
     }
 
-    func pruneAttempts(before now: Date) async throws -> Int {
-        try db.query("DELETE FROM login_attempts WHERE spent_until < ?", [.integer(now.millisecondsSince1970)])
+    func pruneAttempts(before now: Int64, limit: Int) throws -> Int {
+        try db.query(
+            "DELETE FROM login_attempts WHERE key_hash IN (SELECT key_hash FROM login_attempts WHERE spent_until < ? LIMIT ?)",
+            [.integer(now), .integer(Int64(limit))])
         return db.changes
     }
 

@@ -87,6 +87,28 @@ package final class SQLiteStore: Store {
         try await writer.write { try await body($0) }
     }
 
+    // Login attempts: one writer, so a count's row lock cannot hold up another node; each runs
+    // as a write of its own (durable before the password is checked).
+
+    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+        let now = (now ?? Date()).millisecondsSince1970
+        return try await writer.write { try $0.countAttempt(under: key, limit: limit, at: now) }
+    }
+
+    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+        let now = (now ?? Date()).millisecondsSince1970
+        try await writer.write { try $0.uncountAttempt(under: key, limit: limit, at: now) }
+    }
+
+    package func forgetAttempts(under key: AttemptKey) async throws {
+        try await writer.write { try $0.forgetAttempts(under: key) }
+    }
+
+    package func pruneAttempts(before now: Date?, limit: Int) async throws -> Int {
+        let now = (now ?? Date()).millisecondsSince1970
+        return try await writer.write { try $0.pruneAttempts(before: now, limit: limit) }
+    }
+
     /// Writes waiting for the next batch (tests line writes up into one batch with it).
     package var queuedWrites: Int { writer.queuedWrites }
 

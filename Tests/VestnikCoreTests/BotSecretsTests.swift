@@ -118,11 +118,13 @@ import VestnikStoreSQLite
     }
 }
 
-/// Counts write transactions of the store it wraps.
+/// Counts write transactions (and login-attempt counts) of the store it wraps.
 final class CountingStore: Store {
     let base: any Store
     private let count = Synchronization.Mutex(0)
+    private let attempts = Synchronization.Mutex(0)
     var writes: Int { count.withLock { $0 } }
+    var attemptsCounted: Int { attempts.withLock { $0 } }
 
     init(_ base: any Store) { self.base = base }
 
@@ -138,4 +140,17 @@ final class CountingStore: Store {
     }
 
     func headSeq() async throws -> EventSeq { try await base.headSeq() }
+
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+        attempts.withLock { $0 += 1 }
+        return try await base.countAttempt(under: key, limit: limit, at: now)
+    }
+
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+        try await base.uncountAttempt(under: key, limit: limit, at: now)
+    }
+
+    func forgetAttempts(under key: AttemptKey) async throws { try await base.forgetAttempts(under: key) }
+
+    func pruneAttempts(before now: Date?, limit: Int) async throws -> Int { try await base.pruneAttempts(before: now, limit: limit) }
 }

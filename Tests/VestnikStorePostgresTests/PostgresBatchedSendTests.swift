@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import PostgresNIO
@@ -28,7 +29,10 @@ struct PostgresBatchedSendTests {
             messages = MessageService(context: context)
             chats = ChatService(context: context)
             sessions = SessionService(
-                context: context, hasher: .fastForTests, limits: LoginLimits(failuresPerAccount: 100, attemptsPerAddress: 100, window: 60))
+                context: context, hasher: .fastForTests,
+                throttle: LoginThrottle(
+                    store: store, limits: LoginLimits(failuresPerAccount: 100, attemptsPerAddress: 100, window: 60),
+                    secret: SymmetricKey(size: .bits256), logger: logger))
         }
 
         func user(_ login: String) async throws -> AuthenticatedSession {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 import VestnikCore
@@ -36,48 +37,63 @@ package enum StoreConformance {
     /// then one every 10 s.
     @Sendable static func loginAttempts(_ store: any Store) async throws {
         let limit = AttemptLimit(count: 3, window: 30)
-        let key = AttemptKey.account("alice")
-        let other = AttemptKey.address("192.0.2.1")
+        let secret = SymmetricKey(size: .bits256)
+        let key = AttemptKey.account("alice", keyedBy: secret)
+        let other = AttemptKey.address("192.0.2.1", keyedBy: secret)
+        #expect(key != AttemptKey.account("alice", keyedBy: SymmetricKey(size: .bits256)), "keys depend on the deployment's secret")
+        #expect(key == AttemptKey.account("alice", keyedBy: secret))
         let start = Date(millisecondsSince1970: 1_800_000_000_000)
-        func count(_ key: AttemptKey, at offset: TimeInterval) async throws -> Date? {
-            try await store.write { tx in try await tx.countAttempt(under: key, limit: limit, at: start.addingTimeInterval(offset)) }
+        func count(_ key: AttemptKey, at offset: TimeInterval) async throws -> TimeInterval? {
+            try await store.countAttempt(under: key, limit: limit, at: start.addingTimeInterval(offset))
         }
         for _ in 0..<3 { #expect(try await count(key, at: 0) == nil) }
         // The fourth at once is refused: three attempts are spent until +30 s, the next one is
         // allowed when only 20 s of that are ahead, at +10 s. The refusal counts nothing.
-        #expect(try await count(key, at: 0) == start.addingTimeInterval(10))
-        #expect(try await count(key, at: 9.999) == start.addingTimeInterval(10))
+        #expect(try await count(key, at: 0) == 10)
+        #expect(try await count(key, at: 9.5) == 0.5)
         // Keys count apart.
         #expect(try await count(other, at: 0) == nil)
         #expect(try await count(key, at: 10) == nil)
-        #expect(try await count(key, at: 10) == start.addingTimeInterval(20))
+        #expect(try await count(key, at: 10) == 10)
         // A given-back attempt can be made again; forgetting clears the key.
-        try await store.write { tx in try await tx.uncountAttempt(under: key, limit: limit) }
+        try await store.uncountAttempt(under: key, limit: limit, at: start.addingTimeInterval(10))
         #expect(try await count(key, at: 10) == nil)
         #expect(try await count(key, at: 10) != nil)
-        try await store.write { tx in try await tx.forgetAttempts(under: key) }
+        try await store.forgetAttempts(under: key)
         for _ in 0..<3 { #expect(try await count(key, at: 10) == nil) }
         // After a quiet window the whole burst is back.
         for _ in 0..<3 { #expect(try await count(key, at: 100) == nil) }
         #expect(try await count(key, at: 100) != nil)
+        // A give-back never takes a key below now: two give-backs after a long pause leave one
+        // burst, not more.
+        try await store.uncountAttempt(under: other, limit: limit, at: start.addingTimeInterval(100))
+        try await store.uncountAttempt(under: other, limit: limit, at: start.addingTimeInterval(100))
+        for _ in 0..<3 { #expect(try await count(other, at: 100) == nil) }
+        #expect(try await count(other, at: 100) != nil)
 
-        // Pruning deletes only keys whose attempts are all spent: `other` (spent until +10 s)
-        // by +50 s, `key` (until +130 s) not yet.
-        #expect(try await store.write { tx in try await tx.pruneAttempts(before: start.addingTimeInterval(50)) } == 1)
+        // Pruning deletes only keys whose attempts are all spent, at most `limit` per call:
+        // `other` (spent until +130 s) and `key` (until +130 s) are both live at +50 s.
+        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(50), limit: 10) == 0)
+        let third = AttemptKey.account("carol", keyedBy: secret)
+        #expect(try await count(third, at: 0) == nil)
+        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(50), limit: 10) == 1)
         #expect(try await count(key, at: 100) != nil, "the pruning kept the live key")
-        #expect(try await store.write { tx in try await tx.pruneAttempts(before: start.addingTimeInterval(131)) } == 1)
+        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 1)
+        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 1)
+        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 0)
         for _ in 0..<3 { #expect(try await count(key, at: 131) == nil) }
 
-        // A failed write leaves its count undone.
-        struct Abort: Error {}
-        await #expect(throws: Abort.self) {
-            try await store.write { tx in
-                _ = try await tx.countAttempt(under: other, limit: limit, at: start.addingTimeInterval(200))
-                throw Abort()
-            }
-        }
-        for _ in 0..<3 { #expect(try await count(other, at: 200) == nil) }
-        #expect(try await count(other, at: 200) != nil)
+        // A limit that does not divide its window still allows its whole burst: 7 in 10 s.
+        let uneven = AttemptLimit(count: 7, window: 10)
+        let bob = AttemptKey.account("bob", keyedBy: secret)
+        for _ in 0..<7 { #expect(try await store.countAttempt(under: bob, limit: uneven, at: start) == nil) }
+        #expect(try await store.countAttempt(under: bob, limit: uneven, at: start) != nil)
+
+        // The store's own clock: a fresh key counts, and a refusal names a wait within the window.
+        let clocked = AttemptKey.account("dave", keyedBy: secret)
+        for _ in 0..<3 { #expect(try await store.countAttempt(under: clocked, limit: limit, at: nil) == nil) }
+        let wait = try await store.countAttempt(under: clocked, limit: limit, at: nil)
+        #expect(wait.map { $0 > 9 && $0 <= 10 } == true, "waits \(String(describing: wait)) s")
     }
 
     // MARK: Fixtures
