@@ -27,6 +27,9 @@ package final class BlockingWorkPool: Sendable {
         self.maxWaiting = maxWaiting
     }
 
+    /// Whether ``run(_:)`` would refuse now: a caller with work to do first can refuse before it.
+    package var isSaturated: Bool { state.withLock { $0.running >= width && $0.waiting.count >= maxWaiting } }
+
     /// Runs `work` on the pool's threads once a slot is free.
     package func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async throws -> T {
         try await acquireSlot()

@@ -20,8 +20,10 @@ package struct LoginLimits: Sendable, Hashable {
 /// Login attempts per account and per client address, counted in the store so that every node of
 /// a deployment counts against the same limits (decision 0017).
 ///
-/// Two things in this node's memory keep attacks off the store: the per-address limit again, as a
-/// flood gate in front of it, and each key the store refused, with the time it named (a client
+/// Two things in this node's memory keep attacks off the store: a flood gate per address in front
+/// of it (a sliding window allowing twice the address's count per window: the most the store's
+/// rule lets through in any window, so it refuses only a client the store would refuse too), and
+/// each key the store refused, with the time it named (a client
 /// retrying a refused account is answered without a write, and the store is asked again only
 /// every ``recheckInterval``, in case another node forgot the key's count: a password reset).
 /// Both only refuse what the store refused or would refuse; neither ever lets more through.
@@ -31,6 +33,9 @@ package final class LoginThrottle: Sendable {
         fileprivate let account: AttemptKey
         fileprivate let address: AttemptKey
         fileprivate let gateKey: String
+        /// What each count answered (what a give-back names).
+        fileprivate let accountCountedUntil: Date
+        fileprivate let addressCountedUntil: Date
     }
 
     private let store: any Store
@@ -55,50 +60,60 @@ package final class LoginThrottle: Sendable {
         self.secret = secret
         self.logger = logger
         self.recheckInterval = recheckInterval
-        floodGate = RateLimiter(limit: limits.perAddress.count, window: limits.perAddress.window)
+        floodGate = RateLimiter(limit: 2 * limits.perAddress.count, window: limits.perAddress.window)
     }
 
     /// Counts a login attempt for `login` from `address` before its password is checked, so that
     /// parallel guesses cannot all pass before the first failure is counted.
     /// - Throws: `rate_limited` with the seconds to wait, when either limit is reached.
     package func begin(login: String, address: String) async throws -> Attempt {
-        let attempt = Attempt(
-            account: .account(login, keyedBy: secret), address: .address(address, keyedBy: secret), gateKey: "address:" + address)
-        if let wait = rememberedRefusal(of: [attempt.address, attempt.account]) { throw Self.tooManyAttempts(wait) }
-        if let wait = floodGate.acquire(attempt.gateKey) { throw Self.tooManyAttempts(wait) }
+        let account = AttemptKey.account(login, keyedBy: secret)
+        let address = (key: AttemptKey.address(address, keyedBy: secret), gate: "address:" + address)
+        if let wait = rememberedRefusal(of: [address.key, account]) { throw Self.tooManyAttempts(wait) }
+        if let wait = floodGate.acquire(address.gate) { throw Self.tooManyAttempts(wait) }
+        let addressCount: AttemptCount
         do {
-            if let wait = try await store.countAttempt(under: attempt.address, limit: limits.perAddress, at: nil) {
-                floodGate.release(attempt.gateKey)
-                remember(attempt.address, refusedFor: wait)
-                throw Self.tooManyAttempts(wait)
-            }
-            if let wait = try await store.countAttempt(under: attempt.account, limit: limits.perAccount, at: nil) {
-                // A locked account does not use up its address's attempts (many users may share
-                // the address).
-                try await store.uncountAttempt(under: attempt.address, limit: limits.perAddress, at: nil)
-                floodGate.release(attempt.gateKey)
-                remember(attempt.account, refusedFor: wait)
-                throw Self.tooManyAttempts(wait)
-            }
-        } catch let error as VestnikError where error.code == .rateLimited {
-            throw error
+            addressCount = try await store.countAttempt(under: address.key, limit: limits.perAddress, at: nil)
         } catch {
-            floodGate.release(attempt.gateKey)
+            floodGate.release(address.gate)
             throw error
         }
-        return attempt
+        let addressCountedUntil: Date
+        switch addressCount {
+        case .counted(let until): addressCountedUntil = until
+        case .refused(let wait):
+            floodGate.release(address.gate)
+            remember(address.key, refusedFor: wait)
+            throw Self.tooManyAttempts(wait)
+        }
+        let accountCount: AttemptCount
+        do {
+            accountCount = try await store.countAttempt(under: account, limit: limits.perAccount, at: nil)
+        } catch {
+            await uncount(address.key, limits.perAddress, addressCountedUntil)
+            floodGate.release(address.gate)
+            throw error
+        }
+        switch accountCount {
+        case .counted(let until):
+            return Attempt(
+                account: account, address: address.key, gateKey: address.gate, accountCountedUntil: until, addressCountedUntil: addressCountedUntil)
+        case .refused(let wait):
+            // A locked account does not use up its address's attempts (many users may share the
+            // address).
+            await uncount(address.key, limits.perAddress, addressCountedUntil)
+            floodGate.release(address.gate)
+            remember(account, refusedFor: wait)
+            throw Self.tooManyAttempts(wait)
+        }
     }
 
     /// The attempt got no answer about the password (the server was busy or failed): it does
     /// not count. Best effort.
     package func giveBack(_ attempt: Attempt) async {
         floodGate.release(attempt.gateKey)
-        do {
-            try await store.uncountAttempt(under: attempt.address, limit: limits.perAddress, at: nil)
-            try await store.uncountAttempt(under: attempt.account, limit: limits.perAccount, at: nil)
-        } catch {
-            logger.backgroundFailure("giving back a login attempt failed", error)
-        }
+        await uncount(attempt.address, limits.perAddress, attempt.addressCountedUntil)
+        await uncount(attempt.account, limits.perAccount, attempt.accountCountedUntil)
     }
 
     /// The password was right: the account's failures are forgotten and the address's attempt
@@ -107,9 +122,18 @@ package final class LoginThrottle: Sendable {
         floodGate.release(attempt.gateKey)
         do {
             try await store.forgetAttempts(under: attempt.account)
-            try await store.uncountAttempt(under: attempt.address, limit: limits.perAddress, at: nil)
         } catch {
             logger.backgroundFailure("clearing login failures failed", error)
+        }
+        await uncount(attempt.address, limits.perAddress, attempt.addressCountedUntil)
+    }
+
+    /// Gives back one counted attempt, best effort: a failure leaves it counted (logged).
+    private func uncount(_ key: AttemptKey, _ limit: AttemptLimit, _ countedUntil: Date) async {
+        do {
+            try await store.uncountAttempt(under: key, limit: limit, countedUntil: countedUntil, at: nil)
+        } catch {
+            logger.backgroundFailure("giving back a login attempt failed", error)
         }
     }
 

@@ -48,6 +48,9 @@ package struct SessionService: Sendable {
             rawDevice.isEmpty ? "Unnamed device" : rawDevice, field: "device name", min: 1, max: context.limits.maxDeviceNameLength)
         // Counted before any work, for every node together (decision 0017); a success gives
         // the attempt back.
+        // A saturated hashing pool refuses before anything is counted (counting and giving back
+        // would be four durable writes for nothing, when the server is busiest).
+        if hashingPool.isSaturated { throw Self.busyWithLogins }
         let attempt = try await throttle.begin(login: login, address: address)
         let hasher = self.hasher
         let record: UserRecord?
@@ -65,9 +68,7 @@ package struct SessionService: Sendable {
         } catch {
             // No answer about the password: the attempt does not count.
             await throttle.giveBack(attempt)
-            if error is BlockingWorkPool.Saturated {
-                throw VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
-            }
+            if error is BlockingWorkPool.Saturated { throw Self.busyWithLogins }
             throw error
         }
         guard let record, matches else {
@@ -179,4 +180,5 @@ package struct SessionService: Sendable {
     }
 
     static let unauthenticated = VestnikError(.unauthenticated, "A valid session token is required.")
+    static let busyWithLogins = VestnikError(.rateLimited, "The server is busy with logins. Try again in a few seconds.", retryAfter: 2)
 }

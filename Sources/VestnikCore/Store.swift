@@ -32,11 +32,11 @@ package protocol Store: Sendable {
 
     /// Counts an attempt under `key` unless its limit is reached, in one step, so that nodes
     /// counting the same key at once cannot both slip under the limit.
-    /// - Returns: nil when the attempt was counted; otherwise the seconds until one more will be.
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval?
-    /// Gives back one attempt counted under `key` (it turned out not to count); never below now,
-    /// so a late give-back cannot cancel an attempt counted after it expired.
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> AttemptCount
+    /// Gives back one attempt counted under `key` (it turned out not to count), by what its count
+    /// answered: nothing when that attempt's share was spent already, so a late give-back cannot
+    /// cancel an attempt counted after it.
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Date, at now: Date?) async throws
     /// Forgets every attempt counted under `key`.
     func forgetAttempts(under key: AttemptKey) async throws
     /// Deletes up to `limit` keys whose counted attempts were all spent before `now`; returns
@@ -535,10 +535,20 @@ package struct AttemptKey: Sendable, Hashable, CustomStringConvertible {
     package var description: String { hex }
 }
 
+/// What ``Store/countAttempt(under:limit:at:)`` answered.
+package enum AttemptCount: Sendable, Hashable {
+    /// Counted: the key's attempts are now spent until this time (a give-back names it).
+    case counted(until: Date)
+    /// Refused: the next attempt will be counted after this many seconds.
+    case refused(wait: TimeInterval)
+
+    package var isCounted: Bool { if case .counted = self { true } else { false } }
+}
+
 /// At most `count` attempts in a burst, then one every `window / count` (the generic cell rate
 /// algorithm; decision 0017): a key's row keeps the time its counted attempts are spent until,
-/// which each attempt moves on by ``spacing``, and an attempt that would move it more than
-/// `window` past now is refused.
+/// which each attempt moves on by ``spacingMilliseconds``, and an attempt that would find it more
+/// than ``headroomMilliseconds`` past now is refused.
 package struct AttemptLimit: Sendable, Hashable {
     package var count: Int
     package var window: TimeInterval

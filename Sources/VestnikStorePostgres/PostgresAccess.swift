@@ -910,7 +910,7 @@ struct PostgresAccess: StoreWriter {
     /// The time in ms since 1970: `now`, or the database server's at the statement's start.
     private static func milliseconds(_ now: Date?) -> Int64? { now?.millisecondsSince1970 }
 
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> AttemptCount {
         let now = Self.milliseconds(now)
         let spacing = limit.spacingMilliseconds
         let headroom = limit.headroomMilliseconds
@@ -925,22 +925,22 @@ struct PostgresAccess: StoreWriter {
             WHERE GREATEST(a.spent_until, (SELECT now FROM t)) <= (SELECT now FROM t) + \(headroom)
             RETURNING a.spent_until
             """)
-        guard counted.isEmpty else { return nil }
+        if let row = counted.first { return .counted(until: Date(millisecondsSince1970: try Columns(row).int(0))) }
         let wait = try await rows(
             """
             SELECT spent_until - \(headroom) - COALESCE(\(now)::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8)
             FROM login_attempts WHERE key_hash = \(key.hex)
             """
         ).first.map { try Columns($0).int(0) } ?? 0
-        return Double(max(0, wait)) / 1000
+        return .refused(wait: Double(max(0, wait)) / 1000)
     }
 
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Date, at now: Date?) async throws {
         try await rows(
             """
-            UPDATE login_attempts SET spent_until = GREATEST(spent_until - \(limit.spacingMilliseconds),
-                COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8))
+            UPDATE login_attempts SET spent_until = spent_until - \(limit.spacingMilliseconds)
             WHERE key_hash = \(key.hex)
+              AND \(countedUntil.millisecondsSince1970) > COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8)
             """)
     }
 
@@ -949,13 +949,17 @@ struct PostgresAccess: StoreWriter {
     }
 
     func pruneAttempts(before now: Date?, limit: Int) async throws -> Int {
+        // The condition is repeated outside: a count that moved a chosen row on while the DELETE
+        // waited for it is seen there (READ COMMITTED checks the outer condition again on the new
+        // version) and kept. Rows another node's prune or a count holds are skipped.
         try await count(
             """
-            WITH gone AS (
+            WITH t AS (SELECT COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8) AS now),
+            gone AS (
                 DELETE FROM login_attempts WHERE key_hash IN (
-                    SELECT key_hash FROM login_attempts
-                    WHERE spent_until < COALESCE(\(Self.milliseconds(now))::int8, (extract(epoch FROM statement_timestamp()) * 1000)::int8)
-                    LIMIT \(Int64(limit)))
+                    SELECT key_hash FROM login_attempts WHERE spent_until < (SELECT now FROM t)
+                    LIMIT \(Int64(limit)) FOR UPDATE SKIP LOCKED)
+                AND spent_until < (SELECT now FROM t)
                 RETURNING 1)
             SELECT count(*) FROM gone
             """)

@@ -213,12 +213,12 @@ package final class PostgresStore: Store, Service {
         try await statement { try await $0.authenticationRecord(tokenHash: tokenHash) }
     }
 
-    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> AttemptCount {
         try await statement { try await $0.countAttempt(under: key, limit: limit, at: now) }
     }
 
-    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
-        try await statement { try await $0.uncountAttempt(under: key, limit: limit, at: now) }
+    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Date, at now: Date?) async throws {
+        try await statement { try await $0.uncountAttempt(under: key, limit: limit, countedUntil: countedUntil, at: now) }
     }
 
     package func forgetAttempts(under key: AttemptKey) async throws {

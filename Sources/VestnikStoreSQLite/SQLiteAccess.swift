@@ -740,7 +740,7 @@ struct SQLiteAccess: StoreWriter {
 
     // MARK: Login attempts (the store's own, not a writer's: see `SQLiteStore.countAttempt`)
 
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Int64) throws -> TimeInterval? {
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Int64) throws -> AttemptCount {
         let counted = try db.query(
             """
             INSERT INTO login_attempts (key_hash, spent_until) VALUES (?1, ?2 + ?3)
@@ -748,15 +748,15 @@ struct SQLiteAccess: StoreWriter {
             RETURNING spent_until
             """,
             [.text(key.hex), .integer(now), .integer(limit.spacingMilliseconds), .integer(limit.headroomMilliseconds)])
-        guard counted.isEmpty else { return nil }
+        if let until = counted.first?.int(0) { return .counted(until: Date(millisecondsSince1970: until)) }
         let spentUntil = try db.query("SELECT spent_until FROM login_attempts WHERE key_hash = ?", [.text(key.hex)]).first?.int(0) ?? now
-        return Double(max(0, spentUntil - limit.headroomMilliseconds - now)) / 1000
+        return .refused(wait: Double(max(0, spentUntil - limit.headroomMilliseconds - now)) / 1000)
     }
 
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Int64) throws {
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Int64, at now: Int64) throws {
+        guard countedUntil > now else { return }
         try db.query(
-            "UPDATE login_attempts SET spent_until = max(spent_until - ?, ?) WHERE key_hash = ?",
-            [.integer(limit.spacingMilliseconds), .integer(now), .text(key.hex)])
+            "UPDATE login_attempts SET spent_until = spent_until - ? WHERE key_hash = ?", [.integer(limit.spacingMilliseconds), .text(key.hex)])
     }
 
     func forgetAttempts(under key: AttemptKey) throws {
@@ -765,7 +765,7 @@ struct SQLiteAccess: StoreWriter {
 
     func pruneAttempts(before now: Int64, limit: Int) throws -> Int {
         try db.query(
-            "DELETE FROM login_attempts WHERE key_hash IN (SELECT key_hash FROM login_attempts WHERE spent_until < ? LIMIT ?)",
+            "DELETE FROM login_attempts WHERE key_hash IN (SELECT key_hash FROM login_attempts WHERE spent_until < ?1 LIMIT ?2) AND spent_until < ?1",
             [.integer(now), .integer(Int64(limit))])
         return db.changes
     }

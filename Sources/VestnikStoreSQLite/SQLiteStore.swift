@@ -90,14 +90,15 @@ package final class SQLiteStore: Store {
     // Login attempts: one writer, so a count's row lock cannot hold up another node; each runs
     // as a write of its own (durable before the password is checked).
 
-    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+    package func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> AttemptCount {
         let now = (now ?? Date()).millisecondsSince1970
         return try await writer.write { try $0.countAttempt(under: key, limit: limit, at: now) }
     }
 
-    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
+    package func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Date, at now: Date?) async throws {
         let now = (now ?? Date()).millisecondsSince1970
-        try await writer.write { try $0.uncountAttempt(under: key, limit: limit, at: now) }
+        let until = countedUntil.millisecondsSince1970
+        try await writer.write { try $0.uncountAttempt(under: key, limit: limit, countedUntil: until, at: now) }
     }
 
     package func forgetAttempts(under key: AttemptKey) async throws {

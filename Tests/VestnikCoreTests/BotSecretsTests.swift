@@ -141,13 +141,13 @@ final class CountingStore: Store {
 
     func headSeq() async throws -> EventSeq { try await base.headSeq() }
 
-    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> TimeInterval? {
+    func countAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws -> AttemptCount {
         attempts.withLock { $0 += 1 }
         return try await base.countAttempt(under: key, limit: limit, at: now)
     }
 
-    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, at now: Date?) async throws {
-        try await base.uncountAttempt(under: key, limit: limit, at: now)
+    func uncountAttempt(under key: AttemptKey, limit: AttemptLimit, countedUntil: Date, at now: Date?) async throws {
+        try await base.uncountAttempt(under: key, limit: limit, countedUntil: countedUntil, at: now)
     }
 
     func forgetAttempts(under key: AttemptKey) async throws { try await base.forgetAttempts(under: key) }

@@ -269,6 +269,65 @@ struct BotOutboxTests {
         #expect(shown?.text == "/go" && shown?.senderID == aliceUser.id)
     }
 
+    /// A visible press is the user's message and the bot's command at once: the bot must be able
+    /// to tell them apart from nothing but the command's `sync_id`, and a press must not let a
+    /// reader of a channel post in it.
+    @Test("a visible press reaches the bot with the shown message's id as sync_id, once; in a channel a reader's visible press is refused and posts nothing, a silent one is delivered")
+    func pressDeliveriesAndChannels() async throws {
+        let server = try await TestServer.start()
+        defer { Task { await server.stop() } }
+        let fake = FakeBot()
+        let port = try freeLocalPort()
+        let serving = await fake.serve(port: port)
+        defer { serving.stopLater() }
+        let (registration, _) = try await server.services.bots.register(
+            name: "Buttons", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
+        let botID = registration.user.id
+        let (alice, aliceUser) = try await server.client("alice")
+        let (bob, _) = try await server.client("bob")
+        func offer(in chat: ChatID) async throws -> Message {
+            try await server.services.bots.send(
+                BotOutgoing(
+                    syncID: .random(), text: "choose", mentions: [],
+                    extras: MessageExtras(bubble: [[
+                        BotButton(command: "/shown", label: "Shown", silent: false),
+                        BotButton(command: "/quiet", label: "Quiet", silent: true),
+                    ]])),
+                to: chat, as: botID)
+        }
+
+        // A group: the visible press is posted as Alice's message and delivered once, as the command.
+        let group = try await alice.createGroup(title: "Buttons", members: [botID]).chat.id
+        let inGroup = try await offer(in: group)
+        let shown = try #require(try await alice.pressButton(messageID: inGroup.id, button: "Shown"))
+        #expect(shown.text == "/shown" && shown.senderID == aliceUser.id)
+        #expect(await waitUntil(timeout: .seconds(10)) { await fake.attempts(of: "/shown") >= 1 })
+        try await Task.sleep(for: .milliseconds(300))
+        let shownDeliveries = await fake.deliveries.filter { $0.command == "/shown" }
+        #expect(shownDeliveries.count == 1, "the press is the delivery; the shown message is not sent again as a plain one")
+        let delivery = try #require(shownDeliveries.first)
+        let payload = try #require(try JSONSerialization.jsonObject(with: delivery.body) as? [String: Any])
+        #expect(payload["sync_id"] as? String == shown.id.description, "the command's sync_id is the shown message's id")
+        #expect(payload["source_sync_id"] as? String == inGroup.id.description)
+
+        // A channel Bob only reads: his visible press would post in it, so it is refused and
+        // nothing is posted or delivered; his silent press posts nothing and is delivered.
+        let channel = try await alice.createChannel(title: "News", members: [botID, try await bob.me().id]).chat.id
+        _ = try await alice.setRole(chatID: channel, userID: botID, role: .admin)
+        let inChannel = try await offer(in: channel)
+        let before = try await alice.history(chatID: channel, limit: 50).messages.count
+        do {
+            _ = try await bob.pressButton(messageID: inChannel.id, button: "Shown")
+            Issue.record("a reader's visible press in a channel was accepted")
+        } catch let error as VestnikClientError {
+            #expect(error.status == 403 && error.code == "channel_read_only", "\(error)")
+        }
+        #expect(try await bob.pressButton(messageID: inChannel.id, button: "Quiet") == nil)
+        #expect(await waitUntil(timeout: .seconds(10)) { await fake.attempts(of: "/quiet") >= 1 })
+        #expect(try await alice.history(chatID: channel, limit: 50).messages.count == before, "nothing was posted in the channel")
+        #expect(await fake.attempts(of: "/shown") == 1, "the refused press reached the bot")
+    }
+
     @Test("blocking a bot's user account stops its BotX access like disabling the bot")
     func blockedBotIsRefused() async throws {
         let server = try await TestServer.start()

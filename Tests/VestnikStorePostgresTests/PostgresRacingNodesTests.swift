@@ -207,12 +207,12 @@ struct PostgresRacingNodesTests {
                         "INSERT INTO login_attempts (key_hash, spent_until) VALUES (\(key.hex), \(Date().millisecondsSince1970 + 300_000))")
                 },
                 [a.store, b.store].map { node in
-                    { @Sendable in try await node.countAttempt(under: key, limit: limit, at: nil) == nil }
+                    { @Sendable in try await node.countAttempt(under: key, limit: limit, at: nil).isCounted }
                 })
             let counted = outcomes.compactMap { try? $0.get() }
             #expect(counted.count == 2, "both nodes answered")
             #expect(counted.filter { $0 }.count == 1, "exactly one of the two was counted")
-            #expect(try await holder.countAttempt(under: key, limit: limit, at: nil) != nil, "the limit is used up")
+            #expect(try await !holder.countAttempt(under: key, limit: limit, at: nil).isCounted, "the limit is used up")
         }
     }
 }

@@ -43,57 +43,65 @@ package enum StoreConformance {
         #expect(key != AttemptKey.account("alice", keyedBy: SymmetricKey(size: .bits256)), "keys depend on the deployment's secret")
         #expect(key == AttemptKey.account("alice", keyedBy: secret))
         let start = Date(millisecondsSince1970: 1_800_000_000_000)
-        func count(_ key: AttemptKey, at offset: TimeInterval) async throws -> TimeInterval? {
-            try await store.countAttempt(under: key, limit: limit, at: start.addingTimeInterval(offset))
+        func at(_ offset: TimeInterval) -> Date { start.addingTimeInterval(offset) }
+        func count(_ key: AttemptKey, at offset: TimeInterval) async throws -> AttemptCount {
+            try await store.countAttempt(under: key, limit: limit, at: at(offset))
         }
-        for _ in 0..<3 { #expect(try await count(key, at: 0) == nil) }
+        #expect(try await count(key, at: 0) == .counted(until: at(10)))
+        #expect(try await count(key, at: 0) == .counted(until: at(20)))
+        #expect(try await count(key, at: 0) == .counted(until: at(30)))
         // The fourth at once is refused: three attempts are spent until +30 s, the next one is
         // allowed when only 20 s of that are ahead, at +10 s. The refusal counts nothing.
-        #expect(try await count(key, at: 0) == 10)
-        #expect(try await count(key, at: 9.5) == 0.5)
+        #expect(try await count(key, at: 0) == .refused(wait: 10))
+        #expect(try await count(key, at: 9.5) == .refused(wait: 0.5))
         // Keys count apart.
-        #expect(try await count(other, at: 0) == nil)
-        #expect(try await count(key, at: 10) == nil)
-        #expect(try await count(key, at: 10) == 10)
+        #expect(try await count(other, at: 0) == .counted(until: at(10)))
+        #expect(try await count(key, at: 10) == .counted(until: at(40)))
+        #expect(try await count(key, at: 10) == .refused(wait: 10))
         // A given-back attempt can be made again; forgetting clears the key.
-        try await store.uncountAttempt(under: key, limit: limit, at: start.addingTimeInterval(10))
-        #expect(try await count(key, at: 10) == nil)
-        #expect(try await count(key, at: 10) != nil)
+        try await store.uncountAttempt(under: key, limit: limit, countedUntil: at(40), at: at(10))
+        #expect(try await count(key, at: 10).isCounted)
+        #expect(try await !count(key, at: 10).isCounted)
         try await store.forgetAttempts(under: key)
-        for _ in 0..<3 { #expect(try await count(key, at: 10) == nil) }
+        for _ in 0..<3 { #expect(try await count(key, at: 10).isCounted) }
         // After a quiet window the whole burst is back.
-        for _ in 0..<3 { #expect(try await count(key, at: 100) == nil) }
-        #expect(try await count(key, at: 100) != nil)
-        // A give-back never takes a key below now: two give-backs after a long pause leave one
-        // burst, not more.
-        try await store.uncountAttempt(under: other, limit: limit, at: start.addingTimeInterval(100))
-        try await store.uncountAttempt(under: other, limit: limit, at: start.addingTimeInterval(100))
-        for _ in 0..<3 { #expect(try await count(other, at: 100) == nil) }
-        #expect(try await count(other, at: 100) != nil)
+        for _ in 0..<3 { #expect(try await count(key, at: 100).isCounted) }
+        #expect(try await !count(key, at: 100).isCounted)
+
+        // A give-back of an attempt whose share was spent already gives nothing back: `other`'s
+        // first attempt (until +10 s) is given back at +100 s, after a new one was counted.
+        #expect(try await count(other, at: 100) == .counted(until: at(110)))
+        try await store.uncountAttempt(under: other, limit: limit, countedUntil: at(10), at: at(100))
+        for _ in 0..<2 { #expect(try await count(other, at: 100).isCounted) }
+        #expect(try await !count(other, at: 100).isCounted, "the late give-back cancelled a newer attempt")
 
         // Pruning deletes only keys whose attempts are all spent, at most `limit` per call:
-        // `other` (spent until +130 s) and `key` (until +130 s) are both live at +50 s.
-        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(50), limit: 10) == 0)
+        // `other` and `key` are both spent until +130 s, live at +50 s.
+        #expect(try await store.pruneAttempts(before: at(50), limit: 10) == 0)
         let third = AttemptKey.account("carol", keyedBy: secret)
-        #expect(try await count(third, at: 0) == nil)
-        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(50), limit: 10) == 1)
-        #expect(try await count(key, at: 100) != nil, "the pruning kept the live key")
-        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 1)
-        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 1)
-        #expect(try await store.pruneAttempts(before: start.addingTimeInterval(131), limit: 1) == 0)
-        for _ in 0..<3 { #expect(try await count(key, at: 131) == nil) }
+        #expect(try await count(third, at: 0).isCounted)
+        #expect(try await store.pruneAttempts(before: at(50), limit: 10) == 1)
+        #expect(try await !count(key, at: 100).isCounted, "the pruning kept the live key")
+        #expect(try await store.pruneAttempts(before: at(131), limit: 1) == 1)
+        #expect(try await store.pruneAttempts(before: at(131), limit: 1) == 1)
+        #expect(try await store.pruneAttempts(before: at(131), limit: 1) == 0)
+        for _ in 0..<3 { #expect(try await count(key, at: 131).isCounted) }
 
         // A limit that does not divide its window still allows its whole burst: 7 in 10 s.
         let uneven = AttemptLimit(count: 7, window: 10)
         let bob = AttemptKey.account("bob", keyedBy: secret)
-        for _ in 0..<7 { #expect(try await store.countAttempt(under: bob, limit: uneven, at: start) == nil) }
-        #expect(try await store.countAttempt(under: bob, limit: uneven, at: start) != nil)
+        for _ in 0..<7 { #expect(try await store.countAttempt(under: bob, limit: uneven, at: start).isCounted) }
+        #expect(try await !store.countAttempt(under: bob, limit: uneven, at: start).isCounted)
 
-        // The store's own clock: a fresh key counts, and a refusal names a wait within the window.
+        // The store's own clock: a fresh key counts, and a refusal names a wait within the spacing.
         let clocked = AttemptKey.account("dave", keyedBy: secret)
-        for _ in 0..<3 { #expect(try await store.countAttempt(under: clocked, limit: limit, at: nil) == nil) }
-        let wait = try await store.countAttempt(under: clocked, limit: limit, at: nil)
-        #expect(wait.map { $0 > 9 && $0 <= 10 } == true, "waits \(String(describing: wait)) s")
+        for _ in 0..<3 { #expect(try await store.countAttempt(under: clocked, limit: limit, at: nil).isCounted) }
+        let answer = try await store.countAttempt(under: clocked, limit: limit, at: nil)
+        guard case .refused(let wait) = answer else {
+            Issue.record("the fourth attempt was counted: \(answer)")
+            return
+        }
+        #expect(wait > 9 && wait <= 10, "waits \(wait) s")
     }
 
     // MARK: Fixtures
