@@ -49,6 +49,18 @@ actor FakeBot {
 
     func attempts(of command: String) -> Int { deliveries.filter { $0.command == command }.count }
 
+    /// A fake serving on a free port, registered as a bot of `server`; stop `serving` when done.
+    static func registered(
+        on server: TestServer, name: String, allowedData: BotAllowedData
+    ) async throws -> (fake: FakeBot, serving: GracefullyStopped, botID: UserID, secret: String) {
+        let fake = FakeBot()
+        let port = try freeLocalPort()
+        let serving = await fake.serve(port: port)
+        let (registration, secret) = try await server.services.bots.register(
+            name: name, url: "http://127.0.0.1:\(port)", allowedData: allowedData, description: nil, as: .localAdmin)
+        return (fake, serving, registration.user.id, secret)
+    }
+
     /// Starts the fake on `port`.
     func serve(port: Int) -> GracefullyStopped {
         let router = Router()
@@ -276,13 +288,8 @@ struct BotOutboxTests {
     func pressDeliveriesAndChannels() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let fake = FakeBot()
-        let port = try freeLocalPort()
-        let serving = await fake.serve(port: port)
+        let (fake, serving, botID, _) = try await FakeBot.registered(on: server, name: "Buttons", allowedData: .all)
         defer { serving.stopLater() }
-        let (registration, _) = try await server.services.bots.register(
-            name: "Buttons", url: "http://127.0.0.1:\(port)", allowedData: .all, description: nil, as: .localAdmin)
-        let botID = registration.user.id
         let (alice, aliceUser) = try await server.client("alice")
         let (bob, _) = try await server.client("bob")
         func offer(in chat: ChatID) async throws -> Message {

@@ -46,14 +46,10 @@ struct BotReviewTests {
     func editsRespectAllowedData() async throws {
         let server = try await TestServer.start()
         defer { Task { await server.stop() } }
-        let fake = FakeBot()
-        let port = try freeLocalPort()
-        let serving = await fake.serve(port: port)
+        let (fake, serving, botID, _) = try await FakeBot.registered(on: server, name: "Commands", allowedData: .commands)
         defer { serving.stopLater() }
-        let (registration, _) = try await server.services.bots.register(
-            name: "Commands", url: "http://127.0.0.1:\(port)", allowedData: .commands, description: nil, as: .localAdmin)
         let (alice, _) = try await server.client("alice")
-        let chat = try await alice.createGroup(title: "Ops", members: [registration.user.id]).chat.id
+        let chat = try await alice.createGroup(title: "Ops", members: [botID]).chat.id
         let plain = try await alice.sendMessage(chatID: chat, text: "plain")
         _ = try await alice.editMessage(plain.id, text: "plain but private edit")
         let command = try await alice.sendMessage(chatID: chat, text: "/deploy")
