@@ -233,10 +233,10 @@ actor ReadyCounter {
     func increment() { value += 1 }
 }
 
-/// Sends `count` messages round-robin over `senders`, at most `inflight` at once, optionally
-/// paced at `rate` per second.
+/// Sends `count` messages round-robin over `senders` (and over `chatIDs`, message i to chat
+/// i mod their count), at most `inflight` at once, optionally paced at `rate` per second.
 func sendLoad(
-    senders: [any MessageSender], chatID: ChatID, count: Int, inflight: Int, rate: Double?, marker: String, recorder: Recorder, deadline: Duration
+    senders: [any MessageSender], chatIDs: [ChatID], count: Int, inflight: Int, rate: Double?, marker: String, recorder: Recorder, deadline: Duration
 ) async throws {
     let start = ContinuousClock.now
     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -246,6 +246,7 @@ func sendLoad(
             let index = issued
             issued += 1
             let client = senders[index % senders.count]
+            let chatID = chatIDs[index % chatIDs.count]
             group.addTask {
                 if let rate {
                     let due = start + .milliseconds(Int64(Double(index) * 1000 / rate))
@@ -266,7 +267,7 @@ func sendLoad(
 /// With several servers (the `cluster` scenario) clients are spread over them.
 func runGroup(
     servers: [ServerUnderTest], scenario: String = "group", backend: String, users: Int, messages: Int, inflight: Int, rate: Double?,
-    sdkReceivers: Bool = false, sendOver: SendPath = .stream, perMessageCSV: String? = nil
+    sdkReceivers: Bool = false, sendOver: SendPath = .stream, perMessageCSV: String? = nil, chats: Int = 1
 ) async throws -> ScenarioResult {
     guard let server = servers.first else { throw BenchError("no server") }
     let password = "bench-password-1"
@@ -277,12 +278,18 @@ func runGroup(
     let participants = try await Participants.connect(
         servers: servers, logins: logins, password: password, recorder: recorder, marker: marker, sdkReceivers: sdkReceivers)
     defer { participants.close() }
-    let chat = try await participants.clients[0].createGroup(title: "bench", members: participants.users.dropFirst().map(\.id)).chat
+    // Every user is in every chat: each message reaches the same 20 streams whichever chat it
+    // goes to; more chats only spread the sends over more chat rows (each chat's order is kept
+    // under its own row lock, which the nodes of a cluster otherwise all queue on).
+    var chatIDs: [ChatID] = []
+    for index in 0..<max(1, chats) {
+        chatIDs.append(try await participants.clients[0].createGroup(title: "bench \(index)", members: participants.users.dropFirst().map(\.id)).chat.id)
+    }
 
     // Warm-up (not measured).
     let warmup = Recorder()
     let senders = try participants.senders(over: sendOver)
-    try await sendLoad(senders: senders, chatID: chat.id, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
+    try await sendLoad(senders: senders, chatIDs: chatIDs, count: 40, inflight: inflight, rate: nil, marker: "warm-", recorder: warmup, deadline: .seconds(60))
     try await Task.sleep(for: .milliseconds(300))
 
     func totalCPU() -> Double? {
@@ -306,7 +313,7 @@ func runGroup(
     let clientCPUBefore = ownCPUSeconds()
     let rssBefore = totalRSS()
     try await sendLoad(
-        senders: senders, chatID: chat.id, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
+        senders: senders, chatIDs: chatIDs, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
         deadline: .seconds(600))
     // Every other member must see every message (senders see their own too; counted the same).
     let expected = messages * users
@@ -338,7 +345,7 @@ func runGroup(
     if let perMessageCSV { try Data(recorder.perMessageCSV().utf8).write(to: URL(fileURLWithPath: perMessageCSV)) }
     return ScenarioResult(
         scenario: scenario, backend: backend,
-        parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "send over": sendOver.rawValue, "nodes": "\(servers.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
+        parameters: ["receivers": sdkReceivers ? "VestnikKit" : "raw", "send over": sendOver.rawValue, "nodes": "\(servers.count)", "chats": "\(chatIDs.count)", "users": "\(users)", "messages": "\(messages)", "inflight": "\(inflight)", "rate": rate.map { "\($0)" } ?? "max"],
         figures: figures,
         latencies: [
             "ack": Percentiles(recorder.ackLatencies()), "send→seen": Percentiles(recorder.endToEndLatencies()),
@@ -359,7 +366,7 @@ func runCatchUp(server: ServerUnderTest, backend: String, missed: Int) async thr
     let chat = try await sender.createGroup(title: "catchup", members: [readerUser.id]).chat
     let position = try await reader.events(since: nil).next
     let recorder = Recorder()
-    try await sendLoad(senders: [sender], chatID: chat.id, count: missed, inflight: 32, rate: nil, marker: "m-", recorder: recorder, deadline: .seconds(600))
+    try await sendLoad(senders: [sender], chatIDs: [chat.id], count: missed, inflight: 32, rate: nil, marker: "m-", recorder: recorder, deadline: .seconds(600))
 
     let started = ContinuousClock.now
     var received = 0

@@ -17,6 +17,7 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Users in the group.") var users = 20
     @Option(help: "Messages in the group scenario.") var messages = 2000
     @Option(help: "Messages in flight at once.") var inflight = 10
+    @Option(help: "Group chats the group and cluster scenarios send to, round-robin (every user is in each).") var chats = 1
     @Option(help: "Fixed send rate in msg/s (default: as fast as acknowledgements allow).") var rate: Double?
     @Option(help: "Messages missed before the catch-up.") var missed = 10_000
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -68,7 +69,7 @@ struct VestnikBench: AsyncParsableCommand {
             defer { target.stop() }
             let result: ScenarioResult
             switch scenario {
-            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV)
+            case "group": result = try await runGroup(servers: [target], backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV, chats: chats)
             case "cluster":
                 // Two more nodes on the same database (the first one migrated it).
                 var extra = serverArguments.split(separator: " ").map(String.init)
@@ -80,7 +81,7 @@ struct VestnikBench: AsyncParsableCommand {
                 var nodes = [target]
                 for _ in 0..<2 { nodes.append(try await ServerUnderTest.start(binary: binary, extraArguments: extra)) }
                 defer { nodes.dropFirst().forEach { $0.stop() } }
-                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV)
+                result = try await runGroup(servers: nodes, scenario: "cluster", backend: backend, users: users, messages: messages, inflight: inflight, rate: rate, sdkReceivers: sdkReceivers, sendOver: sendOver, perMessageCSV: perMessageCSV, chats: chats)
             case "channel":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
                 result = try await runChannel(server: target, backend: backend, members: members, posts: posts, perWorker: perWorker, bench: bench)
