@@ -807,37 +807,35 @@ struct PostgresAccess: StoreWriter {
     }
 
     /// Events in `(after, through]` with their recipients, for the fan-out's gap filling.
+    /// One statement, so one snapshot without a transaction block, prepared: every node runs it
+    /// for every batch another node commits (its catch-up after each notification). Each
+    /// audience's members come once, on the first of the page's events that has it.
     func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
         let found = try await rows(
             """
-            SELECT seq, payload, audience_id FROM events WHERE seq > \(after.value) AND seq <= \(through.value) ORDER BY seq LIMIT \(Int64(limit))
-            """)
-        guard let lastRow = found.last else { return [] }
-        let last = try Columns(lastRow).int(0)
-        // Each audience's members once, however many of the events share it.
+            SELECT page.seq, page.payload, page.audience_id,
+                CASE WHEN page.audience_id IS NOT NULL AND row_number() OVER (PARTITION BY page.audience_id ORDER BY page.seq) = 1
+                    THEN ARRAY(SELECT m.user_id FROM event_audience_members m WHERE m.audience_id = page.audience_id) END
+            FROM (SELECT seq, payload, audience_id FROM events WHERE seq > \(after.value) AND seq <= \(through.value) ORDER BY seq LIMIT \(Int64(limit))) page
+            ORDER BY page.seq
+            """, preparedAs: CommittedEventsStatement.self)
         var members: [Int64: [UserID]] = [:]
-        for row in try await rows(
-            """
-            SELECT m.audience_id, m.user_id FROM event_audience_members m
-            WHERE m.audience_id IN (SELECT DISTINCT audience_id FROM events WHERE seq > \(after.value) AND seq <= \(last))
-            """)
-        {
-            let c = Columns(row)
-            if let user = UserID(try c.text(1)) { members[try c.int(0), default: []].append(user) }
-        }
         let decoder = VestnikJSON.makeDecoder()
         var result: [CommittedEvent] = []
         for row in found {
             let c = Columns(row)
             let seq = try c.int(0)
             let payload = try c.bytes(1)
+            let audience = try c.optionalInt(2)
+            if let audience, let ids = try c.optionalTexts(3) { members[audience] = ids.compactMap(UserID.init) }
             // As in SQLite: an undecodable payload (written by a newer binary) is skipped.
             guard let event = try? decoder.decode(ServerEvent.self, from: payload) else { continue }
-            let audience = try c.optionalInt(2)
             result.append(CommittedEvent(seq: EventSeq(seq), event: event, recipients: audience.flatMap { members[$0] } ?? [], payload: payload))
         }
         return result
     }
+
+    private enum CommittedEventsStatement: PreparedSite { static let statementName = "committed_events" }
 
     // MARK: Bots
 

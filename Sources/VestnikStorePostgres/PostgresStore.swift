@@ -199,10 +199,8 @@ package final class PostgresStore: Store, Service {
     package var writeStatistics: WriteBatchStatistics { writer.statistics }
 
     package func committedEvents(after: EventSeq, through: EventSeq, limit: Int) async throws -> [CommittedEvent] {
-        // One snapshot for the events and their recipients.
-        try await transaction(begin: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", locking: false) { access in
-            try await access.committedEvents(after: after, through: through, limit: limit)
-        }
+        // One statement reads the events and their recipients in one snapshot.
+        try await statement { try await $0.committedEvents(after: after, through: through, limit: limit) }
     }
 
     package func headSeq() async throws -> EventSeq {

@@ -516,6 +516,16 @@ extension StoreConformance {
         let committed = try await store.committedEvents(after: .zero, through: EventSeq(8), limit: 100)
         #expect(committed.map { Set($0.recipients) } == sets.map(Set.init))
         #expect(committed.allSatisfy { $0.recipients.count == Set($0.recipients).count })
+        // In pages of two: an audience first used on an earlier page still has its recipients.
+        var paged: [CommittedEvent] = []
+        var after = EventSeq.zero
+        while true {
+            let page = try await store.committedEvents(after: after, through: EventSeq(8), limit: 2)
+            guard let last = page.last else { break }
+            paged += page
+            after = last.seq
+        }
+        #expect(paged.map { Set($0.recipients) } == sets.map(Set.init))
 
         #expect(try await store.write { try await $0.pruneEvents(before: Date.millisecondNow().addingTimeInterval(-3600), limit: 100) } == 3)
         #expect(try await seqs(a) == [5, 6, 8])
