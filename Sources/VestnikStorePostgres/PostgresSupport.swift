@@ -147,11 +147,12 @@ struct PreparedQuery<Site: PreparedSite>: PostgresPreparedStatement {
     /// PostgresNIO remembers a failed preparation per connection and fails every later
     /// execution of that name on it. Errors of executing a prepared statement (bad data, a
     /// constraint, a deadlock, a raised exception) cannot come from preparing it, and a lost
-    /// connection (client errors, class 08, a server shutting down) takes the name with it; any
-    /// other server error might have come from preparing.
+    /// connection (client errors, class 08, a server shutting down) takes the name with it, and a
+    /// cancelled statement (57014: `statement_timeout`) was running, so it was prepared; any other
+    /// server error might have come from preparing.
     static func mayHaveFailedToPrepare(_ error: any Error) -> Bool {
         guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
-        return !["22", "23", "40", "P0", "08", "57P"].contains { state.hasPrefix($0) }
+        return !["22", "23", "40", "P0", "08", "57P", "57014"].contains { state.hasPrefix($0) }
     }
 }
 

@@ -23,6 +23,7 @@ package enum StoreConformance {
         ("concurrent writes: a failing one leaves no trace, the others all commit", concurrentFailures),
         ("event log: pruning moves the oldest retained position", pruning),
         ("event log: shared audiences reach exactly their recipients, page in order, survive pruning", sharedAudiences),
+        ("event log: an event this version cannot read is skipped; the next of its audience keeps its recipients", unreadableEvent),
         ("text round-trips byte for byte", textFidelity),
         ("bots: registrations, kinds, bot members", bots),
         ("bot outbox: due order, leases, busy bots, retries", botOutbox),
@@ -32,6 +33,22 @@ package enum StoreConformance {
         ("authentication: a session by token hash with its user's blocked flag", authentication),
         ("login attempts: a burst up to the limit, then one per spacing; give back, forget, prune", loginAttempts),
     ]
+
+    /// A newer binary may log an event this one cannot decode: it is skipped, and an event after it
+    /// with the same recipients (stored once, decision 0006) still names them.
+    @Sendable static func unreadableEvent(_ store: any Store) async throws {
+        let (a, b) = (UserID.random(), UserID.random())
+        let readable = ServerEvent.receiptUpdated(chatID: .random(), userID: a, readSeq: 1)
+        _ = try await store.write { tx in
+            try await tx.appendEvent(readable, payload: Data(#"{"type":"from.the.future"}"#.utf8), recipients: [a, b], at: Date.millisecondNow())
+        }
+        let second = try await store.write { tx in
+            try await tx.appendEvent(readable, payload: try VestnikJSON.encode(readable), recipients: [a, b], at: Date.millisecondNow())
+        }
+        let committed = try await store.committedEvents(after: .zero, through: second, limit: 10)
+        #expect(committed.map(\.seq) == [second])
+        #expect(committed.map { Set($0.recipients) } == [[a, b]])
+    }
 
     /// The generic cell rate rule of decision 0017, at fixed times: 3 per 30 s is a burst of 3,
     /// then one every 10 s.
