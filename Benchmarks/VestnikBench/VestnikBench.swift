@@ -9,7 +9,7 @@ struct VestnikBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vestnik-bench", abstract: "Measure a Vestnik server (starts one itself unless --server is given).")
 
-    @Argument(help: "Scenarios to run: group, channel, catchup, idle, cluster, codec, jitter, disksync (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
+    @Argument(help: "Scenarios to run: group, channel, catchup, idle, cluster, login, codec, jitter, disksync (default: group catchup).") var scenarios: [String] = ["group", "catchup"]
     @Option(help: "An already running server (its --data-dir is then required to create users).") var server: String?
     @Option(name: .customLong("data-dir"), help: "Data directory of --server.") var dataDirectory: String?
     @Option(name: .customLong("vestnik-bin"), help: "The vestnik executable (default: next to this one).") var vestnikBinary: String?
@@ -20,6 +20,7 @@ struct VestnikBench: AsyncParsableCommand {
     @Option(help: "Group chats the group and cluster scenarios send to, round-robin (every user is in each).") var chats = 1
     @Option(help: "Fixed send rate in msg/s (default: as fast as acknowledgements allow).") var rate: Double?
     @Option(help: "Messages missed before the catch-up.") var missed = 10_000
+    @Option(help: "Logins, one after another (login scenario).") var logins = 40
     @Option(help: "Write the results as JSON to this file.") var json: String?
     @Option(name: .customLong("per-message-csv"), help: "Write each measured group message's ack and first/last seen times to this CSV file.")
     var perMessageCSV: String?
@@ -86,6 +87,7 @@ struct VestnikBench: AsyncParsableCommand {
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
                 result = try await runChannel(server: target, backend: backend, members: members, posts: posts, perWorker: perWorker, bench: bench)
             case "catchup": result = try await runCatchUp(server: target, backend: backend, missed: missed)
+            case "login": result = try await runLogin(server: target, backend: backend, logins: logins)
             case "idle":
                 let bench = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
                 result = try await runIdle(server: target, backend: backend, connections: connections, perWorker: perWorker, bench: bench)
