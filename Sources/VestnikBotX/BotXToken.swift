@@ -71,7 +71,7 @@ package enum BotXToken {
 
     private static func randomHex(bytes: Int) -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
     }
 
     /// `typ` of the tokens this server sends to bots. They are signed with the bot's own secret and

@@ -702,6 +702,6 @@ package struct BotService: Sendable {
     /// 32 hex characters (128 bits), the form eXpress issues.
     static func generateSecret() -> String {
         var rng = SystemRandomNumberGenerator()
-        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }.hexString
     }
 }

@@ -66,8 +66,7 @@ package struct SecretBox: Sendable {
     /// Identifies the key without revealing it (HMAC of a fixed label), to detect nodes that
     /// run with different key files against one database.
     package var fingerprint: String {
-        HMAC<SHA256>.authenticationCode(for: Data("vestnik server key fingerprint".utf8), using: key).prefix(16)
-            .map { String(format: "%02x", $0) }.joined()
+        HMAC<SHA256>.authenticationCode(for: Data("vestnik server key fingerprint".utf8), using: key).prefix(16).hexString
     }
 
     /// A key for another purpose, derived from the server key (HKDF-SHA256 with `purpose` as the

@@ -529,7 +529,7 @@ package struct AttemptKey: Sendable, Hashable, CustomStringConvertible {
     package static func address(_ address: String, keyedBy secret: SymmetricKey) -> AttemptKey { AttemptKey("address:" + address, secret) }
 
     private init(_ text: String, _ secret: SymmetricKey) {
-        hex = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: secret).map { String(format: "%02x", $0) }.joined()
+        hex = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: secret).hexString
     }
 
     package var description: String { hex }
