@@ -147,3 +147,39 @@ struct ScenarioResult: Codable {
         }
     }
 }
+
+/// The whole machine's processor time by kind, from the first line of `/proc/stat` (in clock
+/// ticks, summed over cores).
+///
+/// Why: runs of the same build at the same load differ by up to 1.7× in CPU per message on this
+/// virtual machine. Time the hypervisor gave to someone else (`steal`) and time spent waiting for
+/// the disk (`iowait`) say whether a slow run was slow because of the machine, not the server.
+struct HostCPUTimes {
+    var busy: Double = 0
+    var idle: Double = 0
+    var iowait: Double = 0
+    var steal: Double = 0
+
+    /// Nil where `/proc/stat` cannot be read (not Linux).
+    static func now() -> HostCPUTimes? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        // user nice system idle iowait irq softirq steal (guest time is already inside user).
+        let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { Double($0) }
+        guard fields.count == 8 else { return nil }
+        return HostCPUTimes(
+            busy: fields[0] + fields[1] + fields[2] + fields[5] + fields[6], idle: fields[3], iowait: fields[4], steal: fields[7])
+    }
+
+    /// The shares of the time between `earlier` and `self`, in percent of all cores' time.
+    func percentages(since earlier: HostCPUTimes) -> [String: Double] {
+        let busy = busy - earlier.busy, idle = idle - earlier.idle
+        let iowait = iowait - earlier.iowait, steal = steal - earlier.steal
+        let total = busy + idle + iowait + steal
+        guard total > 0 else { return [:] }
+        return [
+            "host busy %": busy / total * 100, "host idle %": idle / total * 100,
+            "host iowait %": iowait / total * 100, "host steal %": steal / total * 100,
+        ]
+    }
+}

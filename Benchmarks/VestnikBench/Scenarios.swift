@@ -312,6 +312,7 @@ func runGroup(
     let cpuBefore = totalCPU()
     let clientCPUBefore = ownCPUSeconds()
     let rssBefore = totalRSS()
+    let hostBefore = HostCPUTimes.now()
     try await sendLoad(
         senders: senders, chatIDs: chatIDs, count: messages, inflight: inflight, rate: rate, marker: marker, recorder: recorder,
         deadline: .seconds(600))
@@ -321,6 +322,7 @@ func runGroup(
     while recorder.seenCount < expected, ContinuousClock.now < drainDeadline { try await Task.sleep(for: .milliseconds(10)) }
     let cpuAfter = totalCPU()
     let clientCPU = ownCPUSeconds() - clientCPUBefore
+    let hostAfter = HostCPUTimes.now()
     let window = recorder.sendWindow()?.seconds ?? .nan
     var figures: [String: Double] = [
         "send throughput (msg/s)": Double(recorder.ackedCount) / window,
@@ -338,6 +340,7 @@ func runGroup(
     if let before = batchingBefore, let after = await totalBatching(), after.batches > before.batches {
         figures["writes per commit"] = (after.writes - before.writes) / (after.batches - before.batches)
     }
+    if let hostBefore, let hostAfter { figures.merge(hostAfter.percentages(since: hostBefore)) { $1 } }
     if let rss = totalRSS() { figures["server RSS MiB (after)"] = Double(rss) / 1_048_576 }
     if let rssBefore { figures["server RSS MiB (before)"] = Double(rssBefore) / 1_048_576 }
     // Per message rather than per (message, receiver) pair: where a slow message lost its time.
