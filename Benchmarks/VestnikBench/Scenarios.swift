@@ -372,17 +372,34 @@ func runCatchUp(server: ServerUnderTest, backend: String, missed: Int) async thr
     try await sendLoad(senders: [sender], chatIDs: [chat.id], count: missed, inflight: 32, rate: nil, marker: "m-", recorder: recorder, deadline: .seconds(600))
 
     let started = ContinuousClock.now
-    var received = 0
-    for try await event in reader.stream(since: position) {
-        if case .event(let sequenced) = event, case .messageCreated = sequenced.event { received += 1 }
-        if received >= missed { break }
-        if ContinuousClock.now - started > .seconds(120) { break }
+    let counted = SharedCount()
+    // Bounded in time even when the stream stalls: the reader races a 120 s timer.
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            for try await event in reader.stream(since: position) {
+                if case .event(let sequenced) = event, case .messageCreated = sequenced.event {
+                    if counted.increment() >= missed { return }
+                }
+            }
+        }
+        group.addTask { try await Task.sleep(for: .seconds(120)) }
+        try await group.next()
+        group.cancelAll()
     }
+    let received = counted.value
     let elapsed = (ContinuousClock.now - started).seconds
     return ScenarioResult(
         scenario: "catchup", backend: backend, parameters: ["missed": "\(missed)"],
         figures: ["catch-up seconds": elapsed, "messages received": Double(received), "messages per second": Double(received) / elapsed],
         latencies: [:])
+}
+
+/// A count shared between tasks.
+final class SharedCount: Sendable {
+    private let count = Mutex(0)
+    /// Adds one; returns the new count.
+    func increment() -> Int { count.withLock { $0 += 1; return $0 } }
+    var value: Int { count.withLock { $0 } }
 }
 
 /// CPU seconds (user + system) this process has used so far.

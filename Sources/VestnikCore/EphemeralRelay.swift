@@ -2,13 +2,22 @@ import Foundation
 import VestnikModel
 
 /// What nodes tell each other about ephemeral state (never stored).
+///
+/// The presence versions are optional so that nodes of the previous release, which send none,
+/// are still understood during a rolling upgrade (their changes are applied as they come).
 package enum EphemeralSignal: Sendable, Hashable, Codable {
     /// A user is typing in a chat.
     case typing(chatID: ChatID, userID: UserID)
-    /// A user's first connection to the sending node opened (`online`) or its last one closed.
-    case presence(userID: UserID, online: Bool)
-    /// The sending node is alive; nodes not heard from for a while are forgotten.
-    case alive
+    /// A user's first connection to the sending node opened (`online`) or its last one closed;
+    /// `version` numbers the sending node's changes (see ``ClusterPresence``).
+    case presence(userID: UserID, online: Bool, version: UInt64?)
+    /// The sending node is alive, and its newest presence version; nodes not heard from for a
+    /// while are forgotten.
+    case alive(presenceVersion: UInt64?)
+    /// Asks `node` (every node when nil) to send its roster.
+    case rosterRequest(node: String?)
+    /// One part of the sending node's roster: the users connected to it at `version`.
+    case roster(version: UInt64, part: Int, parts: Int, users: [UserID])
 }
 
 /// A signal with the node that sent it.

@@ -195,8 +195,11 @@ package actor EventHub {
     }
 
     /// A presence transition caused by a subscribe or unsubscribe.
+    /// `version` numbers this node's transitions (see ``ClusterPresence``).
     package enum PresenceTransition: Sendable {
-        case none, cameOnline, wentOffline(lastSeen: Date)
+        case none
+        case cameOnline(version: UInt64)
+        case wentOffline(lastSeen: Date, version: UInt64)
     }
 
     private let store: any Store
@@ -213,9 +216,11 @@ package actor EventHub {
     private var pending: [Int64: CommittedEvent] = [:]
     private var draining = false
     private var lastSeen: [UserID: Date] = [:]
-    /// Users connected to other nodes, by node, and when each node was last heard from.
-    private var remoteOnline: [String: Set<UserID>] = [:]
-    private var nodeLastHeard: [String: Date] = [:]
+    /// Users connected to other nodes.
+    private var cluster = ClusterPresence()
+    /// The number of this node's latest presence transition (0: none yet).
+    private var presenceVersion: UInt64 = 0
+    private var lastRosterSent: ContinuousClock.Instant?
     private var stopped = false
     private var started: Bool
 
@@ -254,7 +259,9 @@ package actor EventHub {
         }
         let wasOnline = !(subscribers[user]?.isEmpty ?? true)
         subscribers[user, default: [:]][subscription.id] = subscription
-        return (subscription, wasOnline ? .none : .cameOnline)
+        if wasOnline { return (subscription, .none) }
+        presenceVersion += 1
+        return (subscription, .cameOnline(version: presenceVersion))
     }
 
     /// Removes a subscriber (idempotent).
@@ -265,47 +272,77 @@ package actor EventHub {
             subscribers[subscription.userID] = nil
             let now = Date.millisecondNow()
             lastSeen[subscription.userID] = now
-            return .wentOffline(lastSeen: now)
+            presenceVersion += 1
+            return .wentOffline(lastSeen: now, version: presenceVersion)
         }
         return .none
     }
 
     /// Live presence of a user across the deployment: connected here or to any live node.
     package func presence(of user: UserID) -> Presence {
-        let local = !(subscribers[user]?.isEmpty ?? true)
-        let remote = remoteOnline.values.contains { $0.contains(user) }
-        let online = local || remote
+        let online = isLocallyOnline(user) || cluster.isOnline(user)
         return Presence(userID: user, online: online, lastSeenAt: online ? nil : lastSeen[user])
     }
 
-    /// Records another node's presence report; true when the user's overall state changed.
-    package func setRemotePresence(_ user: UserID, online: Bool, node: String) -> Bool {
-        let before = presence(of: user).online
-        nodeLastHeard[node] = Date()
-        if online {
-            remoteOnline[node, default: []].insert(user)
-        } else {
-            remoteOnline[node]?.remove(user)
-            lastSeen[user] = Date.millisecondNow()
-        }
-        return presence(of: user).online != before
+    private func isLocallyOnline(_ user: UserID) -> Bool { !(subscribers[user]?.isEmpty ?? true) }
+
+    /// The users connected to this node and the version of that set, for another node that asked.
+    package func localRoster() -> (version: UInt64, users: [UserID]) {
+        (presenceVersion, Array(subscribers.keys))
     }
 
-    /// Notes that `node` is alive.
-    package func heardFrom(node: String) {
-        nodeLastHeard[node] = Date()
+    /// The roster to send another node that asked, unless one went out within the last second
+    /// (a node starting asks every node, and each may ask again on noticing a gap).
+    package func rosterForAnswer() -> (version: UInt64, users: [UserID])? {
+        let now = ContinuousClock.now
+        if let last = lastRosterSent, now - last < .seconds(1) { return nil }
+        lastRosterSent = now
+        return localRoster()
+    }
+
+    /// Whether any stream is connected to this node (nobody to tell of a presence change if not).
+    package var hasSubscribers: Bool { !subscribers.isEmpty }
+
+    /// This node's newest presence version, for its heartbeat.
+    package var localPresenceVersion: UInt64 { presenceVersion }
+
+    /// Records another node's presence change. Returns the user's presence if their overall state
+    /// changed, and whether to ask that node for its roster.
+    package func setRemotePresence(
+        _ user: UserID, online: Bool, version: UInt64?, node: String
+    ) -> (changed: Presence?, follow: ClusterPresence.Follow) {
+        let before = presence(of: user).online
+        let follow = cluster.apply(user: user, online: online, version: version, node: node, at: .now)
+        return (overallChange(of: user, before: before), follow)
+    }
+
+    /// Notes another node's heartbeat; says whether to ask it for its roster.
+    package func heardFrom(node: String, version: UInt64?) -> ClusterPresence.Follow {
+        cluster.heartbeat(node: node, version: version, at: .now)
+    }
+
+    /// Records one part of another node's roster; returns the presences it changed overall.
+    package func applyRoster(node: String, version: UInt64, part: Int, parts: Int, users: [UserID]) -> [Presence] {
+        let changed = cluster.applyRoster(node: node, version: version, part: part, parts: parts, users: users, at: .now)
+        return changed.compactMap { user, onlineThere in
+            // Before the roster the user was online there exactly when they are not now.
+            let before = isLocallyOnline(user) || (onlineThere ? cluster.nodesHolding(user) > 1 : true)
+            return overallChange(of: user, before: before)
+        }
     }
 
     /// Forgets nodes not heard from within `timeout` (crashed nodes): their users count as
-    /// offline unless connected elsewhere.
-    package func forgetSilentNodes(timeout: TimeInterval) {
-        let now = Date()
-        for (node, heard) in nodeLastHeard where now.timeIntervalSince(heard) > timeout {
-            nodeLastHeard[node] = nil
-            for user in remoteOnline.removeValue(forKey: node) ?? [] where lastSeen[user] == nil {
-                lastSeen[user] = Date.millisecondNow()
-            }
-        }
+    /// offline unless connected elsewhere. Returns the presences that changed.
+    package func forgetSilentNodes(timeout: Duration) -> [Presence] {
+        cluster.forgetSilentNodes(timeout: timeout, at: .now).compactMap { overallChange(of: $0, before: true) }
+    }
+
+    /// The user's presence if it differs from `before`; a user who went offline is stamped now.
+    private func overallChange(of user: UserID, before: Bool) -> Presence? {
+        let online = isLocallyOnline(user) || cluster.isOnline(user)
+        guard online != before else { return nil }
+        if !online { lastSeen[user] = Date.millisecondNow() }
+        return presence(of: user)
     }
 
     /// Closes every subscriber of one session (the session was revoked).

@@ -88,11 +88,11 @@ package struct SyncService: Sendable {
 
     /// Applies a signal from another node: typing goes to this node's subscribers in the chat;
     /// presence updates the cluster-wide view and is announced here if the user's overall state
-    /// changed.
+    /// changed; a roster request is answered, and a missed change asks for the sender's roster.
     package func receive(_ envelope: EphemeralEnvelope) async {
         switch envelope.signal {
-        case .alive:
-            await context.hub.heardFrom(node: envelope.node)
+        case .alive(let version):
+            await follow(await context.hub.heardFrom(node: envelope.node, version: version))
         case .typing(let chatID, let userID):
             do {
                 let members = try await context.read { try await $0.memberIDs(of: chatID) }
@@ -100,22 +100,62 @@ package struct SyncService: Sendable {
             } catch {
                 context.logger.debug("remote typing dropped", metadata: ["vestnik.error": "\(error)"])
             }
-        case .presence(let userID, let online):
-            let changed = await context.hub.setRemotePresence(userID, online: online, node: envelope.node)
-            if changed {
-                await broadcastPresence(Presence(userID: userID, online: online, lastSeenAt: online ? nil : Date.millisecondNow()))
-            }
+        case .presence(let userID, let online, let version):
+            let (changed, next) = await context.hub.setRemotePresence(userID, online: online, version: version, node: envelope.node)
+            if let changed { await broadcastPresence(changed) }
+            await follow(next)
+        case .rosterRequest(let node):
+            guard node == nil || node == context.relay?.nodeID else { return }
+            await sendRoster()
+        case .roster(let version, let part, let parts, let users):
+            let changed = await context.hub.applyRoster(node: envelope.node, version: version, part: part, parts: parts, users: users)
+            for presence in changed { await broadcastPresence(presence) }
         }
+    }
+
+    /// The cluster heartbeat (every few seconds): tells the other nodes this one is alive and how
+    /// far its presence changes go, and forgets nodes silent for longer than `silence`, telling
+    /// this node's clients that their users went offline.
+    package func heartbeat(forgettingNodesSilentFor silence: Duration) async {
+        guard let relay = context.relay else { return }
+        await relay.send(.alive(presenceVersion: await context.hub.localPresenceVersion))
+        for presence in await context.hub.forgetSilentNodes(timeout: silence) { await broadcastPresence(presence) }
+    }
+
+    /// Asks every other node for its roster: when this node starts listening, since it may have
+    /// missed any number of changes before.
+    package func requestRosters() async {
+        await context.relay?.send(.rosterRequest(node: nil))
+    }
+
+    /// Users per roster part: a `NOTIFY` payload holds at most 8,000 bytes, and a user id takes 39
+    /// of them in JSON.
+    package static let rosterPartSize = 150
+
+    private func sendRoster() async {
+        guard let relay = context.relay, let (version, users) = await context.hub.rosterForAnswer() else { return }
+        let parts = max(1, (users.count + Self.rosterPartSize - 1) / Self.rosterPartSize)
+        for part in 0..<parts {
+            let slice = users.dropFirst(part * Self.rosterPartSize).prefix(Self.rosterPartSize)
+            await relay.send(.roster(version: version, part: part, parts: parts, users: Array(slice)))
+        }
+    }
+
+    private func follow(_ follow: ClusterPresence.Follow) async {
+        if case .requestRoster(let node) = follow { await context.relay?.send(.rosterRequest(node: node)) }
     }
 
     private func announce(_ transition: EventHub.PresenceTransition, of user: UserID) async {
         let presence: Presence
+        let version: UInt64
         switch transition {
         case .none: return
-        case .cameOnline: presence = Presence(userID: user, online: true, lastSeenAt: nil)
-        case .wentOffline(let lastSeen): presence = Presence(userID: user, online: false, lastSeenAt: lastSeen)
+        case .cameOnline(let number):
+            (presence, version) = (Presence(userID: user, online: true, lastSeenAt: nil), number)
+        case .wentOffline(let lastSeen, let number):
+            (presence, version) = (Presence(userID: user, online: false, lastSeenAt: lastSeen), number)
         }
-        await context.relay?.send(.presence(userID: user, online: presence.online))
+        await context.relay?.send(.presence(userID: user, online: presence.online, version: version))
         // Offline here but still connected to another node: nobody should see "offline".
         if !presence.online, await context.hub.presence(of: user).online { return }
         await broadcastPresence(presence)
@@ -123,6 +163,9 @@ package struct SyncService: Sendable {
 
     private func broadcastPresence(_ presence: Presence) async {
         let user = presence.userID
+        // A roster or a dead node can change many users at once: skip their contact reads when
+        // no stream here could be told.
+        guard await context.hub.hasSubscribers else { return }
         do {
             let contacts = try await context.read { try await $0.contacts(of: user, limit: 5000) }
             await context.hub.publishEphemeral(.presenceChanged(presence), to: contacts)

@@ -152,7 +152,7 @@ package func buildApplication(
     return VestnikServerApp(
         application: application,
         background: opened.services + [RetentionService(services: services, retention: configuration.eventRetention, logger: logger)]
-            + (opened.relay.map { [RelayService(relay: $0, services: services, logger: logger)] } ?? [])
+            + (opened.relay.map { [RelayService(relay: $0, services: services, heartbeat: configuration.clusterHeartbeat, logger: logger)] } ?? [])
             + [
                 BotDeliveryService(services: services, host: configuration.effectiveBotXHost, options: delivery, logger: logger),
                 StealthExpiryService(services: services, logger: logger),

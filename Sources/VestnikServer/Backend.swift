@@ -39,8 +39,10 @@ package struct ClusterRelay: EphemeralRelay {
     }
 
     /// Listens for other nodes' signals until cancelled or the connection drops.
-    func listen(_ onEnvelope: @Sendable @escaping (EphemeralEnvelope) async -> Void) async throws {
-        try await store.listenForSignals { payload in
+    func listen(
+        onListening: @Sendable @escaping () async -> Void, _ onEnvelope: @Sendable @escaping (EphemeralEnvelope) async -> Void
+    ) async throws {
+        try await store.listenForSignals(onListening: onListening) { payload in
             guard let envelope = try? VestnikJSON.decode(EphemeralEnvelope.self, from: Data(payload.utf8)), envelope.node != nodeID else { return }
             await onEnvelope(envelope)
         }
@@ -51,6 +53,10 @@ package struct ClusterRelay: EphemeralRelay {
 package enum Backend {
     package static func openStore(_ configuration: ServerConfiguration, logger: Logger) throws -> OpenedStore {
         if let url = configuration.databaseURL {
+            let sizes = ServerConfiguration.databasePoolSizeRange
+            guard sizes.contains(configuration.databasePoolSize) else {
+                throw ConfigurationError("the PostgreSQL pool size must be \(sizes.lowerBound)…\(sizes.upperBound) connections")
+            }
             var storeConfiguration = try PostgresStoreConfiguration(url: url, poolSize: configuration.databasePoolSize)
             storeConfiguration.answerTimeout = configuration.databaseAnswerTimeout
             let store = PostgresStore(configuration: storeConfiguration, logger: logger)

@@ -108,11 +108,13 @@ struct RetentionService: Service {
     }
 }
 
-/// Typing and presence between nodes: listens for other nodes' signals, and announces this node
-/// every 5 s so that the others forget it 15 s after it dies (its users then count as offline).
+/// Typing and presence between nodes: listens for other nodes' signals (asking each for its
+/// roster whenever listening starts), and announces this node every `heartbeat` (5 s) so that
+/// the others forget it three heartbeats after it dies (its users then count as offline).
 struct RelayService: Service {
     let relay: ClusterRelay
     let services: Services
+    let heartbeat: Duration
     let logger: Logger
 
     func run() async throws {
@@ -122,7 +124,9 @@ struct RelayService: Service {
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
                     do {
                         try await cancelWhenGracefulShutdown {
-                            try await relay.listen { envelope in await services.sync.receive(envelope) }
+                            try await relay.listen(onListening: { await services.sync.requestRosters() }) { envelope in
+                                await services.sync.receive(envelope)
+                            }
                         }
                     } catch {
                         if Task.isShuttingDownGracefully || Task.isCancelled { break }
@@ -135,10 +139,9 @@ struct RelayService: Service {
             }
             group.addTask {
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                    await relay.send(.alive)
-                    await services.context.hub.forgetSilentNodes(timeout: 15)
+                    await services.sync.heartbeat(forgettingNodesSilentFor: heartbeat * 3)
                     do {
-                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: heartbeat) }
                     } catch {
                         break
                     }

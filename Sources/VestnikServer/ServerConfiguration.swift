@@ -11,6 +11,15 @@ package struct ServerConfiguration: Sendable {
     package var databaseURL: String?
     /// Connections per node in the PostgreSQL pool.
     package var databasePoolSize = 16
+    /// The accepted range of ``databasePoolSize``: a node's two listeners (log positions and
+    /// cluster signals) each hold a pooled connection for good, so three is the least that leaves
+    /// one for reads.
+    package static let databasePoolSizeRange = 3...1000
+    /// How often a node of a cluster tells the others it is alive; a node silent for three times
+    /// as long counts as dead and its users as offline (tests shorten it).
+    package var clusterHeartbeat: Duration = .seconds(5)
+    /// The accepted range of ``clusterHeartbeat``, in seconds.
+    package static let clusterHeartbeatRange = 0.1...60.0
     /// How long a PostgreSQL statement may go unanswered before the node treats the server as
     /// unreachable (a frozen server or a network that drops packets closes nothing).
     package var databaseAnswerTimeout: Duration = .seconds(15)
@@ -91,7 +100,7 @@ package struct ServerConfiguration: Sendable {
     /// Applies `VESTNIK_HOST`, `VESTNIK_PORT`, `VESTNIK_DATA_DIR`, `VESTNIK_DATABASE_URL`,
     /// `VESTNIK_DATABASE_POOL_SIZE`, `VESTNIK_DATABASE_ANSWER_TIMEOUT`, `VESTNIK_EVENT_LOOPS`, `VESTNIK_LOG_LEVEL`,
     /// `VESTNIK_ALLOWED_ORIGINS` and `VESTNIK_TRUSTED_PROXIES` (comma-separated), `VESTNIK_EVENT_RETENTION_DAYS`,
-    /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`, `VESTNIK_METRICS_TOKEN_FILE`.
+    /// `VESTNIK_BOTX_HOST`, `VESTNIK_BOT_KEY_FILE`, `VESTNIK_METRICS_TOKEN_FILE`, `VESTNIK_CLUSTER_HEARTBEAT_SECONDS`.
     package mutating func apply(environment: [String: String]) throws {
         if let host = environment["VESTNIK_HOST"] { self.host = host }
         if let raw = environment["VESTNIK_PORT"] {
@@ -101,7 +110,9 @@ package struct ServerConfiguration: Sendable {
         if let dir = environment["VESTNIK_DATA_DIR"] { dataDirectory = dir }
         if let url = environment["VESTNIK_DATABASE_URL"], !url.isEmpty { databaseURL = url }
         if let raw = environment["VESTNIK_DATABASE_POOL_SIZE"] {
-            guard let size = Int(raw), (1...1000).contains(size) else { throw ConfigurationError("VESTNIK_DATABASE_POOL_SIZE must be 1…1000") }
+            guard let size = Int(raw), Self.databasePoolSizeRange.contains(size) else {
+                throw ConfigurationError("VESTNIK_DATABASE_POOL_SIZE must be \(Self.databasePoolSizeRange.lowerBound)…\(Self.databasePoolSizeRange.upperBound)")
+            }
             databasePoolSize = size
         }
         if let raw = environment["VESTNIK_DATABASE_ANSWER_TIMEOUT"] {
@@ -129,6 +140,12 @@ package struct ServerConfiguration: Sendable {
         if let raw = environment["VESTNIK_METRICS_TOKEN_FILE"], !raw.isEmpty { metricsTokenFile = raw }
         if let raw = environment["VESTNIK_BOTX_HOST"], !raw.isEmpty { botxHost = raw }
         if let raw = environment["VESTNIK_BOT_KEY_FILE"], !raw.isEmpty { botKeyFile = raw }
+        if let raw = environment["VESTNIK_CLUSTER_HEARTBEAT_SECONDS"] {
+            guard let seconds = Double(raw), Self.clusterHeartbeatRange.contains(seconds) else {
+                throw ConfigurationError("VESTNIK_CLUSTER_HEARTBEAT_SECONDS must be 0.1…60")
+            }
+            clusterHeartbeat = .milliseconds(Int(seconds * 1000))
+        }
         if let raw = environment["VESTNIK_EVENT_RETENTION_DAYS"] {
             guard let days = Double(raw), days > 0 else { throw ConfigurationError("VESTNIK_EVENT_RETENTION_DAYS must be positive") }
             eventRetention = days * 24 * 3600

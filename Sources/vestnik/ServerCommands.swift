@@ -81,7 +81,11 @@ struct ServeCommand: AsyncParsableCommand {
         if !trustedProxies.isEmpty { configuration.trustedProxies = trustedProxies }
         if let metricsTokenFile { configuration.metricsTokenFile = metricsTokenFile }
         if let host { configuration.host = host }
-        if let poolSize { configuration.databasePoolSize = poolSize }
+        if let poolSize {
+            let range = ServerConfiguration.databasePoolSizeRange
+            guard range.contains(poolSize) else { throw ValidationError("--database-pool-size must be \(range.lowerBound)…\(range.upperBound)") }
+            configuration.databasePoolSize = poolSize
+        }
         if let answerTimeout {
             guard ServerConfiguration.databaseAnswerTimeoutRange.contains(answerTimeout) else {
                 throw ValidationError("--database-answer-timeout must be 1…3600 seconds")

@@ -123,5 +123,8 @@ struct DurabilityTests {
 
 actor AckLog {
     private(set) var messages: [Message] = []
+    /// Sends that failed on one node and were retried on another.
+    private(set) var failovers = 0
     func append(_ message: Message) { messages.append(message) }
+    func failedOver() { failovers += 1 }
 }
