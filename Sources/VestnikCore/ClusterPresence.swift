@@ -9,11 +9,13 @@ import VestnikModel
 /// Each node therefore numbers its own changes (``EventHub``'s presence version), announces its
 /// newest number with every heartbeat, and sends its whole *roster* (the users connected to it,
 /// at one version) when asked. A receiver applies a change only if it is newer than what it holds
-/// for that user and node, notices from a gap in the numbers or from a heartbeat that it missed
-/// something, and then asks for the roster, which replaces everything older. Presence converges
-/// within a heartbeat whatever was lost.
+/// for that user and node. A number still unseen a heartbeat after it was due (skipped by a later
+/// change, or announced by the previous heartbeat) means a change was lost: the receiver asks for
+/// the roster, which replaces everything older, and keeps asking at each heartbeat until one
+/// arrives. Presence therefore converges within about two heartbeats whatever was lost, while a
+/// change that is merely overtaken by another costs nothing.
 package struct ClusterPresence: Sendable {
-    /// What asking for a roster should be: nothing, or one node's roster.
+    /// What to do after a signal: nothing, or ask one node for its roster.
     package enum Follow: Sendable, Equatable {
         case none
         case requestRoster(node: String)
@@ -21,10 +23,19 @@ package struct ClusterPresence: Sendable {
 
     private struct Node {
         var lastHeard: ContinuousClock.Instant
+        /// Silence after which the node counts as dead: three of *its* heartbeats (nil until its
+        /// first heartbeat says how often it beats).
+        var silenceLimit: Duration?
         /// The version of the last roster applied (0: none; a node's versions start at 1).
         var rosterVersion: UInt64 = 0
-        /// The highest version heard in a change, a heartbeat that was caught up, or a roster.
+        /// The highest version heard in a change or a roster.
         var highestSeen: UInt64 = 0
+        /// Numbers skipped by a later change, and when that was noticed.
+        var missing: [UInt64: ContinuousClock.Instant] = [:]
+        /// The version the previous heartbeat announced.
+        var announced: UInt64 = 0
+        /// A roster at or above this version is needed (a change was lost).
+        var wanted: UInt64?
         /// Users online on that node, with the version that said so.
         var online: [UserID: UInt64] = [:]
         /// Users a change since the last roster reported offline, with that change's version
@@ -33,9 +44,35 @@ package struct ClusterPresence: Sendable {
         var lastRequest: ContinuousClock.Instant?
         var assembly: RosterAssembly?
 
-        init(heard: ContinuousClock.Instant) { lastHeard = heard }
+        init(heard: ContinuousClock.Instant, silenceLimit: Duration? = nil) {
+            lastHeard = heard
+            self.silenceLimit = silenceLimit
+        }
 
         func floor(of user: UserID) -> UInt64 { max(rosterVersion, online[user] ?? 0, offline[user] ?? 0) }
+
+        /// Whether `version` is believable: a node counts its transitions one by one, so a number
+        /// far beyond anything seen is a corrupt signal (and would freeze the node's presence if
+        /// taken, since nothing newer could follow it). A node with nothing seen yet may start
+        /// anywhere: one running for months is far past any fixed bound.
+        func plausible(_ version: UInt64) -> Bool {
+            let known = max(highestSeen, announced, rosterVersion)
+            return known == 0 || version <= known || version - known <= ClusterPresence.maxVersionJump
+        }
+
+        /// Forgets every number held of the node (its users stay, as "seen at 0", until a roster
+        /// or change replaces them): after a heartbeat announced far less than was seen, which a
+        /// node that counts up never does, so what was seen was corrupt.
+        mutating func restartNumbering(at announcedVersion: UInt64) {
+            rosterVersion = 0
+            highestSeen = 0
+            missing = [:]
+            offline = [:]
+            assembly = nil
+            online = online.mapValues { _ in 0 }
+            announced = announcedVersion
+            wanted = announcedVersion > 0 ? announcedVersion : nil
+        }
     }
 
     private struct RosterAssembly {
@@ -47,8 +84,23 @@ package struct ClusterPresence: Sendable {
     /// Parts and users per part a roster may claim (bounds what a malformed signal can allocate).
     package static let maxRosterParts = 10_000
     package static let maxUsersPerRosterPart = 1_000
+    /// How far ahead of what was seen a version may jump.
+    package static let maxVersionJump: UInt64 = 1 << 32
+    /// How far a heartbeat may trail the changes seen (it reads its number before its `NOTIFY`,
+    /// and changes sent meanwhile on other connections may arrive first); further behind, what
+    /// was seen is taken for corrupt.
+    package static let maxHeartbeatLag: UInt64 = 1 << 16
+    /// Skipped numbers tracked one by one; a longer gap just asks for the roster.
+    package static let maxMissing = 256
+    /// How long a skipped number may be on its way before it counts as lost.
+    package static let missingGrace = Duration.seconds(1)
     /// How often one node's roster is asked for at most.
     package static let requestInterval = Duration.seconds(2)
+    /// The heartbeat intervals a node may announce (`VESTNIK_CLUSTER_HEARTBEAT_SECONDS`).
+    package static let heartbeatRange = Duration.milliseconds(100)...Duration.seconds(60)
+    /// The silence limit of a node whose heartbeats do not say their interval (the previous
+    /// release's: 3 × 5 s).
+    package static let defaultSilenceLimit = Duration.seconds(15)
 
     private var nodes: [String: Node] = [:]
 
@@ -66,37 +118,69 @@ package struct ClusterPresence: Sendable {
 
     /// A node's change: `user`'s first connection there opened or its last one closed, at
     /// `version` of that node (nil from a node that does not number its changes: applied as is).
-    /// Returns whether to ask that node for its roster.
-    package mutating func apply(user: UserID, online: Bool, version: UInt64?, node: String, at now: ContinuousClock.Instant) -> Follow {
+    package mutating func apply(user: UserID, online: Bool, version: UInt64?, node: String, at now: ContinuousClock.Instant) {
         var state = nodes[node] ?? Node(heard: now)
         state.lastHeard = now
-        var follow = Follow.none
-        if let version {
-            if version > state.floor(of: user) {
-                set(user, online: online, version: version, in: &state)
-            }
-            // A number skipped: some change (of any user) was lost or is still on its way.
-            if version > state.highestSeen + 1 { follow = request(&state, node: node, at: now) }
-            state.highestSeen = max(state.highestSeen, version)
-        } else {
+        defer { nodes[node] = state }
+        guard let version else {
             set(user, online: online, version: 0, in: &state)
+            return
         }
-        nodes[node] = state
-        return follow
+        guard version > 0, state.plausible(version) else { return }
+        if version > state.floor(of: user) { set(user, online: online, version: version, in: &state) }
+        if version > state.highestSeen {
+            let gap = version - state.highestSeen - 1
+            if gap > UInt64(Self.maxMissing) {
+                state.wanted = max(state.wanted ?? 0, version)
+            } else if gap > 0 {
+                for skipped in (state.highestSeen + 1)..<version { state.missing[skipped] = now }
+                // Many gaps without a heartbeat to settle them: ask for the roster instead.
+                if state.missing.count > Self.maxMissing {
+                    state.missing = [:]
+                    state.wanted = max(state.wanted ?? 0, version)
+                }
+            }
+            state.highestSeen = version
+        } else {
+            state.missing[version] = nil
+        }
     }
 
-    /// A node's heartbeat with its newest version (nil from a node that does not number them).
-    /// A node heard of for the first time, or one whose newest change this node has not seen,
-    /// is asked for its roster.
-    package mutating func heartbeat(node: String, version: UInt64?, at now: ContinuousClock.Instant) -> Follow {
-        var state = nodes[node] ?? Node(heard: now)
-        state.lastHeard = now
-        var follow = Follow.none
-        if let version, version > state.highestSeen {
-            follow = request(&state, node: node, at: now)
+    /// A node's heartbeat: its newest version (nil from a node that does not number them) and its
+    /// interval. A node heard of for the first time with changes to its name, a number announced
+    /// by the previous heartbeat and still unseen, or a skipped number still missing after a
+    /// grace, asks for the node's roster (again at each heartbeat until one comes).
+    package mutating func heartbeat(node: String, version: UInt64?, interval: Duration?, at now: ContinuousClock.Instant) -> Follow {
+        // Clamped: a node claiming an hour-long heartbeat must not stay "alive" for three hours.
+        let silenceLimit = interval.map { min(max($0, Self.heartbeatRange.lowerBound), Self.heartbeatRange.upperBound) * 3 }
+            ?? Self.defaultSilenceLimit
+        guard var state = nodes[node] else {
+            var fresh = Node(heard: now, silenceLimit: silenceLimit)
+            var follow = Follow.none
+            if let version, version > 0, fresh.plausible(version) {
+                fresh.announced = version
+                fresh.wanted = version
+                follow = request(&fresh, node: node, at: now)
+            }
+            nodes[node] = fresh
+            return follow
         }
-        nodes[node] = state
-        return follow
+        state.lastHeard = now
+        state.silenceLimit = silenceLimit
+        defer { nodes[node] = state }
+        let seen = max(state.highestSeen, state.rosterVersion, state.announced)
+        if let version, version < seen, seen - version > Self.maxHeartbeatLag {
+            state.restartNumbering(at: version)
+            return state.wanted == nil ? .none : request(&state, node: node, at: now)
+        }
+        if state.announced > state.highestSeen { state.wanted = max(state.wanted ?? 0, state.announced) }
+        let lost = state.missing.filter { now - $0.value >= Self.missingGrace }.keys
+        if let newestLost = lost.max() {
+            state.wanted = max(state.wanted ?? 0, newestLost)
+            for number in lost { state.missing[number] = nil }
+        }
+        if let version, state.plausible(version) { state.announced = max(state.announced, version) }
+        return state.wanted == nil ? .none : request(&state, node: node, at: now)
     }
 
     /// One part of a node's roster: the users connected to it at `version`, split into `parts`
@@ -109,7 +193,7 @@ package struct ClusterPresence: Sendable {
         var state = nodes[node] ?? Node(heard: now)
         state.lastHeard = now
         defer { nodes[node] = state }
-        guard version > state.rosterVersion else { return [:] }
+        guard version > state.rosterVersion, state.plausible(version) else { return [:] }
         if state.assembly?.version != version || state.assembly?.parts != parts {
             // A newer roster replaces one still arriving (an older one is not worth finishing).
             if let assembling = state.assembly?.version, assembling > version { return [:] }
@@ -129,22 +213,34 @@ package struct ClusterPresence: Sendable {
             state.online[user] = version
             changed[user] = true
         }
-        // Offline marks at or below the roster are implied by it now.
+        // Offline marks and missing numbers at or below the roster are settled by it.
         state.offline = state.offline.filter { $0.value > version }
+        state.missing = state.missing.filter { $0.key > version }
         state.rosterVersion = version
         state.highestSeen = max(state.highestSeen, version)
+        if let wanted = state.wanted, version >= wanted { state.wanted = nil }
         return changed
     }
 
-    /// Forgets nodes not heard from within `timeout` (crashed, or cut off from the database);
+    /// Forgets nodes silent for longer than their limit (crashed, or cut off from the database);
     /// returns the users who were online there. A node heard again later is asked for its roster.
-    package mutating func forgetSilentNodes(timeout: Duration, at now: ContinuousClock.Instant) -> Set<UserID> {
+    ///
+    /// A node known only from its changes or roster, whose heartbeat has not said its interval
+    /// yet, gets `unannouncedLimit` (this node's own: nodes of one cluster are usually configured
+    /// alike, and a node that beats slower is simply asked for its roster when heard again).
+    package mutating func forgetSilentNodes(at now: ContinuousClock.Instant, unannouncedLimit: Duration) -> Set<UserID> {
         var dropped: Set<UserID> = []
-        for (node, state) in nodes where now - state.lastHeard > timeout {
+        for (node, state) in nodes where now - state.lastHeard > (state.silenceLimit ?? unannouncedLimit) {
             nodes[node] = nil
             dropped.formUnion(state.online.keys)
         }
         return dropped
+    }
+
+    /// Restarts every known node's silence from `now`: this node's listener was down, so their
+    /// silence until now says nothing of them (each is asked for its roster anyway).
+    package mutating func listenerRestarted(at now: ContinuousClock.Instant) {
+        for node in nodes.keys { nodes[node]?.lastHeard = now }
     }
 
     /// The nodes known, for diagnostics and tests.

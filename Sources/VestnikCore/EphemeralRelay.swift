@@ -11,9 +11,9 @@ package enum EphemeralSignal: Sendable, Hashable, Codable {
     /// A user's first connection to the sending node opened (`online`) or its last one closed;
     /// `version` numbers the sending node's changes (see ``ClusterPresence``).
     case presence(userID: UserID, online: Bool, version: UInt64?)
-    /// The sending node is alive, and its newest presence version; nodes not heard from for a
-    /// while are forgotten.
-    case alive(presenceVersion: UInt64?)
+    /// The sending node is alive, its newest presence version and its heartbeat interval; a node
+    /// not heard from for three of its intervals is forgotten.
+    case alive(presenceVersion: UInt64?, intervalMilliseconds: Int?)
     /// Asks `node` (every node when nil) to send its roster.
     case rosterRequest(node: String?)
     /// One part of the sending node's roster: the users connected to it at `version`.

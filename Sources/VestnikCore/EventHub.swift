@@ -221,6 +221,9 @@ package actor EventHub {
     /// The number of this node's latest presence transition (0: none yet).
     private var presenceVersion: UInt64 = 0
     private var lastRosterSent: ContinuousClock.Instant?
+    private var lastOwnHeartbeat: ContinuousClock.Instant?
+    private var pendingPresenceBroadcasts: Set<UserID> = []
+    private var drainingPresenceBroadcasts = false
     private var stopped = false
     private var started: Bool
 
@@ -307,18 +310,21 @@ package actor EventHub {
     package var localPresenceVersion: UInt64 { presenceVersion }
 
     /// Records another node's presence change. Returns the user's presence if their overall state
-    /// changed, and whether to ask that node for its roster.
-    package func setRemotePresence(
-        _ user: UserID, online: Bool, version: UInt64?, node: String
-    ) -> (changed: Presence?, follow: ClusterPresence.Follow) {
+    /// changed.
+    package func setRemotePresence(_ user: UserID, online: Bool, version: UInt64?, node: String) -> Presence? {
         let before = presence(of: user).online
-        let follow = cluster.apply(user: user, online: online, version: version, node: node, at: .now)
-        return (overallChange(of: user, before: before), follow)
+        cluster.apply(user: user, online: online, version: version, node: node, at: .now)
+        return overallChange(of: user, before: before)
     }
 
     /// Notes another node's heartbeat; says whether to ask it for its roster.
-    package func heardFrom(node: String, version: UInt64?) -> ClusterPresence.Follow {
-        cluster.heartbeat(node: node, version: version, at: .now)
+    package func heardFrom(node: String, version: UInt64?, interval: Duration?) -> ClusterPresence.Follow {
+        cluster.heartbeat(node: node, version: version, interval: interval, at: .now)
+    }
+
+    /// Notes that this node's own heartbeat came back through the database: its listener works.
+    package func heardOwnHeartbeat() {
+        lastOwnHeartbeat = .now
     }
 
     /// Records one part of another node's roster; returns the presences it changed overall.
@@ -331,10 +337,53 @@ package actor EventHub {
         }
     }
 
-    /// Forgets nodes not heard from within `timeout` (crashed nodes): their users count as
+    /// Forgets nodes silent for longer than their limit (crashed nodes): their users count as
     /// offline unless connected elsewhere. Returns the presences that changed.
-    package func forgetSilentNodes(timeout: Duration) -> [Presence] {
-        cluster.forgetSilentNodes(timeout: timeout, at: .now).compactMap { overallChange(of: $0, before: true) }
+    ///
+    /// Silence is judged at the moment this node last heard its own heartbeat come back, not at
+    /// "now": the listener hands over signals in the order they were sent, so a node silent past
+    /// its limit by then really was silent, while any silence after it may be this node's own
+    /// listener being down (forgetting then would show every remote user offline).
+    package func forgetSilentNodes(ownSilenceLimit: Duration) -> [Presence] {
+        guard let lastOwnHeartbeat else { return [] }
+        return cluster.forgetSilentNodes(at: lastOwnHeartbeat, unannouncedLimit: ownSilenceLimit)
+            .compactMap { overallChange(of: $0, before: true) }
+    }
+
+    /// Notes that this node's signal listener (re)started: the other nodes' silence while it was
+    /// down says nothing of them, so it counts from now.
+    package func listenerRestarted() {
+        cluster.listenerRestarted(at: .now)
+    }
+
+    /// Queues users whose presence this node's streams should be told; returns whether the caller
+    /// must start draining the queue (nobody is draining it yet).
+    ///
+    /// Why one queue: a roster or a dead node can change many users at once, and each needs a
+    /// contact read; one drain at a time keeps those reads from piling up on a slow database,
+    /// and a user queued twice is told once (what is told is read when published).
+    package func queuePresenceBroadcasts(_ users: some Sequence<UserID>) -> Bool {
+        pendingPresenceBroadcasts.formUnion(users)
+        guard !pendingPresenceBroadcasts.isEmpty, !drainingPresenceBroadcasts else { return false }
+        drainingPresenceBroadcasts = true
+        return true
+    }
+
+    /// The next queued user to tell about, or nil (and the drain ends) when the queue is empty.
+    package func nextPresenceBroadcast() -> UserID? {
+        guard let user = pendingPresenceBroadcasts.popFirst() else {
+            drainingPresenceBroadcasts = false
+            return nil
+        }
+        return user
+    }
+
+    /// Publishes `user`'s presence as it is now to those of `recipients` connected here.
+    ///
+    /// Read at publish time, in this actor's step, rather than passed in: two announcements of
+    /// one user racing through their contact reads then cannot leave the older state last.
+    package func publishPresence(of user: UserID, to recipients: [UserID]) {
+        publishEphemeral(.presenceChanged(presence(of: user)), to: recipients)
     }
 
     /// The user's presence if it differs from `before`; a user who went offline is stamped now.

@@ -88,11 +88,21 @@ package struct SyncService: Sendable {
 
     /// Applies a signal from another node: typing goes to this node's subscribers in the chat;
     /// presence updates the cluster-wide view and is announced here if the user's overall state
-    /// changed; a roster request is answered, and a missed change asks for the sender's roster.
+    /// changed; a roster request is answered, and a lost change asks for the sender's roster.
+    ///
+    /// The listener hands signals over one at a time and a node's liveness is judged by when its
+    /// signals are handled, so anything that may take long (a roster's sends, many users' contact
+    /// reads) runs in a task of its own.
     package func receive(_ envelope: EphemeralEnvelope) async {
+        guard let relay = context.relay else { return }
+        if envelope.node == relay.nodeID {
+            if case .alive = envelope.signal { await context.hub.heardOwnHeartbeat() }
+            return
+        }
         switch envelope.signal {
-        case .alive(let version):
-            await follow(await context.hub.heardFrom(node: envelope.node, version: version))
+        case .alive(let version, let milliseconds):
+            let interval = milliseconds.map { Duration.milliseconds($0) }
+            await follow(await context.hub.heardFrom(node: envelope.node, version: version, interval: interval))
         case .typing(let chatID, let userID):
             do {
                 let members = try await context.read { try await $0.memberIDs(of: chatID) }
@@ -101,30 +111,33 @@ package struct SyncService: Sendable {
                 context.logger.debug("remote typing dropped", metadata: ["vestnik.error": "\(error)"])
             }
         case .presence(let userID, let online, let version):
-            let (changed, next) = await context.hub.setRemotePresence(userID, online: online, version: version, node: envelope.node)
-            if let changed { await broadcastPresence(changed) }
-            await follow(next)
+            if await context.hub.setRemotePresence(userID, online: online, version: version, node: envelope.node) != nil {
+                await broadcastInBackground([userID])
+            }
         case .rosterRequest(let node):
-            guard node == nil || node == context.relay?.nodeID else { return }
-            await sendRoster()
+            guard node == nil || node == relay.nodeID, let (version, users) = await context.hub.rosterForAnswer() else { return }
+            Task { await Self.sendRoster(version: version, users: users, over: relay) }
         case .roster(let version, let part, let parts, let users):
             let changed = await context.hub.applyRoster(node: envelope.node, version: version, part: part, parts: parts, users: users)
-            for presence in changed { await broadcastPresence(presence) }
+            await broadcastInBackground(changed.map(\.userID))
         }
     }
 
-    /// The cluster heartbeat (every few seconds): tells the other nodes this one is alive and how
-    /// far its presence changes go, and forgets nodes silent for longer than `silence`, telling
-    /// this node's clients that their users went offline.
-    package func heartbeat(forgettingNodesSilentFor silence: Duration) async {
+    /// The cluster heartbeat (every `interval`): tells the other nodes this one is alive, how far
+    /// its presence changes go and how often it says so, and forgets nodes silent for three of
+    /// their own intervals, telling this node's clients that their users went offline.
+    package func heartbeat(every interval: Duration) async {
         guard let relay = context.relay else { return }
-        await relay.send(.alive(presenceVersion: await context.hub.localPresenceVersion))
-        for presence in await context.hub.forgetSilentNodes(timeout: silence) { await broadcastPresence(presence) }
+        let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
+        await relay.send(.alive(presenceVersion: await context.hub.localPresenceVersion, intervalMilliseconds: milliseconds))
+        let gone = await context.hub.forgetSilentNodes(ownSilenceLimit: interval * 3)
+        await broadcastInBackground(gone.map(\.userID))
     }
 
     /// Asks every other node for its roster: when this node starts listening, since it may have
-    /// missed any number of changes before.
+    /// missed any number of changes before (and the other nodes' silence counts from then).
     package func requestRosters() async {
+        await context.hub.listenerRestarted()
         await context.relay?.send(.rosterRequest(node: nil))
     }
 
@@ -132,11 +145,10 @@ package struct SyncService: Sendable {
     /// of them in JSON.
     package static let rosterPartSize = 150
 
-    private func sendRoster() async {
-        guard let relay = context.relay, let (version, users) = await context.hub.rosterForAnswer() else { return }
-        let parts = max(1, (users.count + Self.rosterPartSize - 1) / Self.rosterPartSize)
+    private static func sendRoster(version: UInt64, users: [UserID], over relay: any EphemeralRelay) async {
+        let parts = max(1, (users.count + rosterPartSize - 1) / rosterPartSize)
         for part in 0..<parts {
-            let slice = users.dropFirst(part * Self.rosterPartSize).prefix(Self.rosterPartSize)
+            let slice = users.dropFirst(part * rosterPartSize).prefix(rosterPartSize)
             await relay.send(.roster(version: version, part: part, parts: parts, users: Array(slice)))
         }
     }
@@ -146,29 +158,36 @@ package struct SyncService: Sendable {
     }
 
     private func announce(_ transition: EventHub.PresenceTransition, of user: UserID) async {
-        let presence: Presence
-        let version: UInt64
         switch transition {
-        case .none: return
-        case .cameOnline(let number):
-            (presence, version) = (Presence(userID: user, online: true, lastSeenAt: nil), number)
-        case .wentOffline(let lastSeen, let number):
-            (presence, version) = (Presence(userID: user, online: false, lastSeenAt: lastSeen), number)
+        case .none:
+            return
+        case .cameOnline(let version):
+            await context.relay?.send(.presence(userID: user, online: true, version: version))
+        case .wentOffline(_, let version):
+            await context.relay?.send(.presence(userID: user, online: false, version: version))
+            // Offline here but still connected to another node: nobody should see "offline".
+            if await context.hub.presence(of: user).online { return }
         }
-        await context.relay?.send(.presence(userID: user, online: presence.online, version: version))
-        // Offline here but still connected to another node: nobody should see "offline".
-        if !presence.online, await context.hub.presence(of: user).online { return }
-        await broadcastPresence(presence)
+        await broadcastPresence(of: user)
     }
 
-    private func broadcastPresence(_ presence: Presence) async {
-        let user = presence.userID
+    /// Tells `users`' contacts connected here their presence, off the caller's path: through the
+    /// hub's queue, drained by one task at a time.
+    private func broadcastInBackground(_ users: [UserID]) async {
+        guard !users.isEmpty, await context.hub.queuePresenceBroadcasts(users) else { return }
+        let service = self
+        Task {
+            while let user = await service.context.hub.nextPresenceBroadcast() { await service.broadcastPresence(of: user) }
+        }
+    }
+
+    private func broadcastPresence(of user: UserID) async {
         // A roster or a dead node can change many users at once: skip their contact reads when
         // no stream here could be told.
         guard await context.hub.hasSubscribers else { return }
         do {
             let contacts = try await context.read { try await $0.contacts(of: user, limit: 5000) }
-            await context.hub.publishEphemeral(.presenceChanged(presence), to: contacts)
+            await context.hub.publishPresence(of: user, to: contacts)
         } catch {
             context.logger.backgroundFailure("presence fan-out failed", error)
         }

@@ -43,7 +43,8 @@ package struct ClusterRelay: EphemeralRelay {
         onListening: @Sendable @escaping () async -> Void, _ onEnvelope: @Sendable @escaping (EphemeralEnvelope) async -> Void
     ) async throws {
         try await store.listenForSignals(onListening: onListening) { payload in
-            guard let envelope = try? VestnikJSON.decode(EphemeralEnvelope.self, from: Data(payload.utf8)), envelope.node != nodeID else { return }
+            // This node's own signals come back too: its heartbeat shows the listener works.
+            guard let envelope = try? VestnikJSON.decode(EphemeralEnvelope.self, from: Data(payload.utf8)) else { return }
             await onEnvelope(envelope)
         }
     }

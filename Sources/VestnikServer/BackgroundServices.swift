@@ -139,7 +139,7 @@ struct RelayService: Service {
             }
             group.addTask {
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                    await services.sync.heartbeat(forgettingNodesSilentFor: heartbeat * 3)
+                    await services.sync.heartbeat(every: heartbeat)
                     do {
                         try await cancelWhenGracefulShutdown { try await Task.sleep(for: heartbeat) }
                     } catch {

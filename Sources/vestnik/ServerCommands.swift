@@ -58,7 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var data: DataOptions
-    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node, besides the single writer's own (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
+    @Option(name: .customLong("database-pool-size"), help: "PostgreSQL connections per node, 3–1000 (default 16), besides the single writer's own (env VESTNIK_DATABASE_POOL_SIZE).") var poolSize: Int?
     @Option(
         name: .customLong("database-answer-timeout"),
         help: "Seconds a PostgreSQL statement may go unanswered before the node treats the server as unreachable (env VESTNIK_DATABASE_ANSWER_TIMEOUT, default 15).")

@@ -46,18 +46,18 @@ struct ClusterTests {
         let seenOnline = await waitUntil(timeout: .seconds(10)) { (try? await clients[0].user(users[1].id).presence.online) == true }
         #expect(seenOnline, "a user connected to node 1 is online when asked on node 0")
 
-        // Concurrent senders on every node. Once a fifth of the messages are acknowledged node 2
-        // is killed: its senders fail over to node 0 mid-run, and its clients' streams move to node
-        // 0 from their last position while the others keep sending.
+        // Concurrent senders on every node. The sender whose message is the fifth of all to be
+        // acknowledged kills node 2 there and then: its senders fail over to node 0 mid-run, and
+        // its clients' streams move to node 0 from their last position while the others keep
+        // sending.
         let acked = AckLog()
         let total = 6 * 25
         let killed = nodes[2]
         let fallbackURL = nodes[0].url
         let streamsBeforeKill = collectors
         let failover = Task { () -> (ackedAtKill: Int, resumed: [Int: (EventCollector, Task<Void, Never>)]) in
-            while await acked.messages.count < total / 5 { try? await Task.sleep(for: .milliseconds(2)) }
+            while !Task.isCancelled, await acked.messages.count < total / 5 { try? await Task.sleep(for: .milliseconds(2)) }
             let ackedAtKill = await acked.messages.count
-            killed.kill9()
             var resumed: [Int: (EventCollector, Task<Void, Never>)] = [:]
             for index in clients.indices where index % 3 == 2 {
                 streamsBeforeKill[index].1.cancel()
@@ -68,18 +68,20 @@ struct ClusterTests {
             }
             return (ackedAtKill, resumed)
         }
+        defer { failover.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, client) in clients.enumerated() {
                 group.addTask {
                     var sender = client
                     for i in 0..<25 {
                         do {
-                            await acked.append(try await sender.sendMessage(chatID: chat.id, text: "n\(index)-\(i)", clientMessageID: "n\(index)-\(i)"))
+                            let count = await acked.append(try await sender.sendMessage(chatID: chat.id, text: "n\(index)-\(i)", clientMessageID: "n\(index)-\(i)"))
+                            if count == total / 5 { killed.kill9() }
                         } catch {
                             // The node died: retry the same send (same idempotency key) on node 0.
                             await acked.failedOver()
                             sender = VestnikClient(serverURL: fallbackURL, token: client.token, configuration: .init(retry: .none))
-                            await acked.append(try await sender.sendMessage(chatID: chat.id, text: "n\(index)-\(i)", clientMessageID: "n\(index)-\(i)"))
+                            _ = await acked.append(try await sender.sendMessage(chatID: chat.id, text: "n\(index)-\(i)", clientMessageID: "n\(index)-\(i)"))
                         }
                     }
                 }
@@ -163,9 +165,11 @@ struct ClusterTests {
                 "the late node counts alice online")
 
         // Alice's node dies without a word: after three missed heartbeats she is offline, and
-        // bob's open stream is told so.
+        // bob's open stream is told so (and was not told so before, while her node lived).
+        let heardBeforeKill = await bobsStream.0.ephemeral.count
+        #expect(!(await bobsStream.0.ephemeral.contains { aliceOnline($0, false) }), "alice was never offline while her node lived")
         alicesNode.kill9()
-        #expect(await bobsStream.0.wait(timeout: .seconds(10)) { await $0.ephemeral.contains { aliceOnline($0, false) } },
+        #expect(await bobsStream.0.wait(timeout: .seconds(10)) { await $0.ephemeral.dropFirst(heardBeforeKill).contains { aliceOnline($0, false) } },
                 "bob is told alice went offline when her node died")
         let seenOffline = try await bob.user(aliceUser.id).presence
         #expect(!seenOffline.online && seenOffline.lastSeenAt != nil)

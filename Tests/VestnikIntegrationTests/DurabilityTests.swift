@@ -125,6 +125,10 @@ actor AckLog {
     private(set) var messages: [Message] = []
     /// Sends that failed on one node and were retried on another.
     private(set) var failovers = 0
-    func append(_ message: Message) { messages.append(message) }
+    /// Returns how many messages are acknowledged now, this one included.
+    @discardableResult func append(_ message: Message) -> Int {
+        messages.append(message)
+        return messages.count
+    }
     func failedOver() { failovers += 1 }
 }
