@@ -9,10 +9,10 @@ import VestnikModel
 /// Each node therefore numbers its own changes (``EventHub``'s presence version), announces its
 /// newest number with every heartbeat, and sends its whole *roster* (the users connected to it,
 /// at one version) when asked. A receiver applies a change only if it is newer than what it holds
-/// for that user and node. A number still unseen a heartbeat after it was due (skipped by a later
-/// change, or announced by the previous heartbeat) means a change was lost: the receiver asks for
-/// the roster, which replaces everything older, and keeps asking at each heartbeat until one
-/// arrives. Presence therefore converges within about two heartbeats whatever was lost, while a
+/// for that user and node. A number skipped by a later change and still unseen a second later, or
+/// announced by the previous heartbeat and still unseen at the next, means a change was lost: the
+/// receiver asks for the roster, which replaces everything older, and keeps asking at each
+/// heartbeat until one arrives. Presence therefore converges within about two heartbeats whatever was lost, while a
 /// change that is merely overtaken by another costs nothing.
 package struct ClusterPresence: Sendable {
     /// What to do after a signal: nothing, or ask one node for its roster.
@@ -26,14 +26,17 @@ package struct ClusterPresence: Sendable {
         /// Silence after which the node counts as dead: three of *its* heartbeats (nil until its
         /// first heartbeat says how often it beats).
         var silenceLimit: Duration?
-        /// The version of the last roster applied (0: none; a node's versions start at 1).
-        var rosterVersion: UInt64 = 0
+        /// The version of the last roster applied (nil: none yet, or numbers reset).
+        var rosterVersion: UInt64?
         /// The highest version heard in a change or a roster.
         var highestSeen: UInt64 = 0
         /// Numbers skipped by a later change, and when that was noticed.
         var missing: [UInt64: ContinuousClock.Instant] = [:]
         /// The version the previous heartbeat announced.
         var announced: UInt64 = 0
+        /// The highest number seen when the previous heartbeat was handled: the node counted at
+        /// least that far before sending the current one (see ``heartbeat(node:version:interval:at:)``).
+        var seenBeforeLastHeartbeat: UInt64 = 0
         /// A roster at or above this version is needed (a change was lost).
         var wanted: UInt64?
         /// Users online on that node, with the version that said so.
@@ -49,29 +52,34 @@ package struct ClusterPresence: Sendable {
             self.silenceLimit = silenceLimit
         }
 
-        func floor(of user: UserID) -> UInt64 { max(rosterVersion, online[user] ?? 0, offline[user] ?? 0) }
+        func floor(of user: UserID) -> UInt64 { max(rosterVersion ?? 0, online[user] ?? 0, offline[user] ?? 0) }
+
+        /// The highest number held of the node, from any signal.
+        var highestKnown: UInt64 { max(highestSeen, announced, rosterVersion ?? 0) }
 
         /// Whether `version` is believable: a node counts its transitions one by one, so a number
         /// far beyond anything seen is a corrupt signal (and would freeze the node's presence if
         /// taken, since nothing newer could follow it). A node with nothing seen yet may start
         /// anywhere: one running for months is far past any fixed bound.
         func plausible(_ version: UInt64) -> Bool {
-            let known = max(highestSeen, announced, rosterVersion)
+            let known = highestKnown
             return known == 0 || version <= known || version - known <= ClusterPresence.maxVersionJump
         }
 
-        /// Forgets every number held of the node (its users stay, as "seen at 0", until a roster
-        /// or change replaces them): after a heartbeat announced far less than was seen, which a
-        /// node that counts up never does, so what was seen was corrupt.
+        /// Forgets every number held of the node and wants its roster at the announced number or
+        /// later (its users stay, as "seen at 0", until that roster replaces them): after a
+        /// heartbeat announced less than the node had already counted, which a node that counts
+        /// up never does, so what was seen was corrupt.
         mutating func restartNumbering(at announcedVersion: UInt64) {
-            rosterVersion = 0
+            rosterVersion = nil
             highestSeen = 0
             missing = [:]
             offline = [:]
             assembly = nil
             online = online.mapValues { _ in 0 }
             announced = announcedVersion
-            wanted = announcedVersion > 0 ? announcedVersion : nil
+            seenBeforeLastHeartbeat = announcedVersion
+            wanted = announcedVersion
         }
     }
 
@@ -86,10 +94,6 @@ package struct ClusterPresence: Sendable {
     package static let maxUsersPerRosterPart = 1_000
     /// How far ahead of what was seen a version may jump.
     package static let maxVersionJump: UInt64 = 1 << 32
-    /// How far a heartbeat may trail the changes seen (it reads its number before its `NOTIFY`,
-    /// and changes sent meanwhile on other connections may arrive first); further behind, what
-    /// was seen is taken for corrupt.
-    package static let maxHeartbeatLag: UInt64 = 1 << 16
     /// Skipped numbers tracked one by one; a longer gap just asks for the roster.
     package static let maxMissing = 256
     /// How long a skipped number may be on its way before it counts as lost.
@@ -162,16 +166,21 @@ package struct ClusterPresence: Sendable {
                 fresh.wanted = version
                 follow = request(&fresh, node: node, at: now)
             }
+            fresh.seenBeforeLastHeartbeat = fresh.highestKnown
             nodes[node] = fresh
             return follow
         }
         state.lastHeard = now
         state.silenceLimit = silenceLimit
         defer { nodes[node] = state }
-        let seen = max(state.highestSeen, state.rosterVersion, state.announced)
-        if let version, version < seen, seen - version > Self.maxHeartbeatLag {
+        // Notifications arrive in commit order, so whatever was seen before the previous heartbeat
+        // committed before it, and the node counted that far before it read the number this
+        // heartbeat carries. Less than that is impossible for a node that counts up: what was
+        // seen was corrupt. (A number above this heartbeat's seen *since* the previous one is
+        // fine: a change sent beside this heartbeat may commit first.)
+        if let version, version < state.seenBeforeLastHeartbeat {
             state.restartNumbering(at: version)
-            return state.wanted == nil ? .none : request(&state, node: node, at: now)
+            return request(&state, node: node, at: now)
         }
         if state.announced > state.highestSeen { state.wanted = max(state.wanted ?? 0, state.announced) }
         let lost = state.missing.filter { now - $0.value >= Self.missingGrace }.keys
@@ -180,6 +189,7 @@ package struct ClusterPresence: Sendable {
             for number in lost { state.missing[number] = nil }
         }
         if let version, state.plausible(version) { state.announced = max(state.announced, version) }
+        state.seenBeforeLastHeartbeat = state.highestKnown
         return state.wanted == nil ? .none : request(&state, node: node, at: now)
     }
 
@@ -193,7 +203,7 @@ package struct ClusterPresence: Sendable {
         var state = nodes[node] ?? Node(heard: now)
         state.lastHeard = now
         defer { nodes[node] = state }
-        guard version > state.rosterVersion, state.plausible(version) else { return [:] }
+        guard state.rosterVersion.map({ version > $0 }) ?? true, state.plausible(version) else { return [:] }
         if state.assembly?.version != version || state.assembly?.parts != parts {
             // A newer roster replaces one still arriving (an older one is not worth finishing).
             if let assembling = state.assembly?.version, assembling > version { return [:] }
@@ -205,7 +215,9 @@ package struct ClusterPresence: Sendable {
 
         let roster = Set(assembly.received.values.joined())
         var changed: [UserID: Bool] = [:]
-        for (user, since) in state.online where since < version && !roster.contains(user) {
+        // A change at the roster's own number is part of it: anyone set online at or below that
+        // number and absent from it is gone.
+        for (user, since) in state.online where since <= version && !roster.contains(user) {
             state.online[user] = nil
             changed[user] = false
         }

@@ -12,8 +12,9 @@ package enum EphemeralSignal: Sendable, Hashable, Codable {
     /// `version` numbers the sending node's changes (see ``ClusterPresence``).
     case presence(userID: UserID, online: Bool, version: UInt64?)
     /// The sending node is alive, its newest presence version and its heartbeat interval; a node
-    /// not heard from for three of its intervals is forgotten.
-    case alive(presenceVersion: UInt64?, intervalMilliseconds: Int?)
+    /// not heard from for three of its intervals is forgotten. `beat` numbers the sender's
+    /// heartbeats, so that the sender, hearing its own come back, knows when it sent that one.
+    case alive(presenceVersion: UInt64?, intervalMilliseconds: Int?, beat: UInt64? = nil)
     /// Asks `node` (every node when nil) to send its roster.
     case rosterRequest(node: String?)
     /// One part of the sending node's roster: the users connected to it at `version`.

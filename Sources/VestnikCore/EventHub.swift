@@ -221,7 +221,10 @@ package actor EventHub {
     /// The number of this node's latest presence transition (0: none yet).
     private var presenceVersion: UInt64 = 0
     private var lastRosterSent: ContinuousClock.Instant?
+    /// When this node sent the newest of its own heartbeats that came back through the database.
     private var lastOwnHeartbeat: ContinuousClock.Instant?
+    private var heartbeatsSent: UInt64 = 0
+    private var heartbeatSentAt: [UInt64: ContinuousClock.Instant] = [:]
     private var pendingPresenceBroadcasts: Set<UserID> = []
     private var drainingPresenceBroadcasts = false
     private var stopped = false
@@ -322,10 +325,24 @@ package actor EventHub {
         cluster.heartbeat(node: node, version: version, interval: interval, at: .now)
     }
 
-    /// Notes that this node's own heartbeat came back through the database: its listener works.
-    package func heardOwnHeartbeat() {
-        lastOwnHeartbeat = .now
+    /// Numbers this node's next heartbeat and notes when it is sent; returns the number and this
+    /// node's newest presence version, for the heartbeat to carry.
+    package func nextHeartbeat() -> (beat: UInt64, presenceVersion: UInt64) {
+        heartbeatsSent += 1
+        heartbeatSentAt[heartbeatsSent] = .now
+        heartbeatSentAt[heartbeatsSent - min(heartbeatsSent, Self.heartbeatsRemembered)] = nil
+        return (heartbeatsSent, presenceVersion)
     }
+
+    /// Notes that this node's heartbeat number `beat` came back through the database: its
+    /// listener worked up to when that heartbeat was sent.
+    package func heardOwnHeartbeat(beat: UInt64) {
+        guard let sent = heartbeatSentAt[beat] else { return }
+        lastOwnHeartbeat = max(lastOwnHeartbeat ?? sent, sent)
+    }
+
+    /// Own heartbeats whose send time is kept (older echoes are too late to matter).
+    private static let heartbeatsRemembered: UInt64 = 16
 
     /// Records one part of another node's roster; returns the presences it changed overall.
     package func applyRoster(node: String, version: UInt64, part: Int, parts: Int, users: [UserID]) -> [Presence] {
@@ -340,10 +357,12 @@ package actor EventHub {
     /// Forgets nodes silent for longer than their limit (crashed nodes): their users count as
     /// offline unless connected elsewhere. Returns the presences that changed.
     ///
-    /// Silence is judged at the moment this node last heard its own heartbeat come back, not at
-    /// "now": the listener hands over signals in the order they were sent, so a node silent past
-    /// its limit by then really was silent, while any silence after it may be this node's own
-    /// listener being down (forgetting then would show every remote user offline).
+    /// Silence is judged at the moment this node *sent* its newest heartbeat that came back, not
+    /// at "now": notifications arrive in the order their transactions committed, so every signal
+    /// another node committed before that heartbeat was handled before its echo. A node silent
+    /// past its limit by then really was silent, however long the listener took to hand the
+    /// signals over; silence after it may be this node's own listener being down or behind
+    /// (forgetting then would show every remote user offline).
     package func forgetSilentNodes(ownSilenceLimit: Duration) -> [Presence] {
         guard let lastOwnHeartbeat else { return [] }
         return cluster.forgetSilentNodes(at: lastOwnHeartbeat, unannouncedLimit: ownSilenceLimit)

@@ -96,11 +96,11 @@ package struct SyncService: Sendable {
     package func receive(_ envelope: EphemeralEnvelope) async {
         guard let relay = context.relay else { return }
         if envelope.node == relay.nodeID {
-            if case .alive = envelope.signal { await context.hub.heardOwnHeartbeat() }
+            if case .alive(_, _, let beat?) = envelope.signal { await context.hub.heardOwnHeartbeat(beat: beat) }
             return
         }
         switch envelope.signal {
-        case .alive(let version, let milliseconds):
+        case .alive(let version, let milliseconds, _):
             let interval = milliseconds.map { Duration.milliseconds($0) }
             await follow(await context.hub.heardFrom(node: envelope.node, version: version, interval: interval))
         case .typing(let chatID, let userID):
@@ -129,7 +129,8 @@ package struct SyncService: Sendable {
     package func heartbeat(every interval: Duration) async {
         guard let relay = context.relay else { return }
         let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
-        await relay.send(.alive(presenceVersion: await context.hub.localPresenceVersion, intervalMilliseconds: milliseconds))
+        let (beat, version) = await context.hub.nextHeartbeat()
+        await relay.send(.alive(presenceVersion: version, intervalMilliseconds: milliseconds, beat: beat))
         let gone = await context.hub.forgetSilentNodes(ownSilenceLimit: interval * 3)
         await broadcastInBackground(gone.map(\.userID))
     }

@@ -138,10 +138,16 @@ struct RelayService: Service {
                 }
             }
             group.addTask {
+                // On fixed deadlines: a send that waits for the pool must not stretch the
+                // interval the other nodes hold this node to.
+                var deadline = ContinuousClock.now
                 while !Task.isShuttingDownGracefully, !Task.isCancelled {
+                    deadline += heartbeat
                     await services.sync.heartbeat(every: heartbeat)
+                    deadline = max(deadline, .now)
+                    let next = deadline
                     do {
-                        try await cancelWhenGracefulShutdown { try await Task.sleep(for: heartbeat) }
+                        try await cancelWhenGracefulShutdown { try await Task.sleep(until: next, clock: .continuous) }
                     } catch {
                         break
                     }

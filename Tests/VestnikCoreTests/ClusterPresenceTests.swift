@@ -73,16 +73,32 @@ import VestnikModel
         #expect(view.heartbeat(node: "b", version: 1, interval: .seconds(1), at: at(3)) == .none, "the bogus announcement was not kept")
         view.apply(user: alice, online: false, version: 2, node: "b", at: at(3.1))
         #expect(!view.isOnline(alice), "real changes still apply")
-        // A corrupt number within the bound is taken; the next heartbeat shows it for what it is.
+        // A corrupt number within the bound is taken; the heartbeat after next shows it for what
+        // it is (the node counted at least that far before sending it, yet announces less).
         view.apply(user: alice, online: true, version: 1 << 31, node: "b", at: at(3.2))
         #expect(view.isOnline(alice))
-        #expect(view.heartbeat(node: "b", version: 4, interval: .seconds(1), at: at(4)) == .requestRoster(node: "b"))
-        #expect(view.applyRoster(node: "b", version: 4, part: 0, parts: 1, users: [], at: at(4.1)) == [alice: false])
-        #expect(view.heartbeat(node: "b", version: 4, interval: .seconds(1), at: at(7)) == .none, "caught up")
-        // A heartbeat merely trailing a change sent beside it is no reason.
-        view.apply(user: alice, online: true, version: 5, node: "b", at: at(7.1))
-        #expect(view.heartbeat(node: "b", version: 4, interval: .seconds(1), at: at(7.2)) == .none)
+        #expect(view.heartbeat(node: "b", version: 4, interval: .seconds(1), at: at(4)) == .requestRoster(node: "b"), "the gap up to it")
+        #expect(view.applyRoster(node: "b", version: 4, part: 0, parts: 1, users: [], at: at(4.1)).isEmpty, "a roster below the corrupt number settles nothing")
+        #expect(view.heartbeat(node: "b", version: 5, interval: .seconds(1), at: at(6.5)) == .requestRoster(node: "b"), "5 < 2^31 seen before: numbers reset")
+        #expect(view.applyRoster(node: "b", version: 5, part: 0, parts: 1, users: [], at: at(6.6)) == [alice: false])
+        #expect(view.heartbeat(node: "b", version: 5, interval: .seconds(1), at: at(8)) == .none, "caught up")
+        // A heartbeat trailing a change sent beside it (committed first) is no reason.
+        view.apply(user: alice, online: true, version: 6, node: "b", at: at(8.1))
+        #expect(view.heartbeat(node: "b", version: 5, interval: .seconds(1), at: at(8.2)) == .none)
         #expect(view.isOnline(alice))
+        #expect(view.heartbeat(node: "b", version: 6, interval: .seconds(1), at: at(9)) == .none)
+    }
+
+    @Test("a node that counted nothing yet, reset by a heartbeat of 0, is settled by its empty roster at 0")
+    func resetToZero() {
+        var view = ClusterPresence()
+        let alice = UserID.random()
+        view.apply(user: alice, online: true, version: 9, node: "b", at: at(0))
+        _ = view.heartbeat(node: "b", version: 9, interval: .seconds(1), at: at(0.1))
+        #expect(view.heartbeat(node: "b", version: 0, interval: .seconds(1), at: at(1)) == .requestRoster(node: "b"))
+        #expect(view.isOnline(alice), "kept until the roster says otherwise")
+        #expect(view.applyRoster(node: "b", version: 0, part: 0, parts: 1, users: [], at: at(1.1)) == [alice: false])
+        #expect(view.heartbeat(node: "b", version: 0, interval: .seconds(1), at: at(4)) == .none)
     }
 
     @Test("many gaps without a heartbeat to settle them stop being tracked one by one and ask for the roster")
@@ -92,6 +108,10 @@ import VestnikModel
         view.apply(user: alice, online: true, version: 1, node: "b", at: at(0))
         for step in 1...3 { view.apply(user: alice, online: step % 2 == 0, version: UInt64(1 + step * 200), node: "b", at: at(0.1)) }
         #expect(view.heartbeat(node: "b", version: 601, interval: .seconds(5), at: at(0.2)) == .requestRoster(node: "b"), "asked at once, not after a grace")
+        // One gap longer than the numbers tracked one by one asks at once too.
+        view.apply(user: alice, online: true, version: 1, node: "c", at: at(0))
+        view.apply(user: alice, online: false, version: 1_000, node: "c", at: at(0.1))
+        #expect(view.heartbeat(node: "c", version: 1_000, interval: .seconds(5), at: at(0.2)) == .requestRoster(node: "c"))
     }
 
     @Test("a heartbeat from a node never heard of asks for its roster if it has changes (at most every 2 s, until it comes)")
@@ -195,7 +215,9 @@ import VestnikModel
         let alive = try VestnikJSON.decode(EphemeralEnvelope.self, from: Data(#"{"node":"x","signal":{"alive":{}}}"#.utf8))
         #expect(alive == EphemeralEnvelope(node: "x", signal: .alive(presenceVersion: nil, intervalMilliseconds: nil)))
         let numbered = try VestnikJSON.decode(EphemeralEnvelope.self, from: Data(#"{"node":"x","signal":{"alive":{"presence_version":3}}}"#.utf8))
-        #expect(numbered.signal == .alive(presenceVersion: 3, intervalMilliseconds: nil), "acaba11's heartbeat, without its interval")
+        #expect(numbered.signal == .alive(presenceVersion: 3, intervalMilliseconds: nil, beat: nil), "acaba11's heartbeat, without its interval")
+        let current = EphemeralEnvelope(node: "x", signal: .alive(presenceVersion: 3, intervalMilliseconds: 5000, beat: 12))
+        #expect(try VestnikJSON.decode(EphemeralEnvelope.self, from: VestnikJSON.encode(current)) == current)
         let old = #"{"node":"x","signal":{"presence":{"user_id":"\#(alice)","online":true}}}"#
         let presence = try VestnikJSON.decode(EphemeralEnvelope.self, from: Data(old.utf8))
         #expect(presence.signal == .presence(userID: alice, online: true, version: nil))
@@ -250,24 +272,28 @@ import VestnikModel
         try await Task.sleep(for: .milliseconds(400))
         #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).isEmpty, "own heartbeat never heard")
         #expect(await hub.presence(of: alice).online)
-        await hub.heardOwnHeartbeat()
+        await hub.heardOwnHeartbeat(beat: await hub.nextHeartbeat().beat)
         let gone = await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10))
         #expect(gone.map(\.userID) == [alice] && gone.first?.online == false)
 
-        // Node c is heard just before this node's own echo; then this node's listener goes quiet.
+        // Node c is heard just before this node sends a heartbeat, whose echo is handed over late
+        // (a backlog in the listener, or the listener down): c's silence since says nothing.
         let carol = UserID.random()
         _ = await hub.heardFrom(node: "c", version: 0, interval: .milliseconds(100))
         _ = await hub.setRemotePresence(carol, online: true, version: 1, node: "c")
-        await hub.heardOwnHeartbeat()
+        let beat = await hub.nextHeartbeat().beat
         try await Task.sleep(for: .milliseconds(400))
-        #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).isEmpty, "silence after the own last echo may be this node's")
+        await hub.heardOwnHeartbeat(beat: beat)
+        #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).isEmpty, "judged when the echoed heartbeat was sent")
+        await hub.heardOwnHeartbeat(beat: 999)
+        #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).isEmpty, "a heartbeat this node never sent proves nothing")
         // The listener restarts: c's silence counts from then, not from before the outage.
         await hub.listenerRestarted()
-        await hub.heardOwnHeartbeat()
+        await hub.heardOwnHeartbeat(beat: await hub.nextHeartbeat().beat)
         #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).isEmpty, "silence counts from the listener's restart")
         #expect(await hub.presence(of: carol).online)
         try await Task.sleep(for: .milliseconds(400))
-        await hub.heardOwnHeartbeat()
-        #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).map(\.userID) == [carol], "silent past its limit while this node heard itself")
+        await hub.heardOwnHeartbeat(beat: await hub.nextHeartbeat().beat)
+        #expect(await hub.forgetSilentNodes(ownSilenceLimit: .seconds(10)).map(\.userID) == [carol], "silent past its limit when this node sent a heartbeat that came back")
     }
 }

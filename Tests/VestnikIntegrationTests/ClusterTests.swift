@@ -133,8 +133,9 @@ struct ClusterTests {
             let added = try binary.run(["admin", "user", "add", "--login", login, "--name", login, "--password-stdin", "--data-dir", data] + backend, stdin: "presence-pass-\(login)\n")
             #expect(added.status == 0, "\(added.error)")
         }
-        // A short heartbeat: a node silent for three of them (0.9 s) counts as dead.
-        let fast = ["VESTNIK_CLUSTER_HEARTBEAT_SECONDS": "0.3"]
+        // A short heartbeat: a node silent for three of them (1.5 s) counts as dead (shorter
+        // would risk a loaded machine delaying a live node's heartbeat that long).
+        let fast = ["VESTNIK_CLUSTER_HEARTBEAT_SECONDS": "0.5"]
         let bobsNode = try await binary.startServer(dataDirectory: data + "/bob", arguments: backend, environment: fast)
         defer { bobsNode.kill9() }
         let alicesNode = try await binary.startServer(dataDirectory: data + "/alice", arguments: backend, environment: fast)
