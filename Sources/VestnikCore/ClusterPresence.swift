@@ -12,8 +12,8 @@ import VestnikModel
 /// for that user and node. A number skipped by a later change and still unseen a second later, or
 /// announced by the previous heartbeat and still unseen at the next, means a change was lost: the
 /// receiver asks for the roster, which replaces everything older, and keeps asking at each
-/// heartbeat until one arrives. Presence therefore converges within about two heartbeats whatever was lost, while a
-/// change that is merely overtaken by another costs nothing.
+/// heartbeat until one arrives. Presence therefore converges within about two heartbeats whatever
+/// was lost, while a change that is merely overtaken by another costs nothing.
 package struct ClusterPresence: Sendable {
     /// What to do after a signal: nothing, or ask one node for its roster.
     package enum Follow: Sendable, Equatable {
@@ -37,6 +37,8 @@ package struct ClusterPresence: Sendable {
         /// The highest number seen when the previous heartbeat was handled: the node counted at
         /// least that far before sending the current one (see ``heartbeat(node:version:interval:at:)``).
         var seenBeforeLastHeartbeat: UInt64 = 0
+        /// The number of the newest heartbeat handled (nil from nodes that do not number them).
+        var lastBeat: UInt64?
         /// A roster at or above this version is needed (a change was lost).
         var wanted: UInt64?
         /// Users online on that node, with the version that said so.
@@ -154,12 +156,19 @@ package struct ClusterPresence: Sendable {
     /// interval. A node heard of for the first time with changes to its name, a number announced
     /// by the previous heartbeat and still unseen, or a skipped number still missing after a
     /// grace, asks for the node's roster (again at each heartbeat until one comes).
-    package mutating func heartbeat(node: String, version: UInt64?, interval: Duration?, at now: ContinuousClock.Instant) -> Follow {
+    ///
+    /// `beat` numbers the node's heartbeats: one older than a heartbeat already handled (its send
+    /// timed out on one connection and committed after the next went out on another) only shows
+    /// the node is alive.
+    package mutating func heartbeat(
+        node: String, version: UInt64?, interval: Duration?, beat: UInt64? = nil, at now: ContinuousClock.Instant
+    ) -> Follow {
         // Clamped: a node claiming an hour-long heartbeat must not stay "alive" for three hours.
         let silenceLimit = interval.map { min(max($0, Self.heartbeatRange.lowerBound), Self.heartbeatRange.upperBound) * 3 }
             ?? Self.defaultSilenceLimit
         guard var state = nodes[node] else {
             var fresh = Node(heard: now, silenceLimit: silenceLimit)
+            fresh.lastBeat = beat
             var follow = Follow.none
             if let version, version > 0, fresh.plausible(version) {
                 fresh.announced = version
@@ -173,6 +182,8 @@ package struct ClusterPresence: Sendable {
         state.lastHeard = now
         state.silenceLimit = silenceLimit
         defer { nodes[node] = state }
+        if let beat, let last = state.lastBeat, beat <= last { return .none }
+        state.lastBeat = beat ?? state.lastBeat
         // Notifications arrive in commit order, so whatever was seen before the previous heartbeat
         // committed before it, and the node counted that far before it read the number this
         // heartbeat carries. Less than that is impossible for a node that counts up: what was
@@ -203,7 +214,10 @@ package struct ClusterPresence: Sendable {
         var state = nodes[node] ?? Node(heard: now)
         state.lastHeard = now
         defer { nodes[node] = state }
-        guard state.rosterVersion.map({ version > $0 }) ?? true, state.plausible(version) else { return [:] }
+        // With no roster held yet (or numbers reset) only one at the number wanted will do: an
+        // older one still arriving would briefly bring back who has left since.
+        let newEnough = state.rosterVersion.map { version > $0 } ?? state.wanted.map { version >= $0 } ?? true
+        guard newEnough, state.plausible(version) else { return [:] }
         if state.assembly?.version != version || state.assembly?.parts != parts {
             // A newer roster replaces one still arriving (an older one is not worth finishing).
             if let assembling = state.assembly?.version, assembling > version { return [:] }

@@ -321,8 +321,8 @@ package actor EventHub {
     }
 
     /// Notes another node's heartbeat; says whether to ask it for its roster.
-    package func heardFrom(node: String, version: UInt64?, interval: Duration?) -> ClusterPresence.Follow {
-        cluster.heartbeat(node: node, version: version, interval: interval, at: .now)
+    package func heardFrom(node: String, version: UInt64?, interval: Duration?, beat: UInt64? = nil) -> ClusterPresence.Follow {
+        cluster.heartbeat(node: node, version: version, interval: interval, beat: beat, at: .now)
     }
 
     /// Numbers this node's next heartbeat and notes when it is sent; returns the number and this
@@ -330,6 +330,7 @@ package actor EventHub {
     package func nextHeartbeat() -> (beat: UInt64, presenceVersion: UInt64) {
         heartbeatsSent += 1
         heartbeatSentAt[heartbeatsSent] = .now
+        // Kept until echoed; the bound only matters while the listener is down.
         heartbeatSentAt[heartbeatsSent - min(heartbeatsSent, Self.heartbeatsRemembered)] = nil
         return (heartbeatsSent, presenceVersion)
     }
@@ -339,10 +340,12 @@ package actor EventHub {
     package func heardOwnHeartbeat(beat: UInt64) {
         guard let sent = heartbeatSentAt[beat] else { return }
         lastOwnHeartbeat = max(lastOwnHeartbeat ?? sent, sent)
+        heartbeatSentAt = heartbeatSentAt.filter { $0.key > beat }
     }
 
-    /// Own heartbeats whose send time is kept (older echoes are too late to matter).
-    private static let heartbeatsRemembered: UInt64 = 16
+    /// Own heartbeats not yet echoed whose send time is kept: at the shortest interval (0.1 s)
+    /// a listener more than about 7 minutes behind forgets nobody until it catches up.
+    private static let heartbeatsRemembered: UInt64 = 4096
 
     /// Records one part of another node's roster; returns the presences it changed overall.
     package func applyRoster(node: String, version: UInt64, part: Int, parts: Int, users: [UserID]) -> [Presence] {

@@ -100,9 +100,9 @@ package struct SyncService: Sendable {
             return
         }
         switch envelope.signal {
-        case .alive(let version, let milliseconds, _):
+        case .alive(let version, let milliseconds, let beat):
             let interval = milliseconds.map { Duration.milliseconds($0) }
-            await follow(await context.hub.heardFrom(node: envelope.node, version: version, interval: interval))
+            await follow(await context.hub.heardFrom(node: envelope.node, version: version, interval: interval, beat: beat))
         case .typing(let chatID, let userID):
             do {
                 let members = try await context.read { try await $0.memberIDs(of: chatID) }

@@ -295,6 +295,11 @@ package final class PostgresStore: Store, Service {
     /// Sends an ephemeral signal to every node listening (``listenForSignals(onListening:_:)``).
     /// Not durable: a node that is not listening right now never sees it. Payloads are limited
     /// by PostgreSQL to 8,000 bytes.
+    ///
+    /// Returns once the statement ran; its implicit transaction, and so the delivery, commits a
+    /// moment later at the protocol's sync. Heartbeats, which rely on one sent before the next is
+    /// numbered, are at least 0.1 s apart, and numbered so that one committed late is only taken
+    /// as a sign of life (``ClusterPresence``).
     package func notify(signal payload: String) async throws {
         try await pools.withConnection { connection in
             try connection.checkOpen()

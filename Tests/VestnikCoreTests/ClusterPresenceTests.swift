@@ -89,7 +89,7 @@ import VestnikModel
         #expect(view.heartbeat(node: "b", version: 6, interval: .seconds(1), at: at(9)) == .none)
     }
 
-    @Test("a node that counted nothing yet, reset by a heartbeat of 0, is settled by its empty roster at 0")
+    @Test("a heartbeat of 0 after 9 resets the node's numbers; only a roster at the number wanted settles its users, even one at 0")
     func resetToZero() {
         var view = ClusterPresence()
         let alice = UserID.random()
@@ -98,7 +98,32 @@ import VestnikModel
         #expect(view.heartbeat(node: "b", version: 0, interval: .seconds(1), at: at(1)) == .requestRoster(node: "b"))
         #expect(view.isOnline(alice), "kept until the roster says otherwise")
         #expect(view.applyRoster(node: "b", version: 0, part: 0, parts: 1, users: [], at: at(1.1)) == [alice: false])
+        // Node c resets at 7; a roster at 5 still arriving from before does not count.
+        let bob = UserID.random()
+        view.apply(user: bob, online: true, version: 1_000, node: "c", at: at(0))
+        _ = view.heartbeat(node: "c", version: 1_000, interval: .seconds(1), at: at(0.1))
+        #expect(view.heartbeat(node: "c", version: 7, interval: .seconds(1), at: at(2.5)) == .requestRoster(node: "c"))
+        #expect(view.applyRoster(node: "c", version: 5, part: 0, parts: 1, users: [], at: at(2.6)).isEmpty)
+        #expect(view.applyRoster(node: "c", version: 7, part: 0, parts: 1, users: [bob], at: at(2.7)).isEmpty, "bob is still there")
+        #expect(view.isOnline(bob))
         #expect(view.heartbeat(node: "b", version: 0, interval: .seconds(1), at: at(4)) == .none)
+    }
+
+    @Test("a heartbeat older than one already handled only shows the node alive")
+    func lateHeartbeat() {
+        var view = ClusterPresence()
+        let alice = UserID.random()
+        view.apply(user: alice, online: true, version: 3, node: "b", at: at(0))
+        _ = view.heartbeat(node: "b", version: 3, interval: .seconds(1), beat: 1, at: at(0))
+        view.apply(user: alice, online: false, version: 4, node: "b", at: at(0.5))
+        _ = view.heartbeat(node: "b", version: 4, interval: .seconds(1), beat: 3, at: at(1))
+        // Beat 2 (number 3) timed out on one connection and committed after beat 3.
+        #expect(view.heartbeat(node: "b", version: 3, interval: .seconds(1), beat: 2, at: at(1.1)) == .none)
+        #expect(view.heartbeat(node: "b", version: 4, interval: .seconds(1), beat: 4, at: at(2)) == .none, "no reset, nothing lost")
+        #expect(!view.isOnline(alice))
+        #expect(view.forgetSilentNodes(at: at(4.5), unannouncedLimit: .seconds(15)).isEmpty)
+        _ = view.heartbeat(node: "b", version: 4, interval: .seconds(1), beat: 4, at: at(5))
+        #expect(view.forgetSilentNodes(at: at(7.5), unannouncedLimit: .seconds(15)).isEmpty, "a repeated beat still shows it alive")
     }
 
     @Test("many gaps without a heartbeat to settle them stop being tracked one by one and ask for the roster")
