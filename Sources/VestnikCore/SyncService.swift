@@ -128,9 +128,8 @@ package struct SyncService: Sendable {
     /// their own intervals, telling this node's clients that their users went offline.
     package func heartbeat(every interval: Duration) async {
         guard let relay = context.relay else { return }
-        let milliseconds = Int(interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
         let (beat, version) = await context.hub.nextHeartbeat()
-        await relay.send(.alive(presenceVersion: version, intervalMilliseconds: milliseconds, beat: beat))
+        await relay.send(.alive(presenceVersion: version, intervalMilliseconds: Int(interval.wholeMilliseconds), beat: beat))
         let gone = await context.hub.forgetSilentNodes(ownSilenceLimit: interval * 3)
         await broadcastInBackground(gone.map(\.userID))
     }

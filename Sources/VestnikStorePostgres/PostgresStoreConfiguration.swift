@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import VestnikModel
 
 /// Where the PostgreSQL store connects, parsed from a `postgres://user:password@host:port/database` URL.
 ///
@@ -101,9 +102,7 @@ package struct PostgresStoreConfiguration: Sendable {
     /// waiting for a lock does not notice its client left). The watchdog is then only for a
     /// server that does not answer at all.
     var statementTimeoutMilliseconds: Int64 {
-        let answer = answerTimeout.components
-        let milliseconds = answer.seconds * 1000 + answer.attoseconds / 1_000_000_000_000_000
-        return max(milliseconds * 4 / 5, 1)
+        max(answerTimeout.wholeMilliseconds * 4 / 5, 1)
     }
 
     /// The single writer's client: one connection, kept open (see `PostgresStore.writerClient`).

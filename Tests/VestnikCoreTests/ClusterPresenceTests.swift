@@ -234,6 +234,13 @@ import VestnikModel
         #expect(view.forgetSilentNodes(at: at(181), unannouncedLimit: .seconds(15)) == [alice], "at most 3 × 60 s")
     }
 
+    @Test("a heartbeat interval goes on the wire in whole milliseconds, rounded toward zero")
+    func intervalMilliseconds() {
+        #expect(Duration.milliseconds(1_500).wholeMilliseconds == 1_500)
+        #expect(Duration.nanoseconds(1_999_999).wholeMilliseconds == 1)
+        #expect(Duration.seconds(60).wholeMilliseconds == 60_000)
+    }
+
     @Test("signals of the previous release still decode; a full roster part fits a NOTIFY payload")
     func wireCompatibility() throws {
         let alice = UserID.random()
