@@ -117,8 +117,10 @@ struct ClusterTests {
         #expect(try await clients[1].user(users[0].id).presence.online)
 
         // Read receipts cross nodes too: user 1 (node 1) reads; user 0 (node 0) is told.
-        let last = try #require(orders[0].last)
-        _ = try await clients[1].markRead(chatID: chat.id, messageID: last)
+        // On a fresh message of user 0's: a sender has read what they sent, so reading up to a
+        // message at or before user 1's own last one would move nothing and log no receipt.
+        let fresh = try await clients[0].sendMessage(chatID: chat.id, text: "read me", clientMessageID: "read-me")
+        _ = try await clients[1].markRead(chatID: chat.id, messageID: fresh.id)
         #expect(await collectors[0].0.wait {
             await $0.events.contains { if case .receiptUpdated(chat.id, users[1].id, _) = $0.event { true } else { false } }
         }, "a read on node 1 reaches a client on node 0")
